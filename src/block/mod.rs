@@ -1,0 +1,1 @@
+//! Kernel firewall blocking with expiry, safety checks and state. (Skeleton.)

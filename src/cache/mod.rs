@@ -1,0 +1,1 @@
+//! The reputation cache and quota state. (Skeleton.)

@@ -1,0 +1,105 @@
+//! The command line: the top-level parser and one file per door.
+//!
+//! Exit codes, for every door but the Wazuh ones (which document their own):
+//! 0 success, 1 the command ran but found or did nothing it was asked for, 2 error.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod block;
+mod check;
+mod scan;
+mod wazuh_active_response;
+mod wazuh_install;
+mod wazuh_integration;
+mod wazuh_rules;
+
+/// Flags every door accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Configuration file (default: /etc/repute/repute.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "repute",
+    version,
+    about = "Which login attempts come from known-bad addresses, and what to do about it"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read sshd logs (files, .gz, stdin) and report who attacked.
+    Scan(scan::Args),
+    /// Look addresses up, through the cache.
+    Check(check::Args),
+    /// Wazuh doors: integration, active response, install, rules.
+    #[command(subcommand)]
+    Wazuh(WazuhCommand),
+    /// Block and unblock addresses in the kernel firewall.
+    Block(block::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum WazuhCommand {
+    /// The custom-abuseipdb integration, as integratord runs it.
+    Integration(wazuh_integration::Args),
+    /// The active-response program, as execd runs it (JSON on stdin).
+    ActiveResponse(wazuh_active_response::Args),
+    /// Install the integration, rules and configuration into a Wazuh tree.
+    Install(wazuh_install::Args),
+    /// Print the shipped Wazuh rules.
+    Rules(wazuh_rules::Args),
+}
+
+/// The entry point of the binary.
+pub fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if wazuh_integration::called_by_integratord(&args) {
+        return wazuh_integration::run_as_integratord_child(&args);
+    }
+    let cli = Cli::parse_from(args);
+    let result = match cli.command {
+        Command::Scan(a) => scan::run(a, &cli.global),
+        Command::Check(a) => check::run(a, &cli.global),
+        Command::Wazuh(WazuhCommand::Integration(a)) => wazuh_integration::run(a, &cli.global),
+        Command::Wazuh(WazuhCommand::ActiveResponse(a)) => {
+            wazuh_active_response::run(a, &cli.global)
+        }
+        Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
+        Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
+        Command::Block(a) => block::run(a, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("repute: {}", one_line(&err));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
+}
+
+/// A closed pipe (`repute scan … | head`) is a normal end, not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

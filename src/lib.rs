@@ -1,0 +1,40 @@
+//! # repute
+//!
+//! repute tells defenders which login attempts come from known-bad addresses, and acts on it.
+//! This library is the engine behind every door of the `repute` binary; the binary itself
+//! (`src/main.rs`, `src/cli/`) only parses arguments and calls in here.
+//!
+//! The pipeline, left to right:
+//!
+//! - [`sshd`] turns one log line (any syslog envelope, sshd or sshd-session) into an
+//!   [`Attempt`]: who (address, port, user), what (`kind`, `outcome`) and the Wazuh rule the
+//!   same line would fire. The address is always the one sshd appended at the end of the
+//!   message, so text an attacker typed (a user name, an identification string) never becomes
+//!   the source.
+//! - [`addr`] classifies an address against the IANA special-purpose registries. Only
+//!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
+//! - [`scan`] reads files, `.gz` files and stdin in a streaming way and summarises attempts per
+//!   address (the `repute scan` door).
+//! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the HTTP client,
+//!   and quota state. [`cache`] keeps answers in SQLite (shared safely by many processes) so a
+//!   storm costs one lookup per address.
+//! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
+//!   provider, policy. [`config`] builds the settings every door uses (file, environment, flags),
+//!   and keeps the API key out of every output.
+//! - [`wazuh`] speaks Wazuh: the alert model, the integration protocol and queue socket framing,
+//!   the shipped ruleset, installation into a Wazuh tree, and active response.
+//! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
+//!   safety checks and state kept beside the cache.
+
+pub mod addr;
+pub mod attempt;
+pub mod block;
+pub mod cache;
+pub mod config;
+pub mod engine;
+pub mod reputation;
+pub mod scan;
+pub mod sshd;
+pub mod wazuh;
+
+pub use attempt::{Attempt, Kind, Origin, Outcome};

@@ -1,0 +1,1 @@
+//! `repute scan`: streaming reading of logs and per-address summaries. (Skeleton.)

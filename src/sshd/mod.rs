@@ -1,0 +1,1 @@
+//! sshd log lines to [`Attempt`](crate::Attempt)s. (Skeleton: filled in by the "Core" issue.)

@@ -1,0 +1,2 @@
+//! Wazuh: alerts, the integration protocol, the queue socket, ruleset, install, active response.
+//! (Skeleton.)
