@@ -23,6 +23,7 @@
 //!   and keeps the API key out of every output.
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration protocol and queue socket framing,
 //!   the shipped ruleset, installation into a Wazuh tree, and active response.
+//! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
 
@@ -35,6 +36,7 @@ pub mod engine;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;
+pub mod store;
 pub mod wazuh;
 
 pub use attempt::{Attempt, Kind, Origin, Outcome};
