@@ -32,6 +32,17 @@ pub enum Source {
     Skipped,
 }
 
+impl Source {
+    /// The contract's name: `cache`, `api` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cache => "cache",
+            Source::Api => "api",
+            Source::Skipped => "skipped",
+        }
+    }
+}
+
 /// Why there is no reputation for an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoReputation {
@@ -72,7 +83,7 @@ impl NoReputation {
 impl fmt::Display for NoReputation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NoReputation::NotPublic(c) => write!(f, "not a public address ({c:?})"),
+            NoReputation::NotPublic(c) => write!(f, "not a public address ({c})"),
             NoReputation::Allowlisted => f.write_str("allowlisted"),
             NoReputation::NoApiKey => f.write_str("no API key configured"),
             NoReputation::QuotaExhausted { until: Some(t) } => {
@@ -132,6 +143,33 @@ impl Lookup {
     pub fn score(&self) -> Option<u8> {
         self.reputation.as_ref().map(|r| r.abuse_confidence_score)
     }
+
+    /// The JSON shape of the `repute check --format json` contract (also used to enrich
+    /// scan summaries): `ip`, `class`, `source`, `reputation` (null when there is none), and
+    /// then `reason` (a [`NoReputation::code`]) and `detail` (its text).
+    pub fn record(&self) -> LookupRecord<'_> {
+        LookupRecord {
+            ip: self.ip,
+            class: self.class,
+            source: self.source,
+            reputation: self.reputation.as_ref(),
+            reason: self.missing.as_ref().map(NoReputation::code),
+            detail: self.missing.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// See [`Lookup::record`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupRecord<'a> {
+    pub ip: IpAddr,
+    pub class: AddrClass,
+    pub source: Source,
+    pub reputation: Option<&'a Reputation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What to do about an attempt.
