@@ -473,7 +473,8 @@ impl Engine {
     }
 
     fn failure(&self, endpoint: &str, err: ApiError, now: i64) -> NoReputation {
-        tracing::warn!(error = %err, "reputation lookup failed");
+        // The reason goes back in the Lookup; the door decides whether to print it.
+        tracing::debug!(error = %err, "reputation lookup failed");
         match err {
             ApiError::QuotaExhausted { retry_at, .. } => {
                 let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
