@@ -827,6 +827,27 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_sample_loads() {
+        let sample =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/repute.toml"))
+                .expect("examples/repute.toml");
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
+        let text = sample.replace("/etc/repute/abuseipdb.key", "abuseipdb.key");
+        let path = dir.path().join("repute.toml");
+        std::fs::write(&path, text).expect("write");
+        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+            .expect("sample");
+        assert!(
+            c.api_key.is_some(),
+            "relative key file resolved beside the config"
+        );
+        assert_eq!(c.allowlist.len(), 3);
+        assert_eq!(c.block.min_score, Some(90));
+        assert_eq!(c.alert_min_score, 25);
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
