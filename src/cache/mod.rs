@@ -91,6 +91,17 @@ pub trait Cache: Send + Sync {
     fn try_lease(&self, key: &CacheKey, holder: &str, ttl: Duration) -> Result<bool, CacheError>;
     /// Gives a lease back (only `holder`'s own).
     fn release_lease(&self, key: &CacheKey, holder: &str) -> Result<(), CacheError>;
+    /// Turns `holder`'s lease into the note `failed:{note}` that lives for `hold`, so that
+    /// processes waiting on the key learn the lookup failed instead of trying in turn.
+    fn fail_lease(
+        &self,
+        key: &CacheKey,
+        holder: &str,
+        note: &str,
+        hold: Duration,
+    ) -> Result<(), CacheError>;
+    /// The holder of the live lease on `key`, if any.
+    fn lease_holder(&self, key: &CacheKey) -> Result<Option<String>, CacheError>;
     /// The quota state of `endpoint` (e.g. `abuseipdb/check`).
     fn quota(&self, endpoint: &str) -> Result<Option<QuotaState>, CacheError>;
     /// Replaces the quota state of `endpoint`.
