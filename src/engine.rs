@@ -20,7 +20,7 @@ use crate::addr::AddrClass;
 use crate::attempt::Attempt;
 use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
 use crate::config::{CacheSetting, Config};
-use crate::reputation::abuseipdb::{AbuseIpdb, DEFAULT_QUOTA_BACKOFF};
+use crate::reputation::abuseipdb::AbuseIpdb;
 use crate::reputation::{ApiError, Checked, Provider, Reputation};
 
 /// Where an answer came from.
@@ -376,6 +376,12 @@ impl Engine {
         }
     }
 
+    /// The cache (and quota store) this engine uses, for doors that record other endpoints'
+    /// quota (`abuseipdb/report`, `abuseipdb/blacklist`) in the same place.
+    pub fn cache(&self) -> &dyn Cache {
+        self.cache.as_ref()
+    }
+
     /// The shared quota state of the check endpoint, if any has been recorded.
     pub fn quota_state(&self) -> Option<QuotaState> {
         let provider = self.provider.as_deref()?;
@@ -508,21 +514,8 @@ impl Engine {
     /// Records what the rate-limit headers said; a remaining count of zero stops every
     /// process until the reset.
     fn record_rate(&self, endpoint: &str, checked: &Checked, now: i64) {
-        let rate = &checked.rate;
-        if rate.limit.is_none() && rate.remaining.is_none() {
+        let Some(state) = QuotaState::from_rate(&checked.rate, now) else {
             return;
-        }
-        let blocked_until = (rate.remaining == Some(0)).then(|| {
-            rate.reset_at
-                .filter(|r| *r > now)
-                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64)
-        });
-        let state = QuotaState {
-            limit: rate.limit,
-            remaining: rate.remaining,
-            reset_at: rate.reset_at,
-            blocked_until,
-            updated_at: now,
         };
         if let Err(e) = self.cache.record_quota(endpoint, &state) {
             tracing::warn!(error = %e, "could not record the quota state");
@@ -534,23 +527,13 @@ impl Engine {
         tracing::debug!(error = %err, "reputation lookup failed");
         match err {
             ApiError::QuotaExhausted { retry_at, .. } => {
-                let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
-                let state = QuotaState {
-                    remaining: Some(0),
-                    blocked_until: Some(until),
-                    updated_at: now,
-                    ..self
-                        .cache
-                        .quota(endpoint)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default()
-                };
+                let previous = self.cache.quota(endpoint).ok().flatten();
+                let state = QuotaState::exhausted(previous, retry_at, now);
                 if let Err(e) = self.cache.record_quota(endpoint, &state) {
                     tracing::warn!(error = %e, "could not record the quota state");
                 }
                 NoReputation::QuotaExhausted {
-                    until: Some(rfc3339(until)),
+                    until: state.blocked_until.map(rfc3339),
                 }
             }
             ApiError::Unauthorized { .. } => NoReputation::Unauthorized,
