@@ -185,6 +185,9 @@ pub struct Overrides {
     pub positive_ttl: Option<Duration>,
     pub negative_ttl: Option<Duration>,
     pub alert_min_score: Option<u8>,
+    /// Replaces the allowlist.
+    pub allowlist: Option<Vec<ipnet::IpNet>>,
+    pub block_min_score: Option<u8>,
 }
 
 /// The TOML file, as written by a person: every key optional, unknown keys refused.
@@ -485,6 +488,12 @@ impl Builder {
         }
         if let Some(s) = flags.alert_min_score {
             c.alert_min_score = score(i64::from(s), "the alert score argument")?;
+        }
+        if let Some(list) = &flags.allowlist {
+            c.allowlist = list.iter().map(ipnet::IpNet::trunc).collect();
+        }
+        if let Some(s) = flags.block_min_score {
+            c.block.min_score = Some(score(i64::from(s), "the block score argument")?);
         }
         Ok(())
     }
