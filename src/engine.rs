@@ -246,6 +246,14 @@ impl fmt::Debug for Engine {
     }
 }
 
+/// AbuseIPDB, when the configuration has a key.
+fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
+    config
+        .api_key
+        .as_ref()
+        .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>)
+}
+
 /// Opens the cache the configuration names.
 pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
     Ok(match &config.cache {
@@ -258,11 +266,11 @@ impl Engine {
     /// The engine of `config`: its cache, and AbuseIPDB when a key is configured (without
     /// one, cached answers are still served and misses say [`NoReputation::NoApiKey`]).
     pub fn new(config: &Config) -> Result<Engine, EngineError> {
-        let provider = config
-            .api_key
-            .as_ref()
-            .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>);
-        Ok(Engine::from_parts(config, open_cache(config)?, provider))
+        Ok(Engine::from_parts(
+            config,
+            open_cache(config)?,
+            abuseipdb(config),
+        ))
     }
 
     /// As [`Engine::new`], but a cache that cannot be opened (a directory the process may
@@ -276,11 +284,7 @@ impl Engine {
                 Box::new(DisabledCache::new())
             }
         };
-        let provider = config
-            .api_key
-            .as_ref()
-            .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>);
-        Engine::from_parts(config, cache, provider)
+        Engine::from_parts(config, cache, abuseipdb(config))
     }
 
     /// The cache of `config` with another provider (tests, other sources).
