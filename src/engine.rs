@@ -1,15 +1,27 @@
 //! Address or attempt to verdict: class gate, allowlist, cache, provider, policy.
 //!
-//! (Skeleton: the result types are the contract the doors use; the engine is filled in by the
-//! "Reputation" issue.)
+//! [`Engine::lookup`] is the one path every door takes to a reputation, in this order: the
+//! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
+//! the allowlist; the shared cache; then the provider, under a short lease so that processes
+//! missing on the same address at the same moment share one call, and never while the shared
+//! quota state says the daily quota is spent. [`Engine::judge`] adds the policy: an
+//! [`Attempt`] becomes a [`Verdict`] (alert, block or ignore, by the thresholds in
+//! [`Config`]). Nothing here fails: every reason for having no reputation is a
+//! [`NoReputation`], and a broken cache is logged and bypassed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::addr::AddrClass;
-use crate::reputation::Reputation;
+use crate::attempt::Attempt;
+use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
+use crate::config::{CacheSetting, Config};
+use crate::reputation::abuseipdb::AbuseIpdb;
+use crate::reputation::{ApiError, Checked, Provider, Reputation};
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +30,17 @@ pub enum Source {
     Cache,
     Api,
     Skipped,
+}
+
+impl Source {
+    /// The contract's name: `cache`, `api` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cache => "cache",
+            Source::Api => "api",
+            Source::Skipped => "skipped",
+        }
+    }
 }
 
 /// Why there is no reputation for an address.
@@ -37,10 +60,30 @@ pub enum NoReputation {
     ProviderFailed { status: Option<u16>, detail: String },
 }
 
+impl NoReputation {
+    /// A stable machine name for the reason (`not-public`, `allowlisted`, `no-api-key`,
+    /// `quota-exhausted`, `unauthorized`, `provider-failed`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NoReputation::NotPublic(_) => "not-public",
+            NoReputation::Allowlisted => "allowlisted",
+            NoReputation::NoApiKey => "no-api-key",
+            NoReputation::QuotaExhausted { .. } => "quota-exhausted",
+            NoReputation::Unauthorized => "unauthorized",
+            NoReputation::ProviderFailed { .. } => "provider-failed",
+        }
+    }
+
+    /// True when the address was deliberately not looked up (not a failure).
+    pub fn is_deliberate(&self) -> bool {
+        matches!(self, NoReputation::NotPublic(_) | NoReputation::Allowlisted)
+    }
+}
+
 impl fmt::Display for NoReputation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NoReputation::NotPublic(c) => write!(f, "not a public address ({c:?})"),
+            NoReputation::NotPublic(c) => write!(f, "not a public address ({c})"),
             NoReputation::Allowlisted => f.write_str("allowlisted"),
             NoReputation::NoApiKey => f.write_str("no API key configured"),
             NoReputation::QuotaExhausted { until: Some(t) } => {
@@ -73,4 +116,913 @@ pub struct Lookup {
     pub reputation: Option<Reputation>,
     /// Set exactly when `reputation` is `None`.
     pub missing: Option<NoReputation>,
+}
+
+impl Lookup {
+    fn skipped(ip: IpAddr, class: AddrClass, why: NoReputation) -> Self {
+        Lookup {
+            ip,
+            class,
+            source: Source::Skipped,
+            reputation: None,
+            missing: Some(why),
+        }
+    }
+
+    fn found(ip: IpAddr, class: AddrClass, source: Source, reputation: Reputation) -> Self {
+        Lookup {
+            ip,
+            class,
+            source,
+            reputation: Some(reputation),
+            missing: None,
+        }
+    }
+
+    /// The score, when there is a reputation.
+    pub fn score(&self) -> Option<u8> {
+        self.reputation.as_ref().map(|r| r.abuse_confidence_score)
+    }
+
+    /// The JSON shape of the `repute check --format json` contract (also used to enrich
+    /// scan summaries): `ip`, `class`, `source`, `reputation` (null when there is none), and
+    /// then `reason` (a [`NoReputation::code`]) and `detail` (its text).
+    pub fn record(&self) -> LookupRecord<'_> {
+        LookupRecord {
+            ip: self.ip,
+            class: self.class,
+            source: self.source,
+            reputation: self.reputation.as_ref(),
+            reason: self.missing.as_ref().map(NoReputation::code),
+            detail: self.missing.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// See [`Lookup::record`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupRecord<'a> {
+    pub ip: IpAddr,
+    pub class: AddrClass,
+    pub source: Source,
+    pub reputation: Option<&'a Reputation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What to do about an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Score at or above `block.min_score` on an attack (failure or probe).
+    Block,
+    /// Score at or above `alert_min_score`.
+    Alert,
+    /// No reputation, or a score below the thresholds.
+    Ignore,
+}
+
+/// An attempt, the answer for its address (none when the attempt carries no address), and
+/// the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub attempt: Attempt,
+    pub lookup: Option<Lookup>,
+    pub decision: Decision,
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The settings the engine reads from [`Config`].
+#[derive(Debug, Clone)]
+struct Policy {
+    max_age_days: u16,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    allowlist: Vec<ipnet::IpNet>,
+    alert_min_score: u8,
+    block_min_score: Option<u8>,
+    /// How long a lookup lease lasts: the provider's whole time budget and a margin.
+    lease_ttl: Duration,
+}
+
+impl Policy {
+    fn from_config(config: &Config) -> Self {
+        Policy {
+            max_age_days: config.max_age_days.clamp(1, 365),
+            positive_ttl: config.positive_ttl,
+            negative_ttl: config.negative_ttl,
+            allowlist: config.allowlist.clone(),
+            alert_min_score: config.alert_min_score,
+            block_min_score: config.block.min_score,
+            lease_ttl: config.timeout + config.connect_timeout + Duration::from_secs(1),
+        }
+    }
+}
+
+/// Turns addresses into [`Lookup`]s and attempts into [`Verdict`]s.
+pub struct Engine {
+    policy: Policy,
+    cache: Box<dyn Cache>,
+    provider: Option<Box<dyn Provider>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.policy)
+            .field(
+                "provider",
+                &self.provider.as_ref().map(|p| p.name().to_string()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// AbuseIPDB, when the configuration has a key.
+fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
+    config
+        .api_key
+        .as_ref()
+        .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>)
+}
+
+/// Opens the cache the configuration names.
+pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
+    Ok(match &config.cache {
+        CacheSetting::Sqlite(path) => Box::new(SqliteCache::open(path)?),
+        CacheSetting::Disabled => Box::new(DisabledCache::new()),
+    })
+}
+
+impl Engine {
+    /// The engine of `config`: its cache, and AbuseIPDB when a key is configured (without
+    /// one, cached answers are still served and misses say [`NoReputation::NoApiKey`]).
+    pub fn new(config: &Config) -> Result<Engine, EngineError> {
+        Ok(Engine::from_parts(
+            config,
+            open_cache(config)?,
+            abuseipdb(config),
+        ))
+    }
+
+    /// As [`Engine::new`], but a cache that cannot be opened (a directory the process may
+    /// not write, a full disk) is logged and replaced by no cache: for the per-alert doors,
+    /// where an answer without the cache beats no answer.
+    pub fn new_or_uncached(config: &Config) -> Engine {
+        let cache: Box<dyn Cache> = match open_cache(config) {
+            Ok(cache) => cache,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache unavailable; looking up without it");
+                Box::new(DisabledCache::new())
+            }
+        };
+        Engine::from_parts(config, cache, abuseipdb(config))
+    }
+
+    /// The cache of `config` with another provider (tests, other sources).
+    pub fn with_provider(
+        config: &Config,
+        provider: Box<dyn Provider>,
+    ) -> Result<Engine, EngineError> {
+        Ok(Engine::from_parts(
+            config,
+            open_cache(config)?,
+            Some(provider),
+        ))
+    }
+
+    /// An engine from its parts.
+    pub fn from_parts(
+        config: &Config,
+        cache: Box<dyn Cache>,
+        provider: Option<Box<dyn Provider>>,
+    ) -> Engine {
+        Engine {
+            policy: Policy::from_config(config),
+            cache,
+            provider,
+        }
+    }
+
+    /// The `maxAgeInDays` lookups use.
+    pub fn max_age_days(&self) -> u16 {
+        self.policy.max_age_days
+    }
+
+    /// The answer for one address; never fails, never looks up a non-public address.
+    pub fn lookup(&self, ip: IpAddr) -> Lookup {
+        let ip = crate::addr::canonical(ip);
+        let class = crate::addr::classify(ip);
+        if !class.is_public() {
+            return Lookup::skipped(ip, class, NoReputation::NotPublic(class));
+        }
+        if self.policy.allowlist.iter().any(|net| net.contains(&ip)) {
+            return Lookup::skipped(ip, class, NoReputation::Allowlisted);
+        }
+        let key = CacheKey::new(ip, self.policy.max_age_days);
+        if let Some(rep) = self.cached(&key) {
+            return Lookup::found(ip, class, Source::Cache, rep);
+        }
+        let Some(provider) = self.provider.as_deref() else {
+            return Lookup::skipped(ip, class, NoReputation::NoApiKey);
+        };
+        match self.fetch_under_lease(&key, provider) {
+            Ok((source, rep)) => Lookup::found(ip, class, source, rep),
+            Err(why) => Lookup::skipped(ip, class, why),
+        }
+    }
+
+    /// One lookup per distinct address (for `repute scan --enrich`): non-public and
+    /// allowlisted addresses are answered without any call, each public one at most once.
+    pub fn lookup_distinct(
+        &self,
+        ips: impl IntoIterator<Item = IpAddr>,
+    ) -> BTreeMap<IpAddr, Lookup> {
+        let mut answers = BTreeMap::new();
+        for ip in ips {
+            let ip = crate::addr::canonical(ip);
+            answers.entry(ip).or_insert_with(|| self.lookup(ip));
+        }
+        answers
+    }
+
+    /// The decision for an answer, by the thresholds; `attack` allows blocking.
+    pub fn decide(&self, lookup: &Lookup, attack: bool) -> Decision {
+        let Some(score) = lookup.score() else {
+            return Decision::Ignore;
+        };
+        match self.policy.block_min_score {
+            Some(min) if attack && score >= min => Decision::Block,
+            _ if score >= self.policy.alert_min_score.max(1) => Decision::Alert,
+            _ => Decision::Ignore,
+        }
+    }
+
+    /// The verdict on one attempt. Attempts without an address are ignored.
+    pub fn judge(&self, attempt: Attempt) -> Verdict {
+        let lookup = attempt.srcip.map(|ip| self.lookup(ip));
+        let decision = lookup
+            .as_ref()
+            .map(|l| self.decide(l, attempt.outcome.is_attack()))
+            .unwrap_or(Decision::Ignore);
+        Verdict {
+            attempt,
+            lookup,
+            decision,
+        }
+    }
+
+    /// The cache (and quota store) this engine uses, for doors that record other endpoints'
+    /// quota (`abuseipdb/report`, `abuseipdb/blacklist`) in the same place.
+    pub fn cache(&self) -> &dyn Cache {
+        self.cache.as_ref()
+    }
+
+    /// The shared quota state of the check endpoint, if any has been recorded.
+    pub fn quota_state(&self) -> Option<QuotaState> {
+        let provider = self.provider.as_deref()?;
+        self.cache.quota(&quota_endpoint(provider)).ok().flatten()
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Reputation> {
+        match self.cache.get(key) {
+            Ok(hit) => hit.map(|c| c.reputation),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache read failed; asking the provider");
+                None
+            }
+        }
+    }
+
+    /// Takes the lookup lease for `key`, or waits (bounded) for its holder's answer to land in
+    /// the cache. A holder that dies leaves a lease that expires after `lease_ttl`.
+    fn fetch_under_lease(
+        &self,
+        key: &CacheKey,
+        provider: &dyn Provider,
+    ) -> Result<(Source, Reputation), NoReputation> {
+        let holder = lease_holder();
+        let deadline = Instant::now() + self.policy.lease_ttl + Duration::from_secs(1);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.cache.try_lease(key, &holder, self.policy.lease_ttl) {
+                Ok(true) => {
+                    // Another process may have filled the cache between our miss and now.
+                    let result = match self.cached(key) {
+                        Some(rep) => Ok((Source::Cache, rep)),
+                        None => self.fetch(key, provider).map(|r| (Source::Api, r)),
+                    };
+                    self.end_lease(key, &holder, result.as_ref().err());
+                    return result;
+                }
+                Ok(false) => {
+                    if let Some(why) = self.failure_note(key) {
+                        return Err(why);
+                    }
+                    if Instant::now() >= deadline {
+                        tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
+                        return self.fetch(key, provider).map(|r| (Source::Api, r));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                    if let Some(rep) = self.cached(key) {
+                        return Ok((Source::Cache, rep));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cache lease failed; asking the provider");
+                    return self.fetch(key, provider).map(|r| (Source::Api, r));
+                }
+            }
+        }
+    }
+
+    /// Releases the lease, or, when the lookup failed for a reason every process would meet
+    /// too, leaves a failure note on it for [`FAILED_LOOKUP_HOLD`] so that processes waiting
+    /// on the same address give up at once instead of calling in turn (an outage costs one
+    /// call per address per hold, not one per process).
+    fn end_lease(&self, key: &CacheKey, holder: &str, failure: Option<&NoReputation>) {
+        let note = match failure {
+            Some(NoReputation::Unauthorized) => Some("unauthorized".to_string()),
+            Some(NoReputation::ProviderFailed { status, detail }) => Some(format!(
+                "{}:{detail}",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        let done = match note {
+            Some(note) => self
+                .cache
+                .fail_lease(key, holder, &note, FAILED_LOOKUP_HOLD),
+            None => self.cache.release_lease(key, holder),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "could not release the lookup lease");
+        }
+    }
+
+    /// The failure another process left on `key`'s lease, if any.
+    fn failure_note(&self, key: &CacheKey) -> Option<NoReputation> {
+        let holder = self.cache.lease_holder(key).ok().flatten()?;
+        let note = holder.strip_prefix(FAILED_PREFIX)?;
+        if note == "unauthorized" {
+            return Some(NoReputation::Unauthorized);
+        }
+        let (status, detail) = note.split_once(':').unwrap_or(("", note));
+        Some(NoReputation::ProviderFailed {
+            status: status.parse().ok(),
+            detail: format!("a lookup of this address failed moments ago: {detail}"),
+        })
+    }
+
+    /// One provider call, honouring and updating the shared quota state.
+    fn fetch(&self, key: &CacheKey, provider: &dyn Provider) -> Result<Reputation, NoReputation> {
+        let endpoint = quota_endpoint(provider);
+        let now = jiff::Timestamp::now().as_second();
+        let known = self.cache.quota(&endpoint).ok().flatten();
+        if let Some(until) = known.as_ref().and_then(|q| q.blocked_at(now)) {
+            return Err(NoReputation::QuotaExhausted {
+                until: Some(rfc3339(until)),
+            });
+        }
+        tracing::debug!(ip = %key.ip, provider = provider.name(), "looking up");
+        match provider.check(key.ip, key.max_age_days) {
+            Ok(checked) => {
+                self.remember(key, &checked);
+                self.record_rate(&endpoint, &checked, now);
+                Ok(checked.reputation)
+            }
+            Err(err) => Err(self.failure(&endpoint, err, now)),
+        }
+    }
+
+    fn remember(&self, key: &CacheKey, checked: &Checked) {
+        let ttl = if checked.reputation.is_unknown() {
+            self.policy.negative_ttl
+        } else {
+            self.policy.positive_ttl
+        };
+        if let Err(e) = self.cache.put(key, &checked.reputation, ttl) {
+            tracing::warn!(error = %e, "could not cache the answer");
+        }
+    }
+
+    /// Records what the rate-limit headers said; a remaining count of zero stops every
+    /// process until the reset.
+    fn record_rate(&self, endpoint: &str, checked: &Checked, now: i64) {
+        let Some(state) = QuotaState::from_rate(&checked.rate, now) else {
+            return;
+        };
+        if let Err(e) = self.cache.record_quota(endpoint, &state) {
+            tracing::warn!(error = %e, "could not record the quota state");
+        }
+    }
+
+    fn failure(&self, endpoint: &str, err: ApiError, now: i64) -> NoReputation {
+        // The reason goes back in the Lookup; the door decides whether to print it.
+        tracing::debug!(error = %err, "reputation lookup failed");
+        match err {
+            ApiError::QuotaExhausted { retry_at, .. } => {
+                let previous = self.cache.quota(endpoint).ok().flatten();
+                let state = QuotaState::exhausted(previous, retry_at, now);
+                if let Err(e) = self.cache.record_quota(endpoint, &state) {
+                    tracing::warn!(error = %e, "could not record the quota state");
+                }
+                NoReputation::QuotaExhausted {
+                    until: state.blocked_until.map(rfc3339),
+                }
+            }
+            ApiError::Unauthorized { .. } => NoReputation::Unauthorized,
+            ApiError::NoApiKey => NoReputation::NoApiKey,
+            other => NoReputation::ProviderFailed {
+                status: other.status(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// How long a failed lookup keeps other processes from retrying the same address.
+pub const FAILED_LOOKUP_HOLD: Duration = Duration::from_secs(5);
+
+/// Marks a lease row that records a failure rather than a lookup in progress.
+pub const FAILED_PREFIX: &str = "failed:";
+
+fn quota_endpoint(provider: &dyn Provider) -> String {
+    format!("{}/check", provider.name())
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// A lease holder name unique to this call: process id and a fine clock reading.
+fn lease_holder() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::{Kind, Origin, Outcome};
+    use crate::reputation::RateLimit;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+
+    /// A provider that answers from a script and counts calls per address.
+    #[derive(Clone, Default)]
+    struct Fake {
+        calls: Arc<Mutex<Vec<IpAddr>>>,
+        fail_with: Arc<Mutex<Option<ApiError>>>,
+        rate: Arc<Mutex<RateLimit>>,
+    }
+
+    impl Fake {
+        fn calls(&self) -> usize {
+            self.calls.lock().expect("lock").len()
+        }
+        fn fail(&self, err: Option<ApiError>) {
+            *self.fail_with.lock().expect("lock") = err;
+        }
+    }
+
+    impl Provider for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn check(&self, ip: IpAddr, _max_age_days: u16) -> Result<Checked, ApiError> {
+            self.calls.lock().expect("lock").push(ip);
+            if let Some(e) = self.fail_with.lock().expect("lock").clone() {
+                return Err(e);
+            }
+            // 8.8.8.8 is "unknown" (no reports); everything else scores by its last octet.
+            let score = match ip {
+                IpAddr::V4(v4) if v4.octets()[3] == 8 => 0,
+                IpAddr::V4(v4) => v4.octets()[3].min(100),
+                IpAddr::V6(_) => 50,
+            };
+            let mut reputation = Reputation::bare(ip, score);
+            reputation.total_reports = Some(u64::from(score));
+            Ok(Checked {
+                reputation,
+                rate: *self.rate.lock().expect("lock"),
+            })
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            cache: CacheSetting::Sqlite(dir.join("cache.sqlite")),
+            state_dir: dir.to_path_buf(),
+            allowlist: crate::config::parse_allowlist(["1.1.1.0/24", "9.9.9.9"], "test")
+                .expect("allowlist"),
+            alert_min_score: 25,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(200),
+            ..Config::default()
+        }
+    }
+
+    fn engine(dir: &std::path::Path, fake: &Fake) -> Engine {
+        Engine::with_provider(&config(dir), Box::new(fake.clone())).expect("engine")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn non_public_addresses_are_never_looked_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        for text in [
+            "10.0.0.1",
+            "127.0.0.1",
+            "::ffff:192.168.1.20",
+            "2001:db8::1",
+            "100.64.0.1",
+            "fe80::1",
+        ] {
+            let l = e.lookup(ip(text));
+            assert_eq!(l.source, Source::Skipped, "{text}");
+            assert!(
+                matches!(l.missing, Some(NoReputation::NotPublic(_))),
+                "{text}"
+            );
+            assert!(l.reputation.is_none());
+        }
+        assert_eq!(fake.calls(), 0);
+        assert_eq!(e.lookup(ip("::ffff:192.168.1.20")).ip, ip("192.168.1.20"));
+    }
+
+    #[test]
+    fn allowlisted_addresses_and_networks_are_skipped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        for text in ["1.1.1.1", "1.1.1.200", "9.9.9.9"] {
+            assert_eq!(
+                e.lookup(ip(text)).missing,
+                Some(NoReputation::Allowlisted),
+                "{text}"
+            );
+        }
+        assert_eq!(fake.calls(), 0);
+        assert_eq!(e.lookup(ip("9.9.9.10")).source, Source::Api);
+    }
+
+    #[test]
+    fn a_miss_calls_once_and_the_next_lookup_is_a_hit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let first = e.lookup(ip("185.220.101.77"));
+        assert_eq!((first.source, first.score()), (Source::Api, Some(77)));
+        let second = e.lookup(ip("185.220.101.77"));
+        assert_eq!((second.source, second.score()), (Source::Cache, Some(77)));
+        // Another process (another engine on the same file) sees it too.
+        let other = engine(dir.path(), &fake);
+        assert_eq!(other.lookup(ip("185.220.101.77")).source, Source::Cache);
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn unknown_addresses_use_the_negative_ttl() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.negative_ttl = Duration::ZERO;
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        assert_eq!(e.lookup(ip("8.8.8.8")).score(), Some(0));
+        assert_eq!(
+            e.lookup(ip("8.8.8.8")).source,
+            Source::Api,
+            "negative entry expired"
+        );
+        assert_eq!(e.lookup(ip("8.8.4.40")).source, Source::Api);
+        assert_eq!(
+            e.lookup(ip("8.8.4.40")).source,
+            Source::Cache,
+            "positive entry lives"
+        );
+        assert_eq!(fake.calls(), 3);
+    }
+
+    #[test]
+    fn a_quota_429_stops_every_engine_on_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        fake.fail(Some(ApiError::QuotaExhausted {
+            retry_at: Some(jiff::Timestamp::now().as_second() + 600),
+            detail: "Daily rate limit".into(),
+        }));
+        let l = e.lookup(ip("185.220.101.10"));
+        assert!(matches!(
+            l.missing,
+            Some(NoReputation::QuotaExhausted { until: Some(_) })
+        ));
+        fake.fail(None);
+        let other = engine(dir.path(), &fake);
+        let l = other.lookup(ip("185.220.101.11"));
+        assert!(
+            matches!(l.missing, Some(NoReputation::QuotaExhausted { .. })),
+            "{l:?}"
+        );
+        assert_eq!(fake.calls(), 1, "no call while the quota is spent");
+        assert!(other.quota_state().and_then(|q| q.blocked_until).is_some());
+    }
+
+    #[test]
+    fn a_remaining_count_of_zero_stops_calls_until_the_reset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        *fake.rate.lock().expect("lock") = RateLimit {
+            limit: Some(1000),
+            remaining: Some(0),
+            reset_at: Some(jiff::Timestamp::now().as_second() + 3600),
+            retry_after: None,
+        };
+        let e = engine(dir.path(), &fake);
+        assert_eq!(e.lookup(ip("185.220.101.20")).source, Source::Api);
+        let l = e.lookup(ip("185.220.101.21"));
+        assert!(matches!(
+            l.missing,
+            Some(NoReputation::QuotaExhausted { .. })
+        ));
+        assert_eq!(
+            e.lookup(ip("185.220.101.20")).source,
+            Source::Cache,
+            "hits still served"
+        );
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn failures_are_reasons_not_cache_entries_and_hold_off_other_callers() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        fake.fail(Some(ApiError::Server {
+            status: 503,
+            detail: "down".into(),
+        }));
+        let l = e.lookup(ip("185.220.101.30"));
+        assert_eq!(
+            l.missing.as_ref().map(NoReputation::code),
+            Some("provider-failed")
+        );
+        // Another process right after: the failure note answers, no second call.
+        let other = engine(dir.path(), &fake);
+        match other.lookup(ip("185.220.101.30")).missing {
+            Some(NoReputation::ProviderFailed { status, detail }) => {
+                assert_eq!(status, Some(503));
+                assert!(
+                    detail.contains("failed moments ago") && detail.contains("down"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fake.calls(), 1);
+
+        fake.fail(Some(ApiError::Unauthorized {
+            status: 401,
+            detail: "no".into(),
+        }));
+        assert_eq!(
+            e.lookup(ip("185.220.101.31")).missing,
+            Some(NoReputation::Unauthorized)
+        );
+        assert_eq!(
+            other.lookup(ip("185.220.101.31")).missing,
+            Some(NoReputation::Unauthorized)
+        );
+        assert_eq!(fake.calls(), 2);
+        let cache = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        assert_eq!(
+            cache.entries().expect("count"),
+            0,
+            "failures are never cached"
+        );
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_the_holder_fails() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.90"), 90);
+        assert!(
+            other
+                .try_lease(&key, "holder", Duration::from_secs(5))
+                .expect("lease")
+        );
+        let failer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            other
+                .fail_lease(&key, "holder", ":timed out", Duration::from_secs(5))
+                .expect("fail");
+        });
+        let l = e.lookup(ip("185.220.101.90"));
+        failer.join().expect("thread");
+        assert_eq!(
+            l.missing.as_ref().map(NoReputation::code),
+            Some("provider-failed")
+        );
+        assert_eq!(fake.calls(), 0);
+    }
+
+    #[test]
+    fn the_engine_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Engine>();
+    }
+
+    #[test]
+    fn without_a_key_cached_answers_are_still_served() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        engine(dir.path(), &fake).lookup(ip("185.220.101.40"));
+        let keyless = Engine::new(&config(dir.path())).expect("engine");
+        assert_eq!(keyless.lookup(ip("185.220.101.40")).source, Source::Cache);
+        assert_eq!(
+            keyless.lookup(ip("185.220.101.41")).missing,
+            Some(NoReputation::NoApiKey)
+        );
+    }
+
+    #[test]
+    fn a_waiter_takes_the_holders_answer_from_the_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.50"), 90);
+        assert!(
+            other
+                .try_lease(&key, "other-process", Duration::from_secs(5))
+                .expect("lease")
+        );
+        let filler = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            other
+                .put(
+                    &key,
+                    &Reputation::bare(ip("185.220.101.50"), 42),
+                    Duration::from_secs(60),
+                )
+                .expect("put");
+            other.release_lease(&key, "other-process").expect("release");
+        });
+        let l = e.lookup(ip("185.220.101.50"));
+        filler.join().expect("filler");
+        assert_eq!((l.source, l.score()), (Source::Cache, Some(42)));
+        assert_eq!(fake.calls(), 0);
+    }
+
+    #[test]
+    fn a_dead_holders_lease_expires() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.60"), 90);
+        assert!(
+            other
+                .try_lease(&key, "dead", Duration::from_millis(200))
+                .expect("lease")
+        );
+        let l = e.lookup(ip("185.220.101.60"));
+        assert_eq!(l.source, Source::Api);
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn an_unopenable_cache_degrades_to_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "not a directory").expect("write");
+        let mut cfg = config(dir.path());
+        cfg.cache = CacheSetting::Sqlite(blocker.join("cache.sqlite"));
+        assert!(Engine::new(&cfg).is_err());
+        let e = Engine::new_or_uncached(&cfg);
+        assert_eq!(
+            e.lookup(ip("185.220.101.91")).missing,
+            Some(NoReputation::NoApiKey)
+        );
+    }
+
+    #[test]
+    fn a_disabled_cache_calls_every_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.cache = CacheSetting::Disabled;
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);
+        assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);
+        assert_eq!(fake.calls(), 2);
+        assert!(
+            std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+            "no file"
+        );
+    }
+
+    #[test]
+    fn lookup_distinct_calls_once_per_public_address() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let ips = [
+            "185.220.101.1",
+            "10.0.0.1",
+            "185.220.101.1",
+            "::ffff:185.220.101.1",
+            "185.220.101.2",
+        ];
+        let answers = e.lookup_distinct(ips.iter().map(|t| ip(t)));
+        assert_eq!(answers.len(), 3);
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[test]
+    fn decisions_follow_the_thresholds() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.block.min_score = Some(90);
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        let attempt = |text: &str, outcome| Attempt {
+            time: None,
+            host: None,
+            pid: None,
+            kind: Kind::FailedPassword,
+            outcome,
+            srcip: Some(ip(text)),
+            srcport: None,
+            user: None,
+            wazuh_rule: None,
+            origin: Origin::Unknown,
+        };
+        assert_eq!(
+            e.judge(attempt("185.220.101.95", Outcome::Failure))
+                .decision,
+            Decision::Block
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.95", Outcome::Success))
+                .decision,
+            Decision::Alert
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.30", Outcome::Probe)).decision,
+            Decision::Alert
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.24", Outcome::Failure))
+                .decision,
+            Decision::Ignore
+        );
+        assert_eq!(
+            e.judge(attempt("10.1.2.3", Outcome::Failure)).decision,
+            Decision::Ignore
+        );
+        let mut none = attempt("185.220.101.95", Outcome::Failure);
+        none.srcip = None;
+        let v = e.judge(none);
+        assert_eq!((v.decision, v.lookup.is_none()), (Decision::Ignore, true));
+    }
+
+    #[test]
+    fn the_record_has_the_contract_fields() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let found = serde_json::to_value(e.lookup(ip("185.220.101.80")).record()).expect("json");
+        assert_eq!(found["source"], "api");
+        assert_eq!(found["class"], "public");
+        assert_eq!(found["reputation"]["abuse_confidence_score"], 80);
+        assert!(found.get("reason").is_none());
+        let skipped = serde_json::to_value(e.lookup(ip("192.168.0.1")).record()).expect("json");
+        assert_eq!(skipped["reputation"], serde_json::Value::Null);
+        assert_eq!(skipped["reason"], "not-public");
+        assert_eq!(skipped["class"], "private");
+    }
 }
