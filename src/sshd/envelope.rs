@@ -89,7 +89,7 @@ fn header<'a>(mut rest: &'a str, time: Option<Timestamp>, clock: &Clock) -> Opti
     // host, facility.level, `<10.5>`: at most three tokens precede the program tag.
     for _ in 0..4 {
         rest = rest.trim_start_matches(' ');
-        let end = rest.find(' ').unwrap_or(rest.len());
+        let end = super::lit::space(rest).unwrap_or(rest.len());
         let token = &rest[..end];
         if token.is_empty() {
             return None;
@@ -220,7 +220,7 @@ fn rfc5424(line: &str) -> Option<Envelope<'_>> {
 
 /// One space-separated token and the rest after the single separating space.
 fn next_token(s: &str) -> Option<(&str, &str)> {
-    let end = s.find(' ')?;
+    let end = super::lit::space(s)?;
     Some((&s[..end], &s[end + 1..]))
 }
 

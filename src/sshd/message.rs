@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::{Kind, Outcome};
 
+use super::lit;
 use super::rules;
 use super::tail::{
     Peer, Preamble, host_port, is_token, parse_port, preamble_host_port, preamble_user,
@@ -155,7 +156,7 @@ pub(crate) fn body(message: &str) -> Body<'_> {
     let mut full = message;
     // Solaris: `[ID 800047 auth.info] `; journal: `kernel:[  970.69]: `, `kernel: [  970.69] `.
     if full.starts_with("[ID ") {
-        if let Some(i) = full.find("] ") {
+        if let Some(i) = lit::find(full, "] ") {
             full = &full[i + 2..];
         }
     } else if let Some(rest) = full.strip_prefix("kernel:") {
@@ -203,7 +204,7 @@ fn event(ev: MsgEvent<'_>) -> Option<Message<'_>> {
 /// the tail must end the line, so text typed as a user name cannot supply it.
 fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
     let rest = text.strip_prefix(verb)?;
-    let (method, rest) = rest.split_once(' ')?;
+    let (method, rest) = lit::split_once(rest, " ")?;
     let rest = rest.strip_prefix("for ")?;
     let invalid_rest = rest
         .strip_prefix("invalid user ")
@@ -236,9 +237,9 @@ fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
 /// (Solaris, macOS). The first ` from ` after it is sshd's; auth-info may follow.
 fn account_user(rest: &str) -> Option<(&str, Peer<'_>)> {
     let user_end = if rest.starts_with('<') {
-        rest.find("> ").map(|i| i + 1)?
+        lit::find(rest, "> ").map(|i| i + 1)?
     } else {
-        rest.find(' ')?
+        lit::space(rest)?
     };
     let tail = rest[user_end..].strip_prefix(" from ")?;
     Some((&rest[..user_end], auth_tail(tail, true)?))
@@ -282,7 +283,7 @@ fn failed_kind(method: &str, invalid: bool) -> (Kind, Outcome) {
 
 /// `HOST[ port N][ sshV][: INFO]` (the `: INFO` only where the method has one).
 fn auth_tail(tail: &str, info_allowed: bool) -> Option<Peer<'_>> {
-    let (main, _info) = match tail.find(": ") {
+    let (main, _info) = match lit::find(tail, ": ") {
         Some(i) if info_allowed => (&tail[..i], Some(&tail[i + 2..])),
         Some(_) => return None,
         None => (tail, None),
@@ -313,8 +314,7 @@ fn invalid_user<'a>(text: &'a str, lead: &str) -> Option<Message<'a>> {
 /// `User U not allowed because account is locked` (attributed by pid).
 fn user_not_allowed(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("User ")?;
-    let finder = memchr::memmem::FinderRev::new(" not allowed because ");
-    let at = finder.rfind(rest.as_bytes())?;
+    let at = lit::rfind(rest, " not allowed because ")?;
     let head = &rest[..at];
     let reason = &rest[at + 21..];
     if let Some((user, peer)) = rightmost_from(head, host_port) {
@@ -347,7 +347,7 @@ fn unable_to_negotiate(text: &str) -> Option<Message<'_>> {
 /// `HOST port N: …` or the old `HOST: …` at the start of `s` (nothing client-controlled
 /// precedes it). IPv6 in the old form ends in `:` too: `2001:db8::1: …`.
 fn leading_peer(s: &str) -> Option<Peer<'_>> {
-    let space = s.find(' ').unwrap_or(s.len());
+    let space = lit::space(s).unwrap_or(s.len());
     let token = &s[..space];
     if let Some(after) = s[space..].strip_prefix(" port ") {
         let end = after
@@ -363,7 +363,7 @@ fn leading_peer(s: &str) -> Option<Peer<'_>> {
 /// `fatal: no matching mac found: client … server …` (old OpenSSH, by pid).
 fn no_matching(text: &str, level: Level) -> Option<Message<'_>> {
     let rest = text.strip_prefix("no matching ")?;
-    let (_alg, after) = rest.split_once(" found")?;
+    let (_alg, after) = lit::split_once(rest, " found")?;
     (level == Level::Fatal && (after.is_empty() || after.starts_with(':')))
         .then(|| Message::Event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None)))
 }
@@ -439,11 +439,11 @@ fn preauth_outcome(who: Preamble, disconnected: bool) -> Outcome {
 /// `Connection from HOST port N on ADDR port N[ rdomain "…"]` (or the old `Connection from
 /// HOST`): no event, but the pid's client.
 fn connection_from(s: &str) -> Option<Message<'_>> {
-    let s = match s.find(" rdomain ") {
+    let s = match lit::find(s, " rdomain ") {
         Some(i) => &s[..i],
         None => s,
     };
-    let s = match s.find(" on ") {
+    let s = match lit::find(s, " on ") {
         Some(i) => &s[..i],
         None => s,
     };
@@ -560,14 +560,14 @@ fn banner_exchange(text: &str) -> Option<Message<'_>> {
     event(MsgEvent::new(Kind::BannerExchange, Outcome::Probe, Some(peer)).ends())
 }
 
-/// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner.
-/// No address: attributed by pid.
+/// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner
+/// (`Connection closed by remote host`, `client sent invalid protocol identifier "…"`,
+/// `banner line contains invalid characters`, …). No address: attributed by pid.
 fn kex_ident(text: &str) -> Option<Message<'_>> {
-    let rest = text.strip_prefix("kex_exchange_identification: ")?;
-    let hostile = rest.starts_with("client sent invalid protocol identifier")
-        || rest.starts_with("Connection closed by remote host")
-        || rest.starts_with("read: Connection reset by peer");
-    hostile.then(|| Message::Event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None)))
+    // Every one of these is sshd failing to read the client's identification: the client
+    // closed, reset, or sent something that is not SSH (fail2ban lists three of them).
+    text.strip_prefix("kex_exchange_identification: ")?;
+    event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None))
 }
 
 /// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`.
@@ -585,7 +585,7 @@ fn max_auth_tries(text: &str) -> Option<Message<'_>> {
 /// `pam_unix(sshd:auth): check pass; user unknown` (by pid).
 fn pam_unix(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("pam_")?;
-    let (_module, rest) = rest.split_once("(sshd:auth): ")?;
+    let (_module, rest) = lit::split_once(rest, "(sshd:auth): ")?;
     if rest == "check pass; user unknown" {
         return event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None));
     }
@@ -610,8 +610,7 @@ fn pam_more_fields(rest: &str) -> Option<Message<'_>> {
 /// `logname=… uid=… euid=… tty=… ruser=R rhost=H[ [ ]user=U]`: `ruser` comes before `rhost`
 /// and may be the client's, so the last ` rhost=` is sshd's.
 fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
-    let finder = memchr::memmem::FinderRev::new("rhost=");
-    let at = finder.rfind(fields.as_bytes())?;
+    let at = lit::rfind(fields, "rhost=")?;
     let after = &fields[at + 6..];
     let (host, user) = match after.find(' ') {
         Some(i) => {
@@ -628,7 +627,7 @@ fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
 /// old Linux): the address is the rightmost ` from `.
 fn pam_error(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("PAM: ")?;
-    let (_what, rest) = rest.split_once(" for ")?;
+    let (_what, rest) = lit::split_once(rest, " for ")?;
     let (user, peer) = rightmost_from(rest, pam_error_tail)?;
     let user = user
         .strip_prefix("illegal user ")
@@ -639,7 +638,7 @@ fn pam_error(text: &str) -> Option<Message<'_>> {
 
 /// `HOST[ via ADDR]`, the whole tail of an `error: PAM:` line.
 fn pam_error_tail(t: &str) -> Option<Peer<'_>> {
-    let host = match t.split_once(" via ") {
+    let host = match lit::split_once(t, " via ") {
         Some((h, via)) if is_token(via) => h,
         Some(_) => return None,
         None => t,
@@ -677,7 +676,7 @@ fn timeout(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Timeout before authentication for ")?;
     let peer = match rest.strip_prefix("connection from ") {
         Some(r) => {
-            let end = r.find(" to ")?;
+            let end = lit::find(r, " to ")?;
             Peer::new(&r[..end], None)
         }
         None => host_port(rest)?,
@@ -688,8 +687,8 @@ fn timeout(text: &str) -> Option<Message<'_>> {
 /// `drop connection #N from [ADDR]:PORT on [ADDR]:PORT penalty: REASON` (9.8+).
 fn penalty_drop(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("drop connection #")?;
-    let (_, rest) = rest.split_once(" from [")?;
-    let (host, rest) = rest.split_once("]:")?;
+    let (_, rest) = lit::split_once(rest, " from [")?;
+    let (host, rest) = lit::split_once(rest, "]:")?;
     let end = rest.find(' ').unwrap_or(rest.len());
     let port = parse_port(&rest[..end]);
     let peer = Peer::new(host, port);
@@ -701,9 +700,8 @@ fn penalty_drop(text: &str) -> Option<Message<'_>> {
 /// sshd's, so the rightmost `: ` whose head ends in `HOST port N` splits it.
 fn dispatch_fatal(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("ssh_dispatch_run_fatal: Connection from ")?;
-    let finder = memchr::memmem::FinderRev::new(": ");
     let mut end = rest.len();
-    while let Some(at) = finder.rfind(&rest.as_bytes()[..end]) {
+    while let Some(at) = lit::rfind(&rest[..end], ": ") {
         if let Some((preamble, peer)) = preamble_host_port(&rest[..at])
             && let (Some((user, _)), Some(_)) = (preamble_user(preamble), peer.port)
         {
@@ -732,7 +730,7 @@ fn read_socket(text: &str) -> Option<Message<'_>> {
 fn close_session(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Close session: user ")?;
     let (user, peer) = rightmost_from(rest, |t| {
-        let (hp, id) = t.rsplit_once(" id ")?;
+        let (hp, id) = lit::rsplit_once(t, " id ")?;
         id.parse::<u32>().ok()?;
         host_port(hp)
     })?;
@@ -742,7 +740,7 @@ fn close_session(text: &str) -> Option<Message<'_>> {
 /// `SSH: Server;Ltype: …;Remote: HOST-PORT;…` (old SUSE audit lines): the pid's client.
 fn ssh_remote(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("SSH: Server;")?;
-    let (_, remote) = rest.split_once(";Remote: ")?;
+    let (_, remote) = lit::split_once(rest, ";Remote: ")?;
     let remote = remote.split(';').next()?;
     let (host, port) = remote.rsplit_once('-')?;
     let peer = Peer::new(host, parse_port(port));

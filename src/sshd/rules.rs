@@ -15,6 +15,7 @@
 
 use crate::Kind;
 
+use super::lit;
 use super::message::{Body, Level, MsgEvent};
 
 /// The rule id for an event read from `body`.
@@ -46,9 +47,8 @@ fn pam_rule(kind: Kind, body: &Body<'_>) -> Option<u32> {
 /// Whether sshd's own text names an invalid user. Only called when the client-controlled
 /// text holds no space, so it cannot be the one spelling `invalid user`.
 fn invalid(body: &Body<'_>) -> bool {
-    let hay = body.full.as_bytes();
-    memchr::memmem::find(hay, b"invalid user").is_some()
-        || memchr::memmem::find(hay, b"illegal user").is_some()
+    let hay = body.full;
+    lit::find(hay, "invalid user").is_some() || lit::find(hay, "illegal user").is_some()
 }
 
 /// The rule for a line whose client-controlled text holds no space.

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use super::envelope::parse_u32;
+use super::lit;
 
 /// Where the client is, as sshd wrote it: the host token (an address or a DNS name), its
 /// parsed address when it is one, and the port when given.
@@ -58,7 +59,7 @@ pub fn parse_port(s: &str) -> Option<u16> {
 
 /// `HOST` or `HOST port N`, the whole of `s`. The host is one token.
 pub fn host_port(s: &str) -> Option<Peer<'_>> {
-    if let Some(i) = s.rfind(" port ") {
+    if let Some(i) = lit::rfind(s, " port ") {
         let port = parse_port(&s[i + 6..])?;
         let host = &s[..i];
         return is_token(host).then(|| Peer::new(host, Some(port)));
@@ -69,7 +70,7 @@ pub fn host_port(s: &str) -> Option<Peer<'_>> {
 /// `PREAMBLE HOST port N` or `PREAMBLE HOST` (old sshd): the host is the last token, the
 /// preamble (a `… user NAME` or nothing) is everything before it.
 pub fn preamble_host_port(s: &str) -> Option<(&str, Peer<'_>)> {
-    let (head, port) = match s.rfind(" port ") {
+    let (head, port) = match lit::rfind(s, " port ") {
         Some(i) => match parse_port(&s[i + 6..]) {
             Some(p) => (&s[..i], Some(p)),
             None => (s, None),
@@ -92,9 +93,8 @@ pub fn rightmost_from<'a, T>(
     s: &'a str,
     mut tail: impl FnMut(&'a str) -> Option<T>,
 ) -> Option<(&'a str, T)> {
-    let finder = memchr::memmem::FinderRev::new(" from ");
     let mut end = s.len();
-    while let Some(i) = finder.rfind(&s.as_bytes()[..end]) {
+    while let Some(i) = lit::rfind(&s[..end], " from ") {
         if let Some(t) = tail(&s[i + 6..]) {
             return Some((&s[..i], t));
         }
