@@ -46,6 +46,44 @@ pub fn rsplit_once<'a>(hay: &'a str, needle: &str) -> Option<(&'a str, &'a str)>
     Some((&hay[..at], &hay[at + needle.len()..]))
 }
 
+/// `s` without its leading spaces (a byte loop: `trim_start_matches` goes through the
+/// generic pattern machinery).
+pub fn skip_spaces(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| b == b' ').count();
+    &s[n..]
+}
+
+/// `s` without trailing spaces, tabs and line ends.
+pub fn trim_end_blanks(s: &str) -> &str {
+    let n = s
+        .bytes()
+        .rev()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    &s[..s.len() - n]
+}
+
+/// Like [`find`], ignoring ASCII case.
+pub fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let (&first, rest) = n.split_first()?;
+    let mut from = 0;
+    while let Some(p) = memchr::memchr2(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        h.get(from..)?,
+    ) {
+        let at = from + p;
+        if h.get(at + 1..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Index of the first space (tokens are short: a plain loop beats a SIMD call).
 pub fn space(s: &str) -> Option<usize> {
     s.bytes().position(|b| b == b' ')
@@ -75,5 +113,9 @@ mod tests {
         assert_eq!(split_once("a=b=c", "="), Some(("a", "b=c")));
         assert_eq!(rsplit_once("a=b=c", "="), Some(("a=b", "c")));
         assert_eq!(space("ab c"), Some(2));
+        assert_eq!(skip_spaces("  a "), "a ");
+        assert_eq!(trim_end_blanks(" a \t\r\n"), " a");
+        assert_eq!(find_ci("x Invalid USER y", "invalid user"), Some(2));
+        assert_eq!(find_ci("abc", "abcd"), None);
     }
 }

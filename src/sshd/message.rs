@@ -160,7 +160,7 @@ pub(crate) fn body(message: &str) -> Body<'_> {
             full = &full[i + 2..];
         }
     } else if let Some(rest) = full.strip_prefix("kernel:") {
-        let rest = rest.trim_start_matches(' ');
+        let rest = lit::skip_spaces(rest);
         if let Some(rest) = rest.strip_prefix('[')
             && let Some(i) = rest.find(']')
         {
@@ -171,9 +171,9 @@ pub(crate) fn body(message: &str) -> Body<'_> {
                 .trim_start_matches(' ');
         }
     }
-    let full = full.trim_end_matches([' ', '\t', '\r', '\n']);
+    let full = lit::trim_end_blanks(full);
     let (text, preauth) = match full.strip_suffix(" [preauth]") {
-        Some(t) => (t.trim_end_matches(' '), true),
+        Some(t) => (lit::trim_end_blanks(t), true),
         None => (full, false),
     };
     let (text, level) = if let Some(t) = text.strip_prefix("error: ") {
@@ -382,14 +382,12 @@ fn received_disconnect(text: &str, preauth: bool) -> Option<Message<'_>> {
     let peer = leading_peer(rest)?;
     let after_host = &rest[peer.host.len()..];
     let after = match peer.port {
-        Some(_) => after_host
-            .trim_start_matches(|c: char| c != ':')
-            .strip_prefix(':')?,
+        Some(_) => lit::split_once(after_host, ":")?.1,
         None => after_host.strip_prefix(':')?,
     };
-    let after = after.trim_start_matches(' ');
-    let (code, reason) = after.split_once(':').unwrap_or((after, ""));
-    let reason = reason.trim_start_matches(' ');
+    let after = lit::skip_spaces(after);
+    let (code, reason) = lit::split_once(after, ":").unwrap_or((after, ""));
+    let reason = lit::skip_spaces(reason);
     let (kind, outcome) = match code {
         "3" if reason.ends_with("Auth fail") => (Kind::AuthFailDisconnect, Outcome::Failure),
         "14" => (Kind::NoAuthMethods, Outcome::Probe),
@@ -614,7 +612,7 @@ fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
     let after = &fields[at + 6..];
     let (host, user) = match after.find(' ') {
         Some(i) => {
-            let user = after[i..].trim_start_matches(' ').strip_prefix("user=")?;
+            let user = lit::skip_spaces(&after[i..]).strip_prefix("user=")?;
             (&after[..i], Some(user))
         }
         None => (after, None),

@@ -86,6 +86,7 @@ fn per_family(ev: &MsgEvent<'_>, body: &Body<'_>) -> u32 {
         Kind::NotAllowed | Kind::AccountLocked => 5718,
         Kind::RootLoginRefused => 5700,
         Kind::ConnClosedPreauth | Kind::ConnClosed => 5722,
+        Kind::ConnResetPreauth | Kind::ConnReset if inv() => 5710,
         Kind::ConnResetPreauth | Kind::ConnReset => 5762,
         Kind::DisconnectedPreauth if inv() => 5710,
         Kind::DisconnectedPreauth => 5700,
@@ -245,8 +246,7 @@ fn failed_5760(lower: &str) -> bool {
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    lit::find_ci(hay, needle).is_some()
 }
 
 fn starts_with_ci(hay: &str, needle: &str) -> bool {
