@@ -97,8 +97,7 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
         b'P' => failed_or_accepted(text, "Postponed ")
             .or_else(|| pam_more(text))
             .or_else(|| pam_error(text)),
-        b'I' => invalid_user(text, "Invalid user "),
-        b'i' => invalid_user(text, "Illegal user ").or_else(|| kex_ident(text)),
+        b'I' => invalid_user(text, "Invalid user ").or_else(|| invalid_user(text, "Illegal user ")),
         b'U' => user_not_allowed(text).or_else(|| unable_to_negotiate(text)),
         b'R' => root_refused(text)
             .or_else(|| received_disconnect(text, body.preauth))

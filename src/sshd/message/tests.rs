@@ -63,6 +63,7 @@ const FAMILIES: &[(&str, Kind, Outcome, Option<&str>, u32)] = &[
     ("Invalid user admin from 203.0.113.7 port 50022", K::InvalidUser, F, Some("203.0.113.7"), 5710),
     ("Invalid user  from 203.0.113.8 port 50022", K::InvalidUser, F, Some("203.0.113.8"), 5710),
     ("Invalid user admin from 203.0.113.7", K::InvalidUser, F, Some("203.0.113.7"), 5710),
+    ("Illegal user admin from 203.0.113.7", K::InvalidUser, F, Some("203.0.113.7"), 5710),
     ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root", K::PamAuthFailure, F, Some("203.0.113.9"), 5503),
     ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.10", K::PamAuthFailure, F, Some("203.0.113.10"), 5503),
     ("PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.11  user=root", K::PamMoreFailures, F, Some("203.0.113.11"), 2502),
