@@ -95,7 +95,9 @@ pub enum Kind {
     /// for an invalid user).
     ConnResetPreauth,
     /// `Disconnected from [invalid|authenticating user U ]A port N [preauth]`: probe, failure
-    /// with a user; 5700 (5710 for an invalid user).
+    /// with a user; 5700 (5710 for an invalid user). An `invalid`/`authenticating user`
+    /// preamble counts as pre-authentication even without the ` [preauth]` tag (also for the
+    /// `Connection closed|reset` kinds).
     DisconnectedPreauth,
     /// `Received disconnect from A port N:11: … [preauth]`: probe; 5721.
     ReceivedDisconnectPreauth,
@@ -143,7 +145,7 @@ pub enum Kind {
     ConnClosed,
     /// `Connection reset by A port N`, after authentication: info; 5762.
     ConnReset,
-    /// `Disconnected from user U A port N`: info (failure for an invalid user); 5761.
+    /// `Disconnected from user U A port N`: info; 5761.
     Disconnected,
     /// `Received disconnect from A port N:11: disconnected by user`: info; 5721.
     ReceivedDisconnect,

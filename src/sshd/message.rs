@@ -86,8 +86,17 @@ pub(crate) enum Level {
     Fatal,
 }
 
+/// sshd formats every log message into a 1024-byte buffer (`log.c` `MSGBUFSIZ`); with
+/// ` [preauth]` and syslog decorations a genuine message stays far below this. Longer
+/// "messages" are not sshd's, and refusing them keeps the right-to-left searches linear in
+/// practice whatever a 10 MB line holds.
+pub const MAX_MESSAGE: usize = 2048;
+
 /// Reads one sshd message (no envelope). `None`: not an authentication event.
 pub fn parse(message: &str) -> Option<Message<'_>> {
+    if message.len() > MAX_MESSAGE {
+        return None;
+    }
     let body = body(message);
     let text = body.text;
     let first = *text.as_bytes().first()?;
@@ -128,6 +137,9 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
 /// Reads the message of the old `sshd(pam_unix)[pid]:` program: Linux-PAM's own text
 /// without the `pam_unix(sshd:auth): ` prefix.
 pub fn parse_pam_program(message: &str) -> Option<Message<'_>> {
+    if message.len() > MAX_MESSAGE {
+        return None;
+    }
     let body = body(message);
     let text = body.text;
     let msg = if text == "check pass; user unknown" {
@@ -414,6 +426,7 @@ fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
     };
     let (preamble, peer) = preamble_host_port(tail)?;
     let (user, who) = preamble_user(preamble)?;
+    let preauth = preauth || before_auth(who);
     let (kind, outcome) = match (closed, preauth) {
         (true, true) => (Kind::ConnClosedPreauth, preauth_outcome(who, false)),
         (false, true) => (Kind::ConnResetPreauth, preauth_outcome(who, false)),
@@ -421,6 +434,12 @@ fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
         (false, false) => (Kind::ConnReset, Outcome::Info),
     };
     event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+}
+
+/// An `invalid user` or `authenticating user` preamble means the connection never
+/// authenticated, whether or not the line carries ` [preauth]` (Wazuh's tests drop it).
+fn before_auth(who: Preamble) -> bool {
+    matches!(who, Preamble::Invalid | Preamble::Authenticating)
 }
 
 /// A pre-authentication close is a probe, or a failure when it names an invalid user (and,
@@ -452,10 +471,10 @@ fn disconnected(text: &str, preauth: bool) -> Option<Message<'_>> {
     let tail = text.strip_prefix("Disconnected from ")?;
     let (preamble, peer) = preamble_host_port(tail)?;
     let (user, who) = preamble_user(preamble)?;
-    let (kind, outcome) = match (preauth, who) {
-        (true, _) => (Kind::DisconnectedPreauth, preauth_outcome(who, true)),
-        (false, Preamble::Invalid) => (Kind::Disconnected, Outcome::Failure),
-        (false, _) => (Kind::Disconnected, Outcome::Info),
+    let (kind, outcome) = if preauth || before_auth(who) {
+        (Kind::DisconnectedPreauth, preauth_outcome(who, true))
+    } else {
+        (Kind::Disconnected, Outcome::Info)
     };
     event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
 }

@@ -127,7 +127,8 @@ const FAMILIES: &[(&str, Kind, Outcome, Option<&str>, u32)] = &[
     ("Postponed keyboard-interactive for invalid user w from 203.0.113.44 port 1 ssh2 [preauth]", K::Postponed, I, Some("203.0.113.44"), 5710),
     ("Received disconnect from 203.0.113.45 port 50022:11: disconnected by user", K::ReceivedDisconnect, I, Some("203.0.113.45"), 5721),
     ("Disconnected from user alice 203.0.113.46 port 50022", K::Disconnected, I, Some("203.0.113.46"), 5761),
-    ("Disconnected from invalid user root 203.0.113.46 port 43042", K::Disconnected, F, Some("203.0.113.46"), 5710),
+    ("Disconnected from invalid user root 203.0.113.46 port 43042", K::DisconnectedPreauth, F, Some("203.0.113.46"), 5710),
+    ("Connection closed by authenticating user root 203.0.113.46 port 43042", K::ConnClosedPreauth, P, Some("203.0.113.46"), 5722),
 ];
 
 #[test]
@@ -271,6 +272,22 @@ fn not_authentication_events() {
     ] {
         assert_eq!(seen(m), None, "{m}");
     }
+}
+
+#[test]
+fn overlong_messages_are_not_sshd() {
+    let mut m = String::from("Invalid user x");
+    while m.len() <= MAX_MESSAGE {
+        m.push_str(" from 198.51.100.7");
+    }
+    m.push_str(" from 203.0.113.50 port 1");
+    assert_eq!(seen(&m), None);
+    // A 10 MB line of candidates is refused at once (no quadratic search).
+    let huge = format!(
+        "Invalid user {} from 203.0.113.50",
+        " from".repeat(2_000_000)
+    );
+    assert_eq!(seen(&huge), None);
 }
 
 #[test]
