@@ -267,7 +267,7 @@ fn fail2ban_sshd_and_journal_aggressive() {
         f.multi_line_ok, f.multi_line
     );
     println!(
-        "  match:true with a host name or odd address: {}/{} reported as attacks (no address, by design)",
+        "  match:true with a host name or odd address: {}/{} reported as attacks (an address only through the pid)",
         f.true_other_host_found, f.true_other_host
     );
     println!(
