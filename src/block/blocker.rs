@@ -14,6 +14,7 @@ use super::safety::{Refusal, SafetyPolicy};
 use super::state::{Record, State};
 use super::{BlockError, Firewall, KernelEntry};
 use crate::addr::canonical;
+use crate::config::Config;
 
 /// A request to block one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,21 @@ impl Blocker {
             safety,
             max_entries,
         }
+    }
+
+    /// The blocker a door uses: backend, store and allowlist from `config`, the host's
+    /// addresses and the SSH session from this process.
+    pub fn for_config(config: &Config) -> Result<Self, BlockError> {
+        let firewall = super::open_backend(&config.block)?;
+        let state = State::open(&config.store_path())?;
+        let safety = SafetyPolicy::for_this_host(config.allowlist.clone())
+            .map_err(BlockError::Interfaces)?;
+        Ok(Blocker::new(
+            firewall,
+            state,
+            safety,
+            config.block.max_entries,
+        ))
     }
 
     pub fn backend(&self) -> &'static str {

@@ -55,6 +55,8 @@ pub enum BlockError {
     },
     #[error("unknown firewall backend {0:?} (expected auto, nftables or ipset)")]
     UnknownBackend(String),
+    #[error("cannot list this host's addresses: {0}")]
+    Interfaces(#[source] std::io::Error),
     #[error("no firewall backend: neither nft nor ipset is in PATH")]
     NoBackend,
     #[error("invalid set name {0:?}: use 1 to 24 letters, digits, '_' or '-'")]

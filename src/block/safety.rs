@@ -201,6 +201,46 @@ mod tests {
         assert!(text.ends_with("use --force to block it anyway"), "{text}");
     }
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn each_check_refuses_with_its_reason() {
+        let policy = SafetyPolicy {
+            allowlist: vec!["45.155.0.0/16".parse().unwrap_or(IpNet::default())],
+            host_addresses: vec![ip("81.2.69.160")],
+            session_peers: vec![(ip("2a00:1450:4001::5"), "SSH_CLIENT")],
+        };
+        assert_eq!(policy.check(ip("8.8.4.4")), Ok(()));
+        assert_eq!(
+            policy.check(ip("192.168.1.9")),
+            Err(Refusal::NotPublic(AddrClass::Private))
+        );
+        assert!(matches!(
+            policy.check(ip("45.155.205.233")),
+            Err(Refusal::Allowlisted(_))
+        ));
+        assert_eq!(policy.check(ip("81.2.69.160")), Err(Refusal::OwnAddress));
+        // IPv4-mapped forms are the same address.
+        assert_eq!(
+            policy.check(ip("::ffff:81.2.69.160")),
+            Err(Refusal::OwnAddress)
+        );
+        assert_eq!(
+            policy.check(ip("2a00:1450:4001::5")),
+            Err(Refusal::SshSession("SSH_CLIENT"))
+        );
+        let text = policy
+            .check(ip("45.155.205.233"))
+            .err()
+            .map(|r| r.to_string());
+        assert_eq!(
+            text.as_deref(),
+            Some("on the allowlist (45.155.0.0/16); use --force to block it anyway")
+        );
+    }
+
     #[test]
     fn full_message_names_the_setting() {
         let text = Refusal::Full { max: 3 }.to_string();
