@@ -137,6 +137,11 @@ impl Blocker {
         })
     }
 
+    /// Whether `ip` is blocked now (in the kernel, or recorded and not expired).
+    pub fn is_blocked(&self, ip: IpAddr) -> Result<bool, BlockError> {
+        Ok(self.active_addresses(unix_now())?.contains(&canonical(ip)))
+    }
+
     /// Unblocks `ip`; returns whether it was blocked (in the kernel or the state).
     pub fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
         let ip = canonical(ip);

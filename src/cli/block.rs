@@ -200,59 +200,7 @@ fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// The configuration for the block doors.
-///
-/// Stand-in until `Config::load` lands from the reputation branch: defaults, the few keys the
-/// block doors read from the TOML file, and `REPUTE_STATE_DIR`. Replaced by `Config::load` at
-/// the merge.
+/// The configuration for the block doors: file, environment (`REPUTE_STATE_DIR`, …), defaults.
 pub(super) fn load_config(global: &Global) -> anyhow::Result<Config> {
-    #[derive(serde::Deserialize, Default)]
-    struct File {
-        state_dir: Option<std::path::PathBuf>,
-        allowlist: Option<Vec<String>>,
-        block: Option<FileBlock>,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct FileBlock {
-        backend: Option<String>,
-        table: Option<String>,
-        forward: Option<bool>,
-        max_entries: Option<usize>,
-        default_duration: Option<String>,
-        min_score: Option<u8>,
-    }
-    let mut config = Config::default();
-    let file: File = match &global.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("config file {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
-        }
-        None => File::default(),
-    };
-    let state_dir = std::env::var_os("REPUTE_STATE_DIR")
-        .map(Into::into)
-        .or(file.state_dir);
-    if let Some(dir) = state_dir {
-        config.cache = repute::config::CacheSetting::Sqlite(dir.join("repute.sqlite"));
-        config.state_dir = dir;
-    }
-    for net in file.allowlist.unwrap_or_default() {
-        let parsed = net
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| net.parse::<IpAddr>().map(ipnet::IpNet::from))
-            .with_context(|| format!("allowlist entry {net:?}"))?;
-        config.allowlist.push(parsed);
-    }
-    let block = file.block.unwrap_or_default();
-    let settings = &mut config.block;
-    settings.backend = block.backend.unwrap_or(settings.backend.clone());
-    settings.table = block.table.unwrap_or(settings.table.clone());
-    settings.forward = block.forward.unwrap_or(settings.forward);
-    settings.max_entries = block.max_entries.unwrap_or(settings.max_entries);
-    settings.min_score = block.min_score.or(settings.min_score);
-    if let Some(d) = block.default_duration {
-        settings.default_duration = parse_duration(&d)?;
-    }
-    Ok(config)
+    Ok(Config::load(global.config.as_deref())?)
 }
