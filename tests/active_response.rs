@@ -4,6 +4,7 @@
 //! back. Everything runs inside a private network namespace, so the real `nft` is used.
 
 mod block_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -622,6 +623,125 @@ fn lookup_failure_blocks_by_default_and_skips_on_request() {
         "Declined to block {V6}: no AbuseIPDB score: no API key configured"
     )));
     assert_eq!(netns.nft_elements("repute"), vec![V4]);
+}
+
+/// The mock AbuseIPDB, listening on the namespace's own loopback (the program runs in the
+/// namespace, so the host's 127.0.0.1 is out of its reach). Sockets belong to the namespace of
+/// the thread that creates them, so the mock is started, and stopped (its `Drop` wakes its
+/// accept loop by connecting to it), by a thread that has entered the namespace.
+struct MockInNetns {
+    mock: Option<support::mock_abuseipdb::MockAbuseIpdb>,
+    ns: PathBuf,
+}
+
+fn in_netns<T: Send + 'static>(
+    ns: &std::path::Path,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(ns).expect("open the namespace");
+    std::thread::spawn(move || {
+        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
+        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        job()
+    })
+    .join()
+    .expect("a job inside the namespace")
+}
+
+impl MockInNetns {
+    fn start(netns: &Netns) -> MockInNetns {
+        let mock = in_netns(
+            &netns.ns_path(),
+            support::mock_abuseipdb::MockAbuseIpdb::start,
+        );
+        MockInNetns {
+            mock: Some(mock),
+            ns: netns.ns_path(),
+        }
+    }
+}
+
+impl std::ops::Deref for MockInNetns {
+    type Target = support::mock_abuseipdb::MockAbuseIpdb;
+    fn deref(&self) -> &Self::Target {
+        self.mock.as_ref().expect("running mock")
+    }
+}
+
+impl Drop for MockInNetns {
+    fn drop(&mut self) {
+        if let Some(mock) = self.mock.take() {
+            in_netns(&self.ns, move || drop(mock));
+        }
+    }
+}
+
+fn answer(ip: &str, score: u8) -> String {
+    json!({
+        "ipAddress": ip, "isPublic": true, "ipVersion": if ip.contains(':') { 6 } else { 4 },
+        "isWhitelisted": false, "abuseConfidenceScore": score, "countryCode": "NL",
+        "usageType": "Data Center/Web Hosting/Transit", "isp": "Example Hosting", "domain": "example.net",
+        "hostnames": [], "isTor": false, "totalReports": 12, "numDistinctUsers": 4,
+        "lastReportedAt": "2026-11-27T08:15:00+00:00"
+    })
+    .to_string()
+}
+
+/// A plain sshd alert and no cache entry: the engine asks (the mock) AbuseIPDB over HTTP.
+#[test]
+fn min_score_gate_asks_abuseipdb() {
+    let netns = Netns::new();
+    let wazuh = FakeWazuh::symlinked(&netns);
+    let mock = MockInNetns::start(&netns);
+    let key = "test-key-7f3a9c";
+    mock.expect_key(key);
+    mock.set_answer(V4, &answer(V4, 15));
+    mock.set_answer(V6, &answer(V6, 88));
+    let program = wazuh.program();
+    let run_for = |ip: &str| {
+        let input = format!(
+            "{}\n",
+            message("add", json!({ "srcip": ip }), &["--min-score", "50"])
+        );
+        execute_with(
+            &netns,
+            &wazuh,
+            &program,
+            input.as_bytes(),
+            Some(&execd_reply("continue")),
+            |cmd| {
+                cmd.env("ABUSEIPDB_API_KEY", key)
+                    .env("ABUSEIPDB_API_URL", mock.base_url());
+            },
+        )
+    };
+    let low = run_for(V4);
+    assert_eq!(low.code, Some(0));
+    assert_eq!(low.check_keys, None, "declined before the handshake");
+    let declined =
+        format!("Declined to block {V4}: AbuseIPDB score 15 (from api) is below the minimum 50");
+    assert!(wazuh.log().contains(&declined), "{:?}", wazuh.log());
+
+    let high = run_for(V6);
+    assert_eq!(
+        high.check_keys.as_deref(),
+        Some(expected_check_keys(V6).as_str())
+    );
+    assert_eq!(netns.nft_elements("repute"), vec![V6]);
+    assert_eq!((mock.checks_for(V4), mock.checks_for(V6)), (1, 1));
+
+    // A second alert for the low scorer is answered from the cache: no second call.
+    let again = run_for(V4);
+    assert_eq!(again.check_keys, None);
+    assert_eq!(mock.checks_for(V4), 1);
+    let log = wazuh.log().join("\n");
+    assert!(
+        log.contains("(from cache) is below the minimum 50"),
+        "{log}"
+    );
+    assert!(!log.contains(key), "the API key never reaches the log");
 }
 
 fn reputation(ip: std::net::IpAddr, score: u8) -> Reputation {
