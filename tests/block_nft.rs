@@ -227,6 +227,11 @@ fn max_entries_protects_the_set_even_when_forced() {
     let why = "2 addresses are already blocked (block.max_entries)";
     assert_refused(&netns, &["block", "add", V4_B], why);
     assert_refused(&netns, &["block", "add", V4_B, "--force"], why);
+    let out = netns.run(&["block", "add", V4_B]);
+    assert!(
+        !stderr(&out).contains("--force"),
+        "the limit is not forceable"
+    );
     // Renewing an address already there is not a new entry.
     assert!(
         netns

@@ -127,13 +127,17 @@ impl Firewall for Nftables {
     fn add(&self, ip: IpAddr, timeout: Duration) -> Result<(), BlockError> {
         // `add element` leaves an existing element's timeout alone; delete then add, in one
         // transaction, renews it.
-        let present = self.list()?.iter().any(|e| e.ip == ip);
-        let mut cmds = Vec::new();
-        if present {
-            cmds.push(json!({ "delete": self.element(ip, None) }));
+        let action = format!("adding {ip}");
+        let add = json!({ "add": self.element(ip, Some(timeout)) });
+        if !self.list()?.iter().any(|e| e.ip == ip) {
+            return self.apply(vec![add], &action);
         }
-        cmds.push(json!({ "add": self.element(ip, Some(timeout)) }));
-        self.apply(cmds, &format!("adding {ip}"))
+        let renew = vec![json!({ "delete": self.element(ip, None) }), add.clone()];
+        match self.apply(renew, &action) {
+            // It expired (or another process removed it) since we listed: a plain add.
+            Err(BlockError::Tool { .. }) => self.apply(vec![add], &action),
+            done => done,
+        }
     }
 
     fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {

@@ -30,32 +30,25 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::NotPublic(class) => {
-                let class = serde_json::to_value(class).ok();
-                let class = class.as_ref().and_then(|v| v.as_str()).unwrap_or("special");
-                write!(
-                    f,
-                    "not a public address ({class}); use --force to block it anyway"
-                )
-            }
-            Refusal::Allowlisted(net) => {
-                write!(
-                    f,
-                    "on the allowlist ({net}); use --force to block it anyway"
-                )
-            }
-            Refusal::OwnAddress => {
-                f.write_str("one of this host's own addresses; use --force to block it anyway")
-            }
+            Refusal::NotPublic(class) => write!(f, "not a public address ({})", class.as_str()),
+            Refusal::Allowlisted(net) => write!(f, "on the allowlist ({net})"),
+            Refusal::OwnAddress => f.write_str("one of this host's own addresses"),
             Refusal::SshSession(var) => write!(
                 f,
-                "the address of the SSH session running this command ({var}); use --force to block it anyway"
+                "the address of the SSH session running this command ({var})"
             ),
             Refusal::Full { max } => write!(
                 f,
                 "{max} addresses are already blocked (block.max_entries); unblock some or raise the limit"
             ),
         }
+    }
+}
+
+impl Refusal {
+    /// Whether `--force` overrides it: every address check does, the entry limit does not.
+    pub fn is_forceable(&self) -> bool {
+        !matches!(self, Refusal::Full { .. })
     }
 }
 
@@ -198,7 +191,7 @@ mod tests {
         assert!(matches!(refusal, Err(Refusal::NotPublic(_))));
         let text = refusal.err().map(|r| r.to_string()).unwrap_or_default();
         assert!(text.starts_with("not a public address ("), "{text}");
-        assert!(text.ends_with("use --force to block it anyway"), "{text}");
+        assert_eq!(text, "not a public address (loopback)");
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -235,10 +228,7 @@ mod tests {
             .check(ip("45.155.205.233"))
             .err()
             .map(|r| r.to_string());
-        assert_eq!(
-            text.as_deref(),
-            Some("on the allowlist (45.155.0.0/16); use --force to block it anyway")
-        );
+        assert_eq!(text.as_deref(), Some("on the allowlist (45.155.0.0/16)"));
     }
 
     #[test]

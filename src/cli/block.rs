@@ -64,17 +64,30 @@ enum Format {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let config = load_config(global)?;
-    let blocker = Blocker::for_config(&config)?;
+    // Arguments are checked before the firewall is touched, so a typo is named as such.
     match args.action {
         Action::Add {
             ip,
             duration,
             reason,
             force,
-        } => add(&blocker, &config, &ip, duration.as_deref(), reason, force),
-        Action::Del { ip } => del(&blocker, &ip),
-        Action::List { format } => list(&blocker, format),
+        } => {
+            let duration = match duration {
+                Some(text) => parse_duration(&text)?,
+                None => config.block.default_duration,
+            };
+            let request = Request {
+                ip: parse_ip(&ip)?,
+                duration,
+                reason: reason.map(|r| one_line_reason(&r)),
+                force,
+            };
+            add(&Blocker::for_config(&config)?, &request)
+        }
+        Action::Del { ip } => del(&Blocker::for_config(&config)?, parse_ip(&ip)?),
+        Action::List { format } => list(&Blocker::for_config(&config)?, format),
         Action::Flush => {
+            let blocker = Blocker::for_config(&config)?;
             let count = blocker.list()?.len();
             blocker.flush()?;
             println!(
@@ -92,26 +105,8 @@ pub fn parse_ip(text: &str) -> anyhow::Result<IpAddr> {
         .with_context(|| format!("{text:?} is not an IPv4 or IPv6 address"))
 }
 
-fn add(
-    blocker: &Blocker,
-    config: &Config,
-    ip: &str,
-    duration: Option<&str>,
-    reason: Option<String>,
-    force: bool,
-) -> anyhow::Result<ExitCode> {
-    let ip = parse_ip(ip)?;
-    let duration = match duration {
-        Some(text) => parse_duration(text)?,
-        None => config.block.default_duration,
-    };
-    let request = Request {
-        ip,
-        duration,
-        reason: reason.map(|r| one_line_reason(&r)),
-        force,
-    };
-    match blocker.add(&request) {
+fn add(blocker: &Blocker, request: &Request) -> anyhow::Result<ExitCode> {
+    match blocker.add(request) {
         Ok(added) => {
             let verb = if added.renewed { "renewed" } else { "blocked" };
             println!(
@@ -122,8 +117,13 @@ fn add(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(refused @ BlockError::Refused { .. }) => {
-            eprintln!("repute: {refused}");
+        Err(BlockError::Refused { ip, reason }) => {
+            let hint = if reason.is_forceable() {
+                "; use --force to block it anyway"
+            } else {
+                ""
+            };
+            eprintln!("repute: refused to block {ip}: {reason}{hint}");
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
@@ -139,8 +139,7 @@ fn one_line_reason(reason: &str) -> String {
         .collect()
 }
 
-fn del(blocker: &Blocker, ip: &str) -> anyhow::Result<ExitCode> {
-    let ip = parse_ip(ip)?;
+fn del(blocker: &Blocker, ip: IpAddr) -> anyhow::Result<ExitCode> {
     if blocker.del(ip)? {
         println!("unblocked {ip}");
         Ok(ExitCode::SUCCESS)
