@@ -349,3 +349,59 @@ fn gate(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn execd_is_recognised_by_the_program_path() {
+        assert!(called_by_execd(&args(&[
+            "active-response/bin/repute-block"
+        ])));
+        assert!(called_by_execd(&args(&[
+            "/var/ossec/active-response/bin/repute-block",
+            "--min-score",
+            "50"
+        ])));
+        // The same binary used as `repute …` keeps its subcommands.
+        assert!(!called_by_execd(&args(&[
+            "/var/ossec/active-response/bin/repute-block",
+            "wazuh",
+            "active-response"
+        ])));
+        assert!(!called_by_execd(&args(&[
+            "/usr/bin/repute",
+            "block",
+            "list"
+        ])));
+    }
+
+    #[test]
+    fn lookup_failure_policy_from_extra_args() {
+        let flags = Args {
+            min_score: None,
+            on_lookup_failure: Some(OnLookupFailure::Skip),
+            duration: None,
+        };
+        let global = Global { config: None };
+        let session = Session {
+            args: &flags,
+            global: &global,
+            program: "repute-block",
+            log: &ArLog::new(None, "repute-block"),
+            input: std::io::empty(),
+            output: std::io::sink(),
+        };
+        assert_eq!(session.on_lookup_failure(None), Ok(OnLookupFailure::Skip));
+        assert_eq!(
+            session.on_lookup_failure(Some("block")),
+            Ok(OnLookupFailure::Block)
+        );
+        assert!(session.on_lookup_failure(Some("maybe")).is_err());
+    }
+}

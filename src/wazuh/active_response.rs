@@ -340,13 +340,19 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
     file.write_all(format!("{line}\n").as_bytes())
 }
 
+/// The enrichment rules of the shipped ruleset worth a block: 100012 (abuse confidence 50-89)
+/// and 100013 (90-100). Kept in step with `repute_abuseipdb_rules.xml` by hand.
+pub const DEFAULT_BLOCK_RULES: &[u32] = &[100012, 100013];
+
 /// The `ossec.conf` blocks that run `repute-block` on the given rules: a `<command>` with
 /// `timeout_allowed yes` and an `<active-response>` with `timeout_secs`. The kernel timeout
 /// (`--for` in `extra_args`) equals the Wazuh timeout, so the block ends even if execd dies
 /// before running its `delete`; with `<repeated_offenders>`, raise `--for` to the longest step.
 ///
-/// `location` is `local`: the enrichment alerts are raised on the manager, so the block lands
-/// there; use `all` (with repute installed on the agents) to block everywhere.
+/// `location` is `local`: the program runs where the alert's agent is. Enrichment events for
+/// an agent's log are sent in the agent form (`1:[id] (name) ip->abuseipdb:`), so the block
+/// lands on the attacked agent (which then needs `repute-block` in its own
+/// `active-response/bin`); events of the manager's own logs block on the manager.
 pub fn ossec_conf_blocks(timeout_secs: u64, rules_id: &[u32]) -> String {
     let rules: Vec<String> = rules_id.iter().map(u32::to_string).collect();
     format!(
