@@ -137,3 +137,27 @@ fn auto_falls_back_to_ipset_without_nft() {
         stderr(&out)
     );
 }
+
+#[test]
+fn concurrent_setup_inserts_each_rule_once() {
+    let netns = Netns::new();
+    netns.write_config("[block]\nbackend = \"ipset\"\n");
+    let children: Vec<_> = (1..=8)
+        .map(|i| {
+            netns
+                .repute()
+                .args(["block", "add", &format!("185.220.101.{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(ipset_entries(&netns, "repute-v4").len(), 8);
+    assert_eq!(rule_count(&netns, "iptables", "repute-v4"), 1);
+    assert_eq!(rule_count(&netns, "ip6tables", "repute-v6"), 1);
+}

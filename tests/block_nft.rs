@@ -297,3 +297,89 @@ fn bad_input_is_one_line_and_blocks_nothing() {
     }
     assert!(netns.nft_elements("repute").is_empty());
 }
+
+#[test]
+fn mapped_addresses_and_unrecorded_kernel_entries() {
+    let netns = Netns::new();
+    let out = netns.run(&["block", "add", &format!("::ffff:{V4}")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        netns.nft_elements("repute"),
+        vec![V4.to_string()],
+        "an IPv4-mapped address lands in the IPv4 set"
+    );
+    // An element someone added by hand: listed, with no reason, and left alone.
+    let by_hand = format!("add element inet repute block4 {{ {V4_B} timeout 5m }}");
+    netns.ok(&["nft", &by_hand]);
+    let entries = listed(&netns);
+    let hand = entries
+        .iter()
+        .find(|e| e["ip"] == V4_B)
+        .expect("hand-added entry listed");
+    assert!(hand["reason"].is_null() && hand["backend"].is_null());
+    assert_eq!(netns.nft_elements("repute").len(), 2);
+}
+
+#[test]
+fn concurrent_processes_each_get_their_block() {
+    let netns = Netns::new();
+    let addresses: Vec<String> = (1..=12).map(|i| format!("185.220.101.{i}")).collect();
+    let children: Vec<_> = addresses
+        .iter()
+        .map(|ip| {
+            netns
+                .repute()
+                .args(["block", "add", ip, "--reason", "parallel"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mut expected = addresses.clone();
+    expected.sort();
+    assert_eq!(netns.nft_elements("repute"), expected);
+    let entries = listed(&netns);
+    assert_eq!(entries.len(), 12);
+    assert!(entries.iter().all(|e| e["reason"] == "parallel"));
+}
+
+#[test]
+fn the_entry_limit_holds_under_concurrency() {
+    let netns = Netns::new();
+    netns.write_config("[block]\nmax_entries = 5\n");
+    let children: Vec<_> = (1..=12)
+        .map(|i| {
+            netns
+                .repute()
+                .args(["block", "add", &format!("185.220.101.{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut refused = 0;
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                assert!(
+                    stderr(&out).contains("block.max_entries"),
+                    "{}",
+                    stderr(&out)
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected exit {other:?}: {}", stderr(&out)),
+        }
+    }
+    assert_eq!(refused, 7);
+    assert_eq!(netns.nft_elements("repute").len(), 5);
+    assert_eq!(listed(&netns).len(), 5);
+}

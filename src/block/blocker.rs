@@ -5,6 +5,9 @@
 //! kernel if still there; a recorded block still running but missing from the kernel (a reboot,
 //! `nft flush ruleset`, a change of backend) is put back for the time it has left; an address in
 //! the kernel set that nobody recorded is shown with no reason and left alone.
+//!
+//! Every change (and `list`, which may change things) holds the state's change lock, so two
+//! processes cannot both pass the entry limit or both insert the same iptables rule.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -110,6 +113,7 @@ impl Blocker {
         if !request.force {
             self.safety.check(ip).map_err(refused)?;
         }
+        let _lock = self.state.lock()?;
         let now = unix_now();
         let active = self.active_addresses(now)?;
         let renewed = active.contains(&ip);
@@ -145,6 +149,7 @@ impl Blocker {
     /// Unblocks `ip`; returns whether it was blocked (in the kernel or the state).
     pub fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
         let ip = canonical(ip);
+        let _lock = self.state.lock()?;
         let in_kernel = self.firewall.del(ip)?;
         let in_state = self.state.remove(ip)?;
         Ok(in_kernel || in_state)
@@ -152,6 +157,7 @@ impl Blocker {
 
     /// Empties the kernel sets and the state.
     pub fn flush(&self) -> Result<(), BlockError> {
+        let _lock = self.state.lock()?;
         self.firewall.flush()?;
         self.state.clear()
     }
@@ -170,6 +176,7 @@ impl Blocker {
     /// Every blocked address, after reconciling the state with the kernel (see the module
     /// documentation).
     pub fn list(&self) -> Result<Vec<Listed>, BlockError> {
+        let _lock = self.state.lock()?;
         let now = unix_now();
         let mut kernel = self.firewall.list()?;
         let mut listed = Vec::new();

@@ -53,6 +53,12 @@ pub enum BlockError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("unknown firewall backend {0:?} (expected auto, nftables or ipset)")]
     UnknownBackend(String),
     #[error("cannot list this host's addresses: {0}")]

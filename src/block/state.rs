@@ -20,6 +20,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS block_state (
     added   INTEGER NOT NULL
 )";
 
+/// How long a process waits for another's change to the firewall before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An exclusive hold on the block state and the firewall sets, across processes, released
+/// when dropped (closing the file releases the `flock`).
+#[derive(Debug)]
+pub struct ChangeLock {
+    _file: std::fs::File,
+}
+
 /// One recorded block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -57,6 +67,38 @@ impl State {
         BlockError::Store {
             path: self.path.clone(),
             source,
+        }
+    }
+
+    /// Takes the change lock (`<store>.block-lock`): a change reads the sets, then writes
+    /// them and the state, and two processes doing that at once could both pass the entry
+    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`].
+    pub fn lock(&self) -> Result<ChangeLock, BlockError> {
+        use std::os::fd::AsRawFd;
+        let mut name = self.path.clone().into_os_string();
+        name.push(".block-lock");
+        let path = PathBuf::from(name);
+        let io_err = |source| BlockError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err)?;
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: flock(2) on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(ChangeLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock || start.elapsed() > LOCK_WAIT {
+                return Err(io_err(err));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
