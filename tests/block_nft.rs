@@ -18,8 +18,18 @@ fn assert_refused(netns: &Netns, args: &[&str], why: &str) {
     assert!(err.contains(why), "{args:?}: {err}");
 }
 
+/// The host's own view of our table (run outside any namespace), to show it is never touched.
+fn host_table() -> (bool, String) {
+    let out = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "inet", "repute"])
+        .output()
+        .expect("nft on the host");
+    (out.status.success(), stdout(&out))
+}
+
 #[test]
 fn add_list_delete_ipv4_and_ipv6() {
+    let host_before = host_table();
     let netns = Netns::new();
     let out = netns.run(&["block", "add", V4, "--for", "1h", "--reason", "brute force"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -61,6 +71,11 @@ fn add_list_delete_ipv4_and_ipv6() {
     assert!(out.status.success());
     assert!(netns.nft_elements("repute").is_empty());
     assert!(listed(&netns).is_empty());
+    assert_eq!(
+        host_table(),
+        host_before,
+        "the host's firewall is not touched"
+    );
 }
 
 #[test]
