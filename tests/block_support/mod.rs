@@ -24,15 +24,21 @@ pub struct Netns {
 impl Netns {
     /// A fresh namespace with `lo` up, and an empty scratch directory with an empty config.
     pub fn new() -> Netns {
-        let holder = Command::new("unshare")
+        let mut holder = Command::new("unshare");
+        holder
             .args(["-n", "--", "sleep", "600"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot create a network namespace (unshare -n needs root and util-linux): {e}"
-                )
+            .stdin(Stdio::null());
+        // SAFETY: prctl(2) only, between fork and exec. The holder dies with the test's
+        // thread even when the test process is killed, so no namespace outlives its test.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut holder, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
             });
+        }
+        let holder = holder.spawn().unwrap_or_else(|e| {
+            panic!("cannot create a network namespace (unshare -n needs root and util-linux): {e}")
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let netns = Netns { holder, dir };
         netns.wait_until_separate();
