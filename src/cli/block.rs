@@ -177,7 +177,7 @@ fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> 
         .max("ADDRESS".len());
     writeln!(
         out,
-        "{:width$}  {:>10}  {:8}  REASON",
+        "{:width$}  {:>13}  {:8}  REASON",
         "ADDRESS", "REMAINING", "BACKEND"
     )?;
     for entry in entries {
@@ -190,7 +190,7 @@ fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> 
         }
         writeln!(
             out,
-            "{:width$}  {:>10}  {:8}  {reason}",
+            "{:width$}  {:>13}  {:8}  {reason}",
             entry.ip.to_string(),
             remaining,
             entry.backend.as_deref().unwrap_or("-"),
