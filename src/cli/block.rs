@@ -1,12 +1,205 @@
-//! `repute block`. (Skeleton.)
+//! `repute block`: block, unblock, list and flush addresses in the kernel firewall, for people
+//! and scripts.
+//!
+//! Exit codes: 0 done; 1 refused (a safety check or the entry limit, with the reason on
+//! stderr) or nothing to do (`del` of an address that was not blocked); 2 error.
 
+use std::io::Write;
+use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use repute::block::duration::format_duration;
+use repute::block::{BlockError, Blocker, Listed, Request, parse_duration};
+use repute::config::Config;
 
 use super::Global;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// Reasons longer than this are cut: they are notes for people, not documents.
+const MAX_REASON_CHARS: usize = 200;
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Block an address (IPv4 or IPv6) for a while.
+    Add {
+        /// The address to block.
+        ip: String,
+        /// How long: 90s, 10m, 1h, 2d, 1w, 1h30m (default: block.default_duration).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why, shown by `list`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Block even a non-public, allowlisted, own or SSH-session address.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Unblock an address.
+    Del {
+        /// The address to unblock.
+        ip: String,
+    },
+    /// Show blocked addresses, time left and why.
+    List {
+        /// `table` for people, `json` for one JSON object per line.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Unblock every address.
+    Flush,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let config = load_config(global)?;
+    // Arguments are checked before the firewall is touched, so a typo is named as such.
+    match args.action {
+        Action::Add {
+            ip,
+            duration,
+            reason,
+            force,
+        } => {
+            let duration = match duration {
+                Some(text) => parse_duration(&text)?,
+                None => config.block.default_duration,
+            };
+            let request = Request {
+                ip: parse_ip(&ip)?,
+                duration,
+                reason: reason.map(|r| one_line_reason(&r)),
+                force,
+            };
+            add(&Blocker::for_config(&config)?, &request)
+        }
+        Action::Del { ip } => del(&Blocker::for_config(&config)?, parse_ip(&ip)?),
+        Action::List { format } => list(&Blocker::for_config(&config)?, format),
+        Action::Flush => {
+            let blocker = Blocker::for_config(&config)?;
+            let count = blocker.list()?.len();
+            blocker.flush()?;
+            println!(
+                "unblocked {count} address{}",
+                if count == 1 { "" } else { "es" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// An address as typed; host names and anything else are refused (no lookups, ever).
+pub fn parse_ip(text: &str) -> anyhow::Result<IpAddr> {
+    repute::addr::parse_addr(text)
+        .with_context(|| format!("{text:?} is not an IPv4 or IPv6 address"))
+}
+
+fn add(blocker: &Blocker, request: &Request) -> anyhow::Result<ExitCode> {
+    match blocker.add(request) {
+        Ok(added) => {
+            let verb = if added.renewed { "renewed" } else { "blocked" };
+            println!(
+                "{verb} {} for {} ({})",
+                added.ip,
+                format_duration(added.duration),
+                added.backend
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(BlockError::Refused { ip, reason }) => {
+            let hint = if reason.is_forceable() {
+                "; use --force to block it anyway"
+            } else {
+                ""
+            };
+            eprintln!("repute: refused to block {ip}: {reason}{hint}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reasons are shown one per table row: no control characters, bounded length.
+fn one_line_reason(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_REASON_CHARS)
+        .collect()
+}
+
+fn del(blocker: &Blocker, ip: IpAddr) -> anyhow::Result<ExitCode> {
+    if blocker.del(ip)? {
+        println!("unblocked {ip}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("repute: {ip} was not blocked");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn list(blocker: &Blocker, format: Format) -> anyhow::Result<ExitCode> {
+    let entries = blocker.list()?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            for entry in &entries {
+                serde_json::to_writer(&mut out, entry)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Table => write_table(&mut out, &entries)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(out, "no address is blocked");
+    }
+    let width = entries
+        .iter()
+        .map(|e| e.ip.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("ADDRESS".len());
+    writeln!(
+        out,
+        "{:width$}  {:>13}  {:8}  REASON",
+        "ADDRESS", "REMAINING", "BACKEND"
+    )?;
+    for entry in entries {
+        let remaining = entry
+            .remaining_secs
+            .map_or("-".to_string(), |s| format_duration(Duration::from_secs(s)));
+        let mut reason = entry.reason.clone().unwrap_or_else(|| "-".into());
+        if entry.restored {
+            reason.push_str(" (restored to the kernel set)");
+        }
+        writeln!(
+            out,
+            "{:width$}  {:>13}  {:8}  {reason}",
+            entry.ip.to_string(),
+            remaining,
+            entry.backend.as_deref().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The configuration for the block doors: file, environment (`REPUTE_STATE_DIR`, …), defaults.
+pub(super) fn load_config(global: &Global) -> anyhow::Result<Config> {
+    Ok(Config::load(global.config.as_deref())?)
 }

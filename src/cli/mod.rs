@@ -69,6 +69,9 @@ pub fn main() -> ExitCode {
     if wazuh_integration::called_by_integratord(&args) {
         return wazuh_integration::run_as_integratord_child(&args);
     }
+    if wazuh_active_response::called_by_execd(&args) {
+        return wazuh_active_response::run_as_execd_child(&args);
+    }
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Scan(a) => scan::run(a, &cli.global),

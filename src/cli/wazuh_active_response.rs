@@ -1,12 +1,407 @@
-//! `repute wazuh active-response`. (Skeleton.)
+//! `repute wazuh active-response`: the program execd runs to block and unblock an address.
+//!
+//! Installed as `<wazuh home>/active-response/bin/repute-block` (a copy or a symlink of the
+//! repute binary), it is started by execd with no arguments and recognised by that path
+//! ([`called_by_execd`]); `repute wazuh active-response [flags]` is the same door by hand.
+//! It reads one JSON line, and for `add` it applies the same safety checks as `repute block`
+//! and, with a minimum score, the reputation gate, then does the `check_keys` handshake and
+//! blocks on `continue`. `delete` (execd's timeout) unblocks, without a handshake.
+//!
+//! Every step is logged to `<home>/logs/active-responses.log` in Wazuh's line format. Exit
+//! codes: 0 when the message was handled (blocked, unblocked, declined, refused, aborted),
+//! 1 when it could not be (bad input, a failed firewall), as Wazuh's own programs do.
+//!
+//! Timeouts: execd runs `delete` when its `<timeout>` expires, but that schedule lives only in
+//! execd's memory. The kernel entry therefore gets its own timeout (`--for`, in `extra_args`
+//! or as a flag, else `block.default_duration`), which should be at least the `<timeout>`, so
+//! the block ends even if execd dies. When execd answers `abort` (the address is already in
+//! its timeout list, whose timer it has just refreshed), the kernel entry is renewed too, so
+//! the two stay in step.
+//!
+//! The reputation gate (`--min-score N`, `extra_args` `--min-score N` or `min_score=N`, or
+//! `block.min_score`) takes the score the alert carries when it is an AbuseIPDB enrichment
+//! alert, else asks the engine (cache first). When no score can be had (no key, quota spent,
+//! provider down), `--on-lookup-failure` decides: `block` (the default: the Wazuh rule that
+//! fired already judged the address, and an attacker must not be able to switch blocking off
+//! by exhausting the quota) or `skip`.
 
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use repute::block::duration::format_duration;
+use repute::block::{BlockError, Blocker, Request, parse_duration};
+use repute::config::Config;
+use repute::engine::Engine;
+use repute::wazuh::active_response::{
+    ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, Reply, check_keys_message,
+    in_active_response_bin, parse_extra_args, parse_reply, read_line_bounded, wazuh_home,
+};
 
 use super::Global;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// Longest input text copied into the log.
+const MAX_LOGGED_INPUT: usize = 8192;
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Decline to block an address whose AbuseIPDB score is below N (0-100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub min_score: Option<u8>,
+    /// When no score can be had: `block` anyway (default) or `skip`.
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_lookup_failure: Option<OnLookupFailure>,
+    /// How long the kernel keeps the block (default: block.default_duration).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnLookupFailure {
+    Block,
+    Skip,
+}
+
+/// The command line when started as `active-response/bin/<name>`.
+#[derive(Debug, Parser)]
+#[command(name = "repute-block", about = "repute's Wazuh active response")]
+struct ExecdCli {
+    #[command(flatten)]
+    global: Global,
+    #[command(flatten)]
+    args: Args,
+}
+
+/// True when this process is a program in `active-response/bin/` started as execd starts it
+/// (no subcommand: only flags, usually none).
+pub fn called_by_execd(args: &[OsString]) -> bool {
+    let flags_only = args
+        .get(1)
+        .is_none_or(|a| a.to_string_lossy().starts_with('-'));
+    let by_argv0 = args
+        .first()
+        .is_some_and(|a| in_active_response_bin(Path::new(a)));
+    let by_exe = std::env::current_exe().is_ok_and(|p| in_active_response_bin(&p));
+    flags_only && (by_argv0 || by_exe)
+}
+
+pub fn run_as_execd_child(args: &[OsString]) -> ExitCode {
+    let cli = ExecdCli::parse_from(args);
+    respond(&cli.args, &cli.global)
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    Ok(respond(&args, global))
+}
+
+/// The program name execd keys on: the basename of argv[0].
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "repute".into())
+}
+
+fn this_wazuh_home() -> Option<PathBuf> {
+    let argv0 = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    wazuh_home(
+        std::env::var_os("WAZUH_HOME").map(PathBuf::from),
+        std::env::current_exe().ok(),
+        &argv0,
+        std::env::current_dir().ok(),
+    )
+}
+
+fn respond(args: &Args, global: &Global) -> ExitCode {
+    let program = program_name();
+    let log = ArLog::new(this_wazuh_home().as_deref(), &program);
+    log.log("Starting");
+    let mut session = Session {
+        args,
+        global,
+        program: &program,
+        log: &log,
+        input: std::io::stdin().lock(),
+        output: std::io::stdout().lock(),
+    };
+    let code = match session.handle() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log.log(&message);
+            ExitCode::from(1)
+        }
+    };
+    log.log("Ended");
+    code
+}
+
+/// One run: the message, the handshake, the firewall. Errors are the line to log.
+struct Session<'a, R: BufRead, W: Write> {
+    args: &'a Args,
+    global: &'a Global,
+    program: &'a str,
+    log: &'a ArLog,
+    input: R,
+    output: W,
+}
+
+/// What the reputation gate decided.
+enum Gate {
+    Pass(String),
+    Decline(String),
+}
+
+impl<R: BufRead, W: Write> Session<'_, R, W> {
+    fn handle(&mut self) -> Result<(), String> {
+        let line = read_line_bounded(&mut self.input, MAX_MESSAGE_BYTES)
+            .and_then(|l| l.ok_or(ArError::Empty))
+            .map_err(|e| e.to_string())?;
+        self.log
+            .log(&line.chars().take(MAX_LOGGED_INPUT).collect::<String>());
+        let message = Message::parse(&line).map_err(|e| e.to_string())?;
+        let ip = message.srcip().map_err(|e| e.to_string())?;
+        let extra = parse_extra_args(&message.extra_args()).map_err(|e| e.to_string())?;
+        let config = Config::load(self.global.config.as_deref())
+            .map_err(|e| format!("configuration: {e}"))?;
+        let blocker = Blocker::for_config(&config).map_err(|e| e.to_string())?;
+        match message.command {
+            Command::Delete => self.delete(&blocker, ip),
+            Command::Add => {
+                let duration = self.duration(extra.duration.as_deref(), &config)?;
+                let min_score = extra
+                    .min_score
+                    .or(self.args.min_score)
+                    .or(config.block.min_score);
+                let on_failure = self.on_lookup_failure(extra.on_lookup_failure.as_deref())?;
+                self.add(
+                    &blocker, &config, &message, ip, duration, min_score, on_failure,
+                )
+            }
+        }
+    }
+
+    fn duration(&self, extra: Option<&str>, config: &Config) -> Result<Duration, String> {
+        match extra.or(self.args.duration.as_deref()) {
+            Some(text) => parse_duration(text).map_err(|e| e.to_string()),
+            None => Ok(config.block.default_duration),
+        }
+    }
+
+    fn on_lookup_failure(&self, extra: Option<&str>) -> Result<OnLookupFailure, String> {
+        match extra {
+            Some("block") => Ok(OnLookupFailure::Block),
+            Some("skip") => Ok(OnLookupFailure::Skip),
+            Some(other) => Err(format!(
+                "invalid extra argument {other:?}: on-lookup-failure is block or skip"
+            )),
+            None => Ok(self
+                .args
+                .on_lookup_failure
+                .unwrap_or(OnLookupFailure::Block)),
+        }
+    }
+
+    fn delete(&mut self, blocker: &Blocker, ip: IpAddr) -> Result<(), String> {
+        let was_blocked = blocker.del(ip).map_err(|e| e.to_string())?;
+        if was_blocked {
+            self.log.log(&format!("Unblocked {ip}"));
+        } else {
+            self.log.log(&format!("{ip} was not blocked"));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        blocker: &Blocker,
+        config: &Config,
+        message: &Message,
+        ip: IpAddr,
+        duration: Duration,
+        min_score: Option<u8>,
+        on_failure: OnLookupFailure,
+    ) -> Result<(), String> {
+        // Refusals and declines come before the handshake: with no `check_keys` line, execd
+        // schedules no `delete` for an address that was never blocked.
+        if let Err(refusal) = blocker.check(ip) {
+            self.log.log(&format!("Refused to block {ip}: {refusal}"));
+            return Ok(());
+        }
+        let mut reason = message.rule_summary();
+        if let Some(min) = min_score {
+            match gate(message, ip, min, on_failure, config) {
+                Gate::Decline(why) => {
+                    self.log.log(&format!("Declined to block {ip}: {why}"));
+                    return Ok(());
+                }
+                Gate::Pass(why) => reason.push_str(&format!(" ({why})")),
+            }
+        }
+        let request = Request {
+            ip,
+            duration,
+            reason: Some(reason),
+            force: false,
+        };
+        match self.handshake(ip)? {
+            Reply::Continue => self.block(blocker, &request),
+            Reply::Abort => {
+                self.log.log("Aborted");
+                self.renew_if_blocked(blocker, &request)
+            }
+            Reply::Other(text) => Err(format!("Invalid value of 'command' in reply: {text:?}")),
+        }
+    }
+
+    /// Sends `check_keys` and reads execd's answer.
+    fn handshake(&mut self, ip: IpAddr) -> Result<Reply, String> {
+        let line = check_keys_message(self.program, &[ip.to_string()]);
+        writeln!(self.output, "{line}")
+            .and_then(|()| self.output.flush())
+            .map_err(|e| format!("cannot write to execd: {e}"))?;
+        match read_line_bounded(&mut self.input, MAX_MESSAGE_BYTES) {
+            Ok(Some(reply)) => Ok(parse_reply(&reply)),
+            Ok(None) => Err("no reply to check_keys".into()),
+            Err(e) => Err(format!("reply to check_keys: {e}")),
+        }
+    }
+
+    fn block(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+        match blocker.add(request) {
+            Ok(added) => {
+                let verb = if added.renewed { "Renewed" } else { "Blocked" };
+                self.log.log(&format!(
+                    "{verb} {} for {} ({})",
+                    added.ip,
+                    format_duration(added.duration),
+                    added.backend
+                ));
+                Ok(())
+            }
+            Err(refused @ BlockError::Refused { .. }) => {
+                self.log.log(&format!("Refused: {refused}"));
+                Ok(())
+            }
+            Err(e) => Err(format!("Cannot block {}: {e}", request.ip)),
+        }
+    }
+
+    /// execd refreshed its timer for an address it already handles: refresh ours.
+    fn renew_if_blocked(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+        let blocked = blocker.is_blocked(request.ip).map_err(|e| e.to_string())?;
+        if blocked {
+            let renewal = Request {
+                reason: None,
+                ..request.clone()
+            };
+            self.block(blocker, &renewal)?;
+        }
+        Ok(())
+    }
+}
+
+/// The reputation gate: the alert's own score when it is an enrichment alert, else the
+/// engine's answer (cache, then AbuseIPDB).
+fn gate(
+    message: &Message,
+    ip: IpAddr,
+    min: u8,
+    on_failure: OnLookupFailure,
+    config: &Config,
+) -> Gate {
+    let score = match message.alert_score() {
+        Some(score) => Ok((score, "alert")),
+        None => Engine::new(config)
+            .map_err(|e| e.to_string())
+            .and_then(|engine| {
+                let lookup = engine.lookup(ip);
+                match (lookup.score(), lookup.missing) {
+                    (Some(score), _) => Ok((score, lookup.source.as_str())),
+                    (None, Some(why)) => Err(why.to_string()),
+                    (None, None) => Err("no answer".into()),
+                }
+            }),
+    };
+    match score {
+        Ok((score, from)) if score >= min => Gate::Pass(format!(
+            "AbuseIPDB score {score} from {from}, minimum {min}"
+        )),
+        Ok((score, from)) => Gate::Decline(format!(
+            "AbuseIPDB score {score} (from {from}) is below the minimum {min}"
+        )),
+        Err(why) => match on_failure {
+            OnLookupFailure::Block => {
+                Gate::Pass(format!("no AbuseIPDB score: {why}; blocking anyway"))
+            }
+            OnLookupFailure::Skip => Gate::Decline(format!("no AbuseIPDB score: {why}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn execd_is_recognised_by_the_program_path() {
+        assert!(called_by_execd(&args(&[
+            "active-response/bin/repute-block"
+        ])));
+        assert!(called_by_execd(&args(&[
+            "/var/ossec/active-response/bin/repute-block",
+            "--min-score",
+            "50"
+        ])));
+        // The same binary used as `repute …` keeps its subcommands.
+        assert!(!called_by_execd(&args(&[
+            "/var/ossec/active-response/bin/repute-block",
+            "wazuh",
+            "active-response"
+        ])));
+        assert!(!called_by_execd(&args(&[
+            "/usr/bin/repute",
+            "block",
+            "list"
+        ])));
+    }
+
+    #[test]
+    fn lookup_failure_policy_from_extra_args() {
+        let flags = Args {
+            min_score: None,
+            on_lookup_failure: Some(OnLookupFailure::Skip),
+            duration: None,
+        };
+        let global = Global { config: None };
+        let session = Session {
+            args: &flags,
+            global: &global,
+            program: "repute-block",
+            log: &ArLog::new(None, "repute-block"),
+            input: std::io::empty(),
+            output: std::io::sink(),
+        };
+        assert_eq!(session.on_lookup_failure(None), Ok(OnLookupFailure::Skip));
+        assert_eq!(
+            session.on_lookup_failure(Some("block")),
+            Ok(OnLookupFailure::Block)
+        );
+        assert!(session.on_lookup_failure(Some("maybe")).is_err());
+    }
 }

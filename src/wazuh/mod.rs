@@ -1,2 +1,3 @@
 //! Wazuh: alerts, the integration protocol, the queue socket, ruleset, install, active response.
 //! (Skeleton.)
+pub mod active_response;

@@ -1,0 +1,387 @@
+//! The block service the doors use: safety checks, the entry limit, the kernel, the state.
+//!
+//! The state table is the record of intent and the kernel set the enforcement. `list`
+//! reconciles the two: a recorded block whose time is up is forgotten and taken out of the
+//! kernel if still there; a recorded block still running but missing from the kernel (a reboot,
+//! `nft flush ruleset`, a change of backend) is put back for the time it has left; an address in
+//! the kernel set that nobody recorded is shown with no reason and left alone.
+//!
+//! Every change (and `list`, which may change things) holds the state's change lock, so two
+//! processes cannot both pass the entry limit or both insert the same iptables rule.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::safety::{Refusal, SafetyPolicy};
+use super::state::{Record, State};
+use super::{BlockError, Firewall, KernelEntry};
+use crate::addr::canonical;
+use crate::config::Config;
+
+/// A request to block one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub ip: IpAddr,
+    pub duration: Duration,
+    pub reason: Option<String>,
+    /// Skip the address checks (not the entry limit, which protects the kernel).
+    pub force: bool,
+}
+
+/// What `add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub ip: IpAddr,
+    pub duration: Duration,
+    /// The address was already blocked; its timeout was renewed.
+    pub renewed: bool,
+    pub backend: &'static str,
+}
+
+/// One blocked address, as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    pub ip: IpAddr,
+    /// Seconds the kernel will keep it; `null` when it has no timeout.
+    pub remaining_secs: Option<u64>,
+    /// Why it was blocked, when repute blocked it.
+    pub reason: Option<String>,
+    /// The backend that blocked it, when repute blocked it.
+    pub backend: Option<String>,
+    /// It was missing from the kernel and was put back by this listing.
+    pub restored: bool,
+}
+
+/// Blocks and unblocks addresses with one backend and one state store.
+pub struct Blocker {
+    firewall: Box<dyn Firewall>,
+    state: State,
+    safety: SafetyPolicy,
+    max_entries: usize,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Blocker {
+    pub fn new(
+        firewall: Box<dyn Firewall>,
+        state: State,
+        safety: SafetyPolicy,
+        max_entries: usize,
+    ) -> Self {
+        Blocker {
+            firewall,
+            state,
+            safety,
+            max_entries,
+        }
+    }
+
+    /// The blocker a door uses: backend, store and allowlist from `config`, the host's
+    /// addresses and the SSH session from this process.
+    pub fn for_config(config: &Config) -> Result<Self, BlockError> {
+        let firewall = super::open_backend(&config.block)?;
+        let state = State::open(&config.store_path())?;
+        let safety = SafetyPolicy::for_this_host(config.allowlist.clone())
+            .map_err(BlockError::Interfaces)?;
+        Ok(Blocker::new(
+            firewall,
+            state,
+            safety,
+            config.block.max_entries,
+        ))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.firewall.name()
+    }
+
+    /// The address checks alone (for a door that wants to refuse before anything else).
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
+        self.safety.check(ip)
+    }
+
+    /// Blocks `request.ip` for `request.duration`, unless a check refuses it.
+    pub fn add(&self, request: &Request) -> Result<Added, BlockError> {
+        let ip = canonical(request.ip);
+        let refused = |reason| BlockError::Refused { ip, reason };
+        if !request.force {
+            self.safety.check(ip).map_err(refused)?;
+        }
+        let _lock = self.state.lock()?;
+        let now = unix_now();
+        let active = self.active_addresses(now)?;
+        let renewed = active.contains(&ip);
+        if !renewed && active.len() >= self.max_entries {
+            return Err(refused(Refusal::Full {
+                max: self.max_entries,
+            }));
+        }
+        self.firewall.ensure()?;
+        self.firewall.add(ip, request.duration)?;
+        // Whole seconds, rounded down: the state never outlives the kernel entry.
+        let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
+        self.state.put(&Record {
+            ip,
+            until: now.saturating_add(secs),
+            reason: request.reason.clone(),
+            backend: self.firewall.name().to_string(),
+            added: now,
+        })?;
+        Ok(Added {
+            ip,
+            duration: request.duration,
+            renewed,
+            backend: self.firewall.name(),
+        })
+    }
+
+    /// Whether `ip` is blocked now (in the kernel, or recorded and not expired).
+    pub fn is_blocked(&self, ip: IpAddr) -> Result<bool, BlockError> {
+        Ok(self.active_addresses(unix_now())?.contains(&canonical(ip)))
+    }
+
+    /// Unblocks `ip`; returns whether it was blocked (in the kernel or the state).
+    pub fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
+        let ip = canonical(ip);
+        let _lock = self.state.lock()?;
+        let in_kernel = self.firewall.del(ip)?;
+        let in_state = self.state.remove(ip)?;
+        Ok(in_kernel || in_state)
+    }
+
+    /// Empties the kernel sets and the state.
+    pub fn flush(&self) -> Result<(), BlockError> {
+        let _lock = self.state.lock()?;
+        self.firewall.flush()?;
+        self.state.clear()
+    }
+
+    /// Addresses blocked now: in the kernel, or recorded and not yet expired.
+    fn active_addresses(&self, now: i64) -> Result<HashSet<IpAddr>, BlockError> {
+        let mut active: HashSet<IpAddr> = self.firewall.list()?.into_iter().map(|e| e.ip).collect();
+        for record in self.state.all()? {
+            if record.until > now {
+                active.insert(record.ip);
+            }
+        }
+        Ok(active)
+    }
+
+    /// Every blocked address, after reconciling the state with the kernel (see the module
+    /// documentation).
+    pub fn list(&self) -> Result<Vec<Listed>, BlockError> {
+        let _lock = self.state.lock()?;
+        let now = unix_now();
+        let mut kernel = self.firewall.list()?;
+        let mut listed = Vec::new();
+        for record in self.state.all()? {
+            let position = kernel.iter().position(|e| e.ip == record.ip);
+            let entry = position.map(|i| kernel.swap_remove(i));
+            if record.until <= now {
+                self.forget(&record, entry.is_some())?;
+                continue;
+            }
+            let restored = entry.is_none();
+            let remaining = match entry {
+                Some(e) => e.remaining,
+                None => Some(self.restore(&record, now)?),
+            };
+            listed.push(Listed {
+                ip: record.ip,
+                remaining_secs: remaining.map(|d| d.as_secs()),
+                reason: record.reason,
+                backend: Some(record.backend),
+                restored,
+            });
+        }
+        listed.extend(kernel.into_iter().map(unrecorded));
+        Ok(listed)
+    }
+
+    /// An expired record: out of the state, and out of the kernel if it lingers there.
+    fn forget(&self, record: &Record, in_kernel: bool) -> Result<(), BlockError> {
+        if in_kernel {
+            self.firewall.del(record.ip)?;
+        }
+        self.state.remove(record.ip).map(drop)
+    }
+
+    /// Puts a running block back into the kernel for the time it has left.
+    fn restore(&self, record: &Record, now: i64) -> Result<Duration, BlockError> {
+        let left = Duration::from_secs(u64::try_from(record.until - now).unwrap_or(1));
+        self.firewall.ensure()?;
+        self.firewall.add(record.ip, left)?;
+        Ok(left)
+    }
+}
+
+fn unrecorded(entry: KernelEntry) -> Listed {
+    Listed {
+        ip: entry.ip,
+        remaining_secs: entry.remaining.map(|d| d.as_secs()),
+        reason: None,
+        backend: None,
+        restored: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// An in-memory firewall, so the reconciliation logic is tested without a kernel (the
+    /// kernel paths are tested end to end in `tests/block_*.rs`, inside a namespace).
+    #[derive(Default)]
+    struct MemoryFirewall {
+        entries: RefCell<HashMap<IpAddr, Duration>>,
+    }
+
+    impl Firewall for std::rc::Rc<MemoryFirewall> {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn ensure(&self) -> Result<(), BlockError> {
+            Ok(())
+        }
+        fn add(&self, ip: IpAddr, timeout: Duration) -> Result<(), BlockError> {
+            self.entries.borrow_mut().insert(ip, timeout);
+            Ok(())
+        }
+        fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
+            Ok(self.entries.borrow_mut().remove(&ip).is_some())
+        }
+        fn list(&self) -> Result<Vec<KernelEntry>, BlockError> {
+            let entries = self.entries.borrow();
+            Ok(entries
+                .iter()
+                .map(|(ip, t)| KernelEntry {
+                    ip: *ip,
+                    remaining: Some(*t),
+                })
+                .collect())
+        }
+        fn flush(&self) -> Result<(), BlockError> {
+            self.entries.borrow_mut().clear();
+            Ok(())
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0u8; 4]))
+    }
+
+    fn setup(
+        max: usize,
+    ) -> Result<(tempfile::TempDir, std::rc::Rc<MemoryFirewall>, Blocker), BlockError> {
+        let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
+            program: "tempdir".into(),
+            source,
+        })?;
+        let fw = std::rc::Rc::new(MemoryFirewall::default());
+        let state = State::open(&dir.path().join("store.sqlite"))?;
+        let blocker = Blocker::new(Box::new(fw.clone()), state, SafetyPolicy::default(), max);
+        Ok((dir, fw, blocker))
+    }
+
+    fn forced(addr: &str, secs: u64, reason: Option<&str>) -> Request {
+        Request {
+            ip: ip(addr),
+            duration: Duration::from_secs(secs),
+            reason: reason.map(str::to_string),
+            force: true,
+        }
+    }
+
+    #[test]
+    fn flushed_kernel_set_is_restored_from_state() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        blocker.add(&forced("203.0.113.9", 600, Some("brute force")))?;
+        fw.entries.borrow_mut().clear();
+        let listed = blocker.list()?;
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].restored);
+        assert_eq!(listed[0].reason.as_deref(), Some("brute force"));
+        assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
+        Ok(())
+    }
+
+    #[test]
+    fn expired_record_is_removed_from_state_and_kernel() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        blocker.add(&forced("203.0.113.9", 600, None))?;
+        // Make the record expired while the kernel entry lingers.
+        blocker.state.put(&Record {
+            ip: ip("203.0.113.9"),
+            until: unix_now() - 1,
+            reason: None,
+            backend: "memory".into(),
+            added: unix_now() - 601,
+        })?;
+        assert!(blocker.list()?.is_empty());
+        assert!(fw.entries.borrow().is_empty());
+        assert!(blocker.state.all()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn unrecorded_kernel_entries_are_listed_without_reason() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        fw.add(ip("198.51.100.7"), Duration::from_secs(30))?;
+        let listed = blocker.list()?;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].reason, None);
+        assert_eq!(listed[0].remaining_secs, Some(30));
+        Ok(())
+    }
+
+    #[test]
+    fn limit_holds_even_when_forced_but_renewal_passes() -> Result<(), BlockError> {
+        let (_dir, _fw, blocker) = setup(1)?;
+        blocker.add(&forced("203.0.113.9", 60, None))?;
+        let second = blocker.add(&forced("203.0.113.10", 60, None));
+        assert!(matches!(
+            second,
+            Err(BlockError::Refused {
+                reason: Refusal::Full { max: 1 },
+                ..
+            })
+        ));
+        let renewed = blocker.add(&forced("203.0.113.9", 120, None))?;
+        assert!(renewed.renewed);
+        Ok(())
+    }
+
+    #[test]
+    fn unforced_non_public_is_refused_and_nothing_applied() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        let mut request = forced("10.0.0.1", 60, None);
+        request.force = false;
+        assert!(matches!(
+            blocker.add(&request),
+            Err(BlockError::Refused { .. })
+        ));
+        assert!(fw.entries.borrow().is_empty());
+        assert!(blocker.state.all()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn mapped_addresses_are_blocked_as_ipv4_and_deleted() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        let added = blocker.add(&forced("::ffff:203.0.113.9", 60, None))?;
+        assert_eq!(added.ip, ip("203.0.113.9"));
+        assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
+        assert!(blocker.del(ip("203.0.113.9"))?);
+        assert!(!blocker.del(ip("203.0.113.9"))?);
+        Ok(())
+    }
+}

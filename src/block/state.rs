@@ -1,0 +1,214 @@
+//! Block state in the shared SQLite store: which address is blocked until when, why, and by
+//! which backend.
+//!
+//! The kernel knows addresses and timeouts but not why; this table knows why, and outlives a
+//! reboot or a flushed set. Times are whole Unix seconds. Every write is a single statement,
+//! so concurrent processes (execd runs one per alert) need no explicit transaction.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, params};
+
+use super::BlockError;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS block_state (
+    ip      TEXT PRIMARY KEY,
+    until   INTEGER NOT NULL,
+    reason  TEXT,
+    backend TEXT NOT NULL,
+    added   INTEGER NOT NULL
+)";
+
+/// How long a process waits for another's change to the firewall before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An exclusive hold on the block state and the firewall sets, across processes, released
+/// when dropped (closing the file releases the `flock`).
+#[derive(Debug)]
+pub struct ChangeLock {
+    _file: std::fs::File,
+}
+
+/// One recorded block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub ip: IpAddr,
+    /// Unix seconds when the block ends.
+    pub until: i64,
+    pub reason: Option<String>,
+    pub backend: String,
+    /// Unix seconds when it was (last) applied.
+    pub added: i64,
+}
+
+/// The block state table of one store file.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl State {
+    /// Opens the store at `path` (creating file, directory and table as needed).
+    pub fn open(path: &Path) -> Result<Self, BlockError> {
+        let err = |source| BlockError::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = crate::store::open(path).map_err(err)?;
+        conn.execute(SCHEMA, []).map_err(err)?;
+        Ok(State {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> BlockError {
+        BlockError::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Takes the change lock (`<store>.block-lock`): a change reads the sets, then writes
+    /// them and the state, and two processes doing that at once could both pass the entry
+    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`].
+    pub fn lock(&self) -> Result<ChangeLock, BlockError> {
+        use std::os::fd::AsRawFd;
+        let mut name = self.path.clone().into_os_string();
+        name.push(".block-lock");
+        let path = PathBuf::from(name);
+        let io_err = |source| BlockError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err)?;
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: flock(2) on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(ChangeLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock || start.elapsed() > LOCK_WAIT {
+                return Err(io_err(err));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Records (or renews) a block.
+    pub fn put(&self, record: &Record) -> Result<(), BlockError> {
+        self.conn
+            .execute(
+                "INSERT INTO block_state (ip, until, reason, backend, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(ip) DO UPDATE SET until = ?2,
+                   reason = COALESCE(?3, block_state.reason), backend = ?4, added = ?5",
+                params![
+                    record.ip.to_string(),
+                    record.until,
+                    record.reason,
+                    record.backend,
+                    record.added
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets one address; returns whether it was recorded.
+    pub fn remove(&self, ip: IpAddr) -> Result<bool, BlockError> {
+        self.conn
+            .execute("DELETE FROM block_state WHERE ip = ?1", [ip.to_string()])
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets every address.
+    pub fn clear(&self) -> Result<(), BlockError> {
+        self.conn
+            .execute("DELETE FROM block_state", [])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every record, oldest first. A row whose address does not parse (written by hand) is
+    /// skipped rather than failing the whole list.
+    pub fn all(&self) -> Result<Vec<Record>, BlockError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ip, until, reason, backend, added FROM block_state ORDER BY added, ip")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (ip, until, reason, backend, added) = row.map_err(|e| self.err(e))?;
+            if let Ok(ip) = ip.parse() {
+                records.push(Record {
+                    ip,
+                    until,
+                    reason,
+                    backend,
+                    added,
+                });
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ip: &str, until: i64, reason: Option<&str>) -> Record {
+        Record {
+            ip: ip.parse().unwrap_or(IpAddr::from([0u8; 4])),
+            until,
+            reason: reason.map(str::to_string),
+            backend: "nftables".into(),
+            added: until - 10,
+        }
+    }
+
+    #[test]
+    fn put_renew_remove_clear() -> Result<(), BlockError> {
+        let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
+            program: "tempdir".into(),
+            source,
+        })?;
+        let state = State::open(&dir.path().join("sub/store.sqlite"))?;
+        state.put(&record("203.0.113.9", 100, Some("brute force")))?;
+        state.put(&record("2001:db8::1", 200, None))?;
+        // A renewal without a reason keeps the old one.
+        state.put(&record("203.0.113.9", 300, None))?;
+        let all = state.all()?;
+        assert_eq!(all.len(), 2);
+        let renewed = all.iter().find(|r| r.ip.to_string() == "203.0.113.9");
+        assert_eq!(
+            renewed.map(|r| (r.until, r.reason.as_deref())),
+            Some((300, Some("brute force")))
+        );
+        assert!(state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
+        assert!(!state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
+        state.clear()?;
+        assert!(state.all()?.is_empty());
+        Ok(())
+    }
+}
