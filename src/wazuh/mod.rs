@@ -20,3 +20,5 @@ pub mod integration;
 pub mod log;
 pub mod options;
 pub mod queue;
+pub mod ruleset;
+pub mod xml;
