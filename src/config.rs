@@ -1,10 +1,18 @@
 //! Settings from the TOML file, the environment and flags, and the API key kept secret.
 //!
-//! (Skeleton: the types every door uses. Loading is filled in by the "Reputation" issue.)
+//! Every door builds its [`Config`] the same way, later layers winning: built-in defaults, the
+//! TOML file (`--config FILE`, which must exist, else `/etc/repute/repute.toml` when it
+//! exists), the environment (`ABUSEIPDB_API_KEY`, `ABUSEIPDB_API_KEY_FILE`,
+//! `ABUSEIPDB_API_URL`, `REPUTE_*`), then the door's own flags ([`Overrides`]). The key is best
+//! given as a file (`api_key_file`, `ABUSEIPDB_API_KEY_FILE`) so it never sits in argv, and
+//! [`ApiKey`] keeps it out of every `Debug`, `Display`, log line and error.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Deserialize;
 
 /// The AbuseIPDB API key. Its `Debug` and `Display` never show it; only
 /// [`ApiKey::expose`] does, for the one header that needs it.
@@ -119,6 +127,139 @@ impl Default for Config {
     }
 }
 
+/// The file read when no `--config` is given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/repute/repute.toml";
+
+/// Why a configuration could not be built. Every message names the input at fault; none
+/// carries the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("API key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("API key file {path} is empty")]
+    KeyFileEmpty { path: PathBuf },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error(
+        "{origin}: the Redis cache ({scheme}) is not supported yet; use a SQLite path or `none`"
+    )]
+    RedisNotSupported { origin: String, scheme: String },
+}
+
+impl ConfigError {
+    fn invalid(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Settings a door takes from its own flags; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub api_key: Option<ApiKey>,
+    pub api_key_file: Option<PathBuf>,
+    pub api_url: Option<String>,
+    /// A SQLite path, `none`, or (later) a `redis://` URL, as `REPUTE_CACHE`.
+    pub cache: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub max_age_days: Option<u16>,
+    pub connect_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub positive_ttl: Option<Duration>,
+    pub negative_ttl: Option<Duration>,
+    pub alert_min_score: Option<u8>,
+}
+
+/// The TOML file, as written by a person: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_url: Option<String>,
+    cache: Option<String>,
+    state_dir: Option<PathBuf>,
+    max_age_days: Option<i64>,
+    positive_ttl: Option<DurationText>,
+    negative_ttl: Option<DurationText>,
+    allowlist: Option<Vec<String>>,
+    connect_timeout: Option<DurationText>,
+    timeout: Option<DurationText>,
+    retries: Option<u32>,
+    alert_min_score: Option<i64>,
+    block: Option<FileBlock>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBlock {
+    backend: Option<String>,
+    table: Option<String>,
+    forward: Option<bool>,
+    default_duration: Option<DurationText>,
+    max_entries: Option<usize>,
+    min_score: Option<i64>,
+}
+
+/// A duration in the file: a number of seconds, or text such as `90s`, `15m`, `6h`, `1d`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationText {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationText {
+    fn resolve(&self, origin: &str) -> Result<Duration, ConfigError> {
+        match self {
+            DurationText::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationText::Text(t) => parse_duration(t).map_err(|m| ConfigError::invalid(origin, m)),
+        }
+    }
+}
+
+/// Parses `500ms`, `90`, `90s`, `15m`, `6h`, `1d` (one number, one unit; no unit = seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 15m, 6h, 1d)"))?;
+    let millis_per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    n.checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long a duration"))
+}
+
 impl Config {
     /// The SQLite file that holds the cache, quota state and block state: the cache file when
     /// the cache is SQLite, else `repute.sqlite` in the state directory.
@@ -128,4 +269,394 @@ impl Config {
             CacheSetting::Disabled => self.state_dir.join("repute.sqlite"),
         }
     }
+
+    /// Defaults, then the file (`path`, which must exist, else [`DEFAULT_CONFIG_PATH`] when it
+    /// exists), then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(path, &Overrides::default())
+    }
+
+    /// As [`Config::load`], then the door's flags.
+    pub fn load_with(path: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+        Config::load_from(path, |name| std::env::var(name).ok(), flags)
+    }
+
+    /// As [`Config::load_with`], with the environment read through `env` (tests pass a map).
+    pub fn load_from(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut builder = Builder::default();
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => env("REPUTE_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists())),
+        };
+        if let Some(file) = file {
+            builder.apply_file(&file)?;
+        }
+        builder.apply_env(&env)?;
+        builder.apply_flags(flags)?;
+        builder.finish()
+    }
+
+    /// A one-line description of the settings, for `--debug` logs: never the key itself.
+    pub fn summary(&self) -> String {
+        format!(
+            "api_url={} key={} cache={:?} max_age_days={} ttl={}s/{}s timeout={}s/{}s retries={}",
+            self.api_url,
+            if self.api_key.is_some() {
+                "set"
+            } else {
+                "unset"
+            },
+            self.cache,
+            self.max_age_days,
+            self.positive_ttl.as_secs(),
+            self.negative_ttl.as_secs(),
+            self.connect_timeout.as_secs_f32(),
+            self.timeout.as_secs_f32(),
+            self.retries,
+        )
+    }
+}
+
+/// Accumulates the layers; the cache path is only defaulted at the end, so that a
+/// `state_dir` given in any layer moves it.
+#[derive(Default)]
+struct Builder {
+    config: Config,
+    cache: Option<(String, String)>,
+}
+
+impl Builder {
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+            message: e.message().trim().replace('\n', " "),
+        })?;
+        let origin = |key: &str| format!("config file {} key `{key}`", path.display());
+        let c = &mut self.config;
+        if let Some(k) = file.api_key {
+            c.api_key = Some(non_empty_key(k, &origin("api_key"))?);
+        }
+        if let Some(p) = file.api_key_file {
+            c.api_key = Some(read_key_file(&resolve_beside(path, &p))?);
+        }
+        if let Some(u) = file.api_url {
+            c.api_url = normalize_api_url(&u, &origin("api_url"))?;
+        }
+        if let Some(v) = file.cache {
+            self.cache = Some((v, origin("cache")));
+        }
+        if let Some(d) = file.state_dir {
+            c.state_dir = d;
+        }
+        if let Some(n) = file.max_age_days {
+            c.max_age_days = max_age(n, &origin("max_age_days"))?;
+        }
+        set_duration(
+            &mut c.positive_ttl,
+            file.positive_ttl,
+            &origin("positive_ttl"),
+        )?;
+        set_duration(
+            &mut c.negative_ttl,
+            file.negative_ttl,
+            &origin("negative_ttl"),
+        )?;
+        set_duration(
+            &mut c.connect_timeout,
+            file.connect_timeout,
+            &origin("connect_timeout"),
+        )?;
+        set_duration(&mut c.timeout, file.timeout, &origin("timeout"))?;
+        if let Some(list) = file.allowlist {
+            c.allowlist = parse_allowlist(list.iter().map(String::as_str), &origin("allowlist"))?;
+        }
+        if let Some(r) = file.retries {
+            c.retries = r;
+        }
+        if let Some(s) = file.alert_min_score {
+            c.alert_min_score = score(s, &origin("alert_min_score"))?;
+        }
+        if let Some(b) = file.block {
+            apply_block(&mut c.block, b, &|k| origin(&format!("block.{k}")))?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let origin = |name: &str| format!("environment {name}");
+        let c = &mut self.config;
+        if let Some(k) = env("ABUSEIPDB_API_KEY") {
+            c.api_key = Some(non_empty_key(k, &origin("ABUSEIPDB_API_KEY"))?);
+        }
+        if let Some(p) = env("ABUSEIPDB_API_KEY_FILE") {
+            c.api_key = Some(read_key_file(Path::new(&p))?);
+        }
+        if let Some(u) = env("ABUSEIPDB_API_URL") {
+            c.api_url = normalize_api_url(&u, &origin("ABUSEIPDB_API_URL"))?;
+        }
+        if let Some(v) = env("REPUTE_CACHE") {
+            self.cache = Some((v, origin("REPUTE_CACHE")));
+        }
+        if let Some(d) = env("REPUTE_STATE_DIR") {
+            c.state_dir = PathBuf::from(d);
+        }
+        if let Some(n) = env("REPUTE_MAX_AGE_DAYS") {
+            let o = origin("REPUTE_MAX_AGE_DAYS");
+            c.max_age_days = max_age(int(&n, &o)?, &o)?;
+        }
+        for (name, slot) in [
+            ("REPUTE_POSITIVE_TTL", &mut c.positive_ttl),
+            ("REPUTE_NEGATIVE_TTL", &mut c.negative_ttl),
+            ("REPUTE_CONNECT_TIMEOUT", &mut c.connect_timeout),
+            ("REPUTE_TIMEOUT", &mut c.timeout),
+        ] {
+            if let Some(v) = env(name) {
+                *slot = parse_duration(&v).map_err(|m| ConfigError::invalid(origin(name), m))?;
+            }
+        }
+        if let Some(r) = env("REPUTE_RETRIES") {
+            let o = origin("REPUTE_RETRIES");
+            c.retries = u32::try_from(int(&r, &o)?)
+                .map_err(|_| ConfigError::invalid(&o, format!("`{r}` is not a retry count")))?;
+        }
+        if let Some(s) = env("REPUTE_ALERT_MIN_SCORE") {
+            let o = origin("REPUTE_ALERT_MIN_SCORE");
+            c.alert_min_score = score(int(&s, &o)?, &o)?;
+        }
+        if let Some(list) = env("REPUTE_ALLOWLIST") {
+            c.allowlist = parse_allowlist(
+                list.split(',').map(str::trim).filter(|s| !s.is_empty()),
+                &origin("REPUTE_ALLOWLIST"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, flags: &Overrides) -> Result<(), ConfigError> {
+        let c = &mut self.config;
+        if let Some(k) = &flags.api_key {
+            c.api_key = Some(non_empty_key(
+                k.expose().to_string(),
+                "the API key argument",
+            )?);
+        }
+        if let Some(p) = &flags.api_key_file {
+            c.api_key = Some(read_key_file(p)?);
+        }
+        if let Some(u) = &flags.api_url {
+            c.api_url = normalize_api_url(u, "the API URL argument")?;
+        }
+        if let Some(v) = &flags.cache {
+            self.cache = Some((v.clone(), "the cache argument".into()));
+        }
+        if let Some(d) = &flags.state_dir {
+            c.state_dir = d.clone();
+        }
+        if let Some(n) = flags.max_age_days {
+            c.max_age_days = max_age(i64::from(n), "the max age argument")?;
+        }
+        let pairs = [
+            (&mut c.connect_timeout, flags.connect_timeout),
+            (&mut c.timeout, flags.timeout),
+            (&mut c.positive_ttl, flags.positive_ttl),
+            (&mut c.negative_ttl, flags.negative_ttl),
+        ];
+        for (slot, value) in pairs {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(r) = flags.retries {
+            c.retries = r;
+        }
+        if let Some(s) = flags.alert_min_score {
+            c.alert_min_score = score(i64::from(s), "the alert score argument")?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        let c = &mut self.config;
+        c.cache = match self.cache {
+            Some((value, origin)) => parse_cache(&value, &origin)?,
+            None => CacheSetting::Sqlite(c.state_dir.join("repute.sqlite")),
+        };
+        for (name, d) in [
+            ("connect_timeout", c.connect_timeout),
+            ("timeout", c.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(name, "must be more than zero"));
+            }
+        }
+        if c.negative_ttl > c.positive_ttl {
+            tracing::debug!("negative_ttl is longer than positive_ttl; keeping both as given");
+        }
+        Ok(self.config)
+    }
+}
+
+fn apply_block(
+    block: &mut BlockSettings,
+    file: FileBlock,
+    origin: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if let Some(b) = file.backend {
+        if !matches!(b.as_str(), "auto" | "nftables" | "ipset") {
+            let msg = format!("`{b}` is not a backend (auto, nftables or ipset)");
+            return Err(ConfigError::invalid(origin("backend"), msg));
+        }
+        block.backend = b;
+    }
+    if let Some(t) = file.table {
+        block.table = t;
+    }
+    if let Some(f) = file.forward {
+        block.forward = f;
+    }
+    set_duration(
+        &mut block.default_duration,
+        file.default_duration,
+        &origin("default_duration"),
+    )?;
+    if let Some(m) = file.max_entries {
+        block.max_entries = m;
+    }
+    if let Some(s) = file.min_score {
+        block.min_score = Some(score(s, &origin("min_score"))?);
+    }
+    Ok(())
+}
+
+fn set_duration(
+    slot: &mut Duration,
+    value: Option<DurationText>,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    if let Some(v) = value {
+        *slot = v.resolve(origin)?;
+    }
+    Ok(())
+}
+
+fn int(text: &str, origin: &str) -> Result<i64, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(origin, format!("`{text}` is not a whole number")))
+}
+
+fn max_age(n: i64, origin: &str) -> Result<u16, ConfigError> {
+    u16::try_from(n)
+        .ok()
+        .filter(|d| (1..=365).contains(d))
+        .ok_or_else(|| ConfigError::invalid(origin, format!("{n} is not between 1 and 365 days")))
+}
+
+fn score(n: i64, origin: &str) -> Result<u8, ConfigError> {
+    u8::try_from(n)
+        .ok()
+        .filter(|s| *s <= 100)
+        .ok_or_else(|| ConfigError::invalid(origin, format!("{n} is not a score from 0 to 100")))
+}
+
+fn non_empty_key(key: String, origin: &str) -> Result<ApiKey, ConfigError> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(ConfigError::invalid(origin, "the API key is empty"));
+    }
+    Ok(ApiKey::new(key))
+}
+
+/// Reads the key from a file: the whole file, surrounding whitespace trimmed.
+fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(ConfigError::KeyFileEmpty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(ApiKey::new(key))
+}
+
+/// A relative path in the file is relative to the file's own directory.
+fn resolve_beside(config_file: &Path, p: &Path) -> PathBuf {
+    match config_file.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Accepts the API base or the check endpoint itself (Wazuh's hook URL), trimmed to the base.
+pub fn normalize_api_url(url: &str, origin: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        let msg = format!("`{trimmed}` is not an http:// or https:// URL");
+        return Err(ConfigError::invalid(origin, msg));
+    }
+    let base = trimmed.strip_suffix("/check").unwrap_or(trimmed);
+    Ok(base.to_string())
+}
+
+fn parse_cache(value: &str, origin: &str) -> Result<CacheSetting, ConfigError> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(CacheSetting::Disabled);
+    }
+    if let Some((scheme, _)) = v.split_once("://") {
+        if scheme.starts_with("redis") {
+            return Err(ConfigError::RedisNotSupported {
+                origin: origin.into(),
+                scheme: format!("{scheme}://"),
+            });
+        }
+        let msg = format!("`{scheme}://` is not a cache; give a SQLite path or `none`");
+        return Err(ConfigError::invalid(origin, msg));
+    }
+    Ok(CacheSetting::Sqlite(PathBuf::from(v)))
+}
+
+/// Addresses (`203.0.113.7`) and networks (`192.0.2.0/24`), IPv4 or IPv6.
+pub fn parse_allowlist<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+    origin: &str,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .into_iter()
+        .map(|item| {
+            let t = item.trim();
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    ConfigError::invalid(origin, format!("`{t}` is not an address or CIDR network"))
+                })
+        })
+        .collect()
+}
+
+/// A map-backed environment for tests of [`Config::load_from`].
+pub fn env_from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
 }

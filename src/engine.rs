@@ -1,15 +1,27 @@
 //! Address or attempt to verdict: class gate, allowlist, cache, provider, policy.
 //!
-//! (Skeleton: the result types are the contract the doors use; the engine is filled in by the
-//! "Reputation" issue.)
+//! [`Engine::lookup`] is the one path every door takes to a reputation, in this order: the
+//! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
+//! the allowlist; the shared cache; then the provider, under a short lease so that processes
+//! missing on the same address at the same moment share one call, and never while the shared
+//! quota state says the daily quota is spent. [`Engine::judge`] adds the policy: an
+//! [`Attempt`] becomes a [`Verdict`] (alert, block or ignore, by the thresholds in
+//! [`Config`]). Nothing here fails: every reason for having no reputation is a
+//! [`NoReputation`], and a broken cache is logged and bypassed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::addr::AddrClass;
-use crate::reputation::Reputation;
+use crate::attempt::Attempt;
+use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
+use crate::config::{CacheSetting, Config};
+use crate::reputation::abuseipdb::{AbuseIpdb, DEFAULT_QUOTA_BACKOFF};
+use crate::reputation::{ApiError, Checked, Provider, Reputation};
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +30,17 @@ pub enum Source {
     Cache,
     Api,
     Skipped,
+}
+
+impl Source {
+    /// The contract's name: `cache`, `api` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cache => "cache",
+            Source::Api => "api",
+            Source::Skipped => "skipped",
+        }
+    }
 }
 
 /// Why there is no reputation for an address.
@@ -37,10 +60,30 @@ pub enum NoReputation {
     ProviderFailed { status: Option<u16>, detail: String },
 }
 
+impl NoReputation {
+    /// A stable machine name for the reason (`not-public`, `allowlisted`, `no-api-key`,
+    /// `quota-exhausted`, `unauthorized`, `provider-failed`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NoReputation::NotPublic(_) => "not-public",
+            NoReputation::Allowlisted => "allowlisted",
+            NoReputation::NoApiKey => "no-api-key",
+            NoReputation::QuotaExhausted { .. } => "quota-exhausted",
+            NoReputation::Unauthorized => "unauthorized",
+            NoReputation::ProviderFailed { .. } => "provider-failed",
+        }
+    }
+
+    /// True when the address was deliberately not looked up (not a failure).
+    pub fn is_deliberate(&self) -> bool {
+        matches!(self, NoReputation::NotPublic(_) | NoReputation::Allowlisted)
+    }
+}
+
 impl fmt::Display for NoReputation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NoReputation::NotPublic(c) => write!(f, "not a public address ({c:?})"),
+            NoReputation::NotPublic(c) => write!(f, "not a public address ({c})"),
             NoReputation::Allowlisted => f.write_str("allowlisted"),
             NoReputation::NoApiKey => f.write_str("no API key configured"),
             NoReputation::QuotaExhausted { until: Some(t) } => {
@@ -73,4 +116,410 @@ pub struct Lookup {
     pub reputation: Option<Reputation>,
     /// Set exactly when `reputation` is `None`.
     pub missing: Option<NoReputation>,
+}
+
+impl Lookup {
+    fn skipped(ip: IpAddr, class: AddrClass, why: NoReputation) -> Self {
+        Lookup {
+            ip,
+            class,
+            source: Source::Skipped,
+            reputation: None,
+            missing: Some(why),
+        }
+    }
+
+    fn found(ip: IpAddr, class: AddrClass, source: Source, reputation: Reputation) -> Self {
+        Lookup {
+            ip,
+            class,
+            source,
+            reputation: Some(reputation),
+            missing: None,
+        }
+    }
+
+    /// The score, when there is a reputation.
+    pub fn score(&self) -> Option<u8> {
+        self.reputation.as_ref().map(|r| r.abuse_confidence_score)
+    }
+
+    /// The JSON shape of the `repute check --format json` contract (also used to enrich
+    /// scan summaries): `ip`, `class`, `source`, `reputation` (null when there is none), and
+    /// then `reason` (a [`NoReputation::code`]) and `detail` (its text).
+    pub fn record(&self) -> LookupRecord<'_> {
+        LookupRecord {
+            ip: self.ip,
+            class: self.class,
+            source: self.source,
+            reputation: self.reputation.as_ref(),
+            reason: self.missing.as_ref().map(NoReputation::code),
+            detail: self.missing.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// See [`Lookup::record`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupRecord<'a> {
+    pub ip: IpAddr,
+    pub class: AddrClass,
+    pub source: Source,
+    pub reputation: Option<&'a Reputation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What to do about an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Score at or above `block.min_score` on an attack (failure or probe).
+    Block,
+    /// Score at or above `alert_min_score`.
+    Alert,
+    /// No reputation, or a score below the thresholds.
+    Ignore,
+}
+
+/// An attempt, the answer for its address (none when the attempt carries no address), and
+/// the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub attempt: Attempt,
+    pub lookup: Option<Lookup>,
+    pub decision: Decision,
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The settings the engine reads from [`Config`].
+#[derive(Debug, Clone)]
+struct Policy {
+    max_age_days: u16,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    allowlist: Vec<ipnet::IpNet>,
+    alert_min_score: u8,
+    block_min_score: Option<u8>,
+    /// How long a lookup lease lasts: the provider's whole time budget and a margin.
+    lease_ttl: Duration,
+}
+
+impl Policy {
+    fn from_config(config: &Config) -> Self {
+        Policy {
+            max_age_days: config.max_age_days.clamp(1, 365),
+            positive_ttl: config.positive_ttl,
+            negative_ttl: config.negative_ttl,
+            allowlist: config.allowlist.clone(),
+            alert_min_score: config.alert_min_score,
+            block_min_score: config.block.min_score,
+            lease_ttl: config.timeout + config.connect_timeout + Duration::from_secs(1),
+        }
+    }
+}
+
+/// Turns addresses into [`Lookup`]s and attempts into [`Verdict`]s.
+pub struct Engine {
+    policy: Policy,
+    cache: Box<dyn Cache>,
+    provider: Option<Box<dyn Provider>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.policy)
+            .field(
+                "provider",
+                &self.provider.as_ref().map(|p| p.name().to_string()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the cache the configuration names.
+pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
+    Ok(match &config.cache {
+        CacheSetting::Sqlite(path) => Box::new(SqliteCache::open(path)?),
+        CacheSetting::Disabled => Box::new(DisabledCache::new()),
+    })
+}
+
+impl Engine {
+    /// The engine of `config`: its cache, and AbuseIPDB when a key is configured (without
+    /// one, cached answers are still served and misses say [`NoReputation::NoApiKey`]).
+    pub fn new(config: &Config) -> Result<Engine, EngineError> {
+        let provider = config
+            .api_key
+            .as_ref()
+            .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>);
+        Ok(Engine::from_parts(config, open_cache(config)?, provider))
+    }
+
+    /// The cache of `config` with another provider (tests, other sources).
+    pub fn with_provider(
+        config: &Config,
+        provider: Box<dyn Provider>,
+    ) -> Result<Engine, EngineError> {
+        Ok(Engine::from_parts(
+            config,
+            open_cache(config)?,
+            Some(provider),
+        ))
+    }
+
+    /// An engine from its parts.
+    pub fn from_parts(
+        config: &Config,
+        cache: Box<dyn Cache>,
+        provider: Option<Box<dyn Provider>>,
+    ) -> Engine {
+        Engine {
+            policy: Policy::from_config(config),
+            cache,
+            provider,
+        }
+    }
+
+    /// The `maxAgeInDays` lookups use.
+    pub fn max_age_days(&self) -> u16 {
+        self.policy.max_age_days
+    }
+
+    /// The answer for one address; never fails, never looks up a non-public address.
+    pub fn lookup(&self, ip: IpAddr) -> Lookup {
+        let ip = crate::addr::canonical(ip);
+        let class = crate::addr::classify(ip);
+        if !class.is_public() {
+            return Lookup::skipped(ip, class, NoReputation::NotPublic(class));
+        }
+        if self.policy.allowlist.iter().any(|net| net.contains(&ip)) {
+            return Lookup::skipped(ip, class, NoReputation::Allowlisted);
+        }
+        let key = CacheKey::new(ip, self.policy.max_age_days);
+        if let Some(rep) = self.cached(&key) {
+            return Lookup::found(ip, class, Source::Cache, rep);
+        }
+        let Some(provider) = self.provider.as_deref() else {
+            return Lookup::skipped(ip, class, NoReputation::NoApiKey);
+        };
+        match self.fetch_under_lease(&key, provider) {
+            Ok((source, rep)) => Lookup::found(ip, class, source, rep),
+            Err(why) => Lookup::skipped(ip, class, why),
+        }
+    }
+
+    /// One lookup per distinct address (for `repute scan --enrich`): non-public and
+    /// allowlisted addresses are answered without any call, each public one at most once.
+    pub fn lookup_distinct(
+        &self,
+        ips: impl IntoIterator<Item = IpAddr>,
+    ) -> BTreeMap<IpAddr, Lookup> {
+        let mut answers = BTreeMap::new();
+        for ip in ips {
+            let ip = crate::addr::canonical(ip);
+            answers.entry(ip).or_insert_with(|| self.lookup(ip));
+        }
+        answers
+    }
+
+    /// The decision for an answer, by the thresholds; `attack` allows blocking.
+    pub fn decide(&self, lookup: &Lookup, attack: bool) -> Decision {
+        let Some(score) = lookup.score() else {
+            return Decision::Ignore;
+        };
+        match self.policy.block_min_score {
+            Some(min) if attack && score >= min => Decision::Block,
+            _ if score >= self.policy.alert_min_score.max(1) => Decision::Alert,
+            _ => Decision::Ignore,
+        }
+    }
+
+    /// The verdict on one attempt. Attempts without an address are ignored.
+    pub fn judge(&self, attempt: Attempt) -> Verdict {
+        let lookup = attempt.srcip.map(|ip| self.lookup(ip));
+        let decision = lookup
+            .as_ref()
+            .map(|l| self.decide(l, attempt.outcome.is_attack()))
+            .unwrap_or(Decision::Ignore);
+        Verdict {
+            attempt,
+            lookup,
+            decision,
+        }
+    }
+
+    /// The shared quota state of the check endpoint, if any has been recorded.
+    pub fn quota_state(&self) -> Option<QuotaState> {
+        let provider = self.provider.as_deref()?;
+        self.cache.quota(&quota_endpoint(provider)).ok().flatten()
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Reputation> {
+        match self.cache.get(key) {
+            Ok(hit) => hit.map(|c| c.reputation),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache read failed; asking the provider");
+                None
+            }
+        }
+    }
+
+    /// Takes the lookup lease for `key`, or waits (bounded) for its holder's answer to land in
+    /// the cache. A holder that dies leaves a lease that expires after `lease_ttl`.
+    fn fetch_under_lease(
+        &self,
+        key: &CacheKey,
+        provider: &dyn Provider,
+    ) -> Result<(Source, Reputation), NoReputation> {
+        let holder = lease_holder();
+        let deadline = Instant::now() + self.policy.lease_ttl + Duration::from_secs(1);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.cache.try_lease(key, &holder, self.policy.lease_ttl) {
+                Ok(true) => {
+                    // Another process may have filled the cache between our miss and now.
+                    let result = match self.cached(key) {
+                        Some(rep) => Ok((Source::Cache, rep)),
+                        None => self.fetch(key, provider).map(|r| (Source::Api, r)),
+                    };
+                    if let Err(e) = self.cache.release_lease(key, &holder) {
+                        tracing::warn!(error = %e, "could not release the lookup lease");
+                    }
+                    return result;
+                }
+                Ok(false) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                    if let Some(rep) = self.cached(key) {
+                        return Ok((Source::Cache, rep));
+                    }
+                }
+                Ok(false) => {
+                    tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
+                    return self.fetch(key, provider).map(|r| (Source::Api, r));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cache lease failed; asking the provider");
+                    return self.fetch(key, provider).map(|r| (Source::Api, r));
+                }
+            }
+        }
+    }
+
+    /// One provider call, honouring and updating the shared quota state.
+    fn fetch(&self, key: &CacheKey, provider: &dyn Provider) -> Result<Reputation, NoReputation> {
+        let endpoint = quota_endpoint(provider);
+        let now = jiff::Timestamp::now().as_second();
+        let known = self.cache.quota(&endpoint).ok().flatten();
+        if let Some(until) = known.as_ref().and_then(|q| q.blocked_at(now)) {
+            return Err(NoReputation::QuotaExhausted {
+                until: Some(rfc3339(until)),
+            });
+        }
+        tracing::debug!(ip = %key.ip, provider = provider.name(), "looking up");
+        match provider.check(key.ip, key.max_age_days) {
+            Ok(checked) => {
+                self.remember(key, &checked);
+                self.record_rate(&endpoint, &checked, now);
+                Ok(checked.reputation)
+            }
+            Err(err) => Err(self.failure(&endpoint, err, now)),
+        }
+    }
+
+    fn remember(&self, key: &CacheKey, checked: &Checked) {
+        let ttl = if checked.reputation.is_unknown() {
+            self.policy.negative_ttl
+        } else {
+            self.policy.positive_ttl
+        };
+        if let Err(e) = self.cache.put(key, &checked.reputation, ttl) {
+            tracing::warn!(error = %e, "could not cache the answer");
+        }
+    }
+
+    /// Records what the rate-limit headers said; a remaining count of zero stops every
+    /// process until the reset.
+    fn record_rate(&self, endpoint: &str, checked: &Checked, now: i64) {
+        let rate = &checked.rate;
+        if rate.limit.is_none() && rate.remaining.is_none() {
+            return;
+        }
+        let blocked_until = (rate.remaining == Some(0)).then(|| {
+            rate.reset_at
+                .filter(|r| *r > now)
+                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64)
+        });
+        let state = QuotaState {
+            limit: rate.limit,
+            remaining: rate.remaining,
+            reset_at: rate.reset_at,
+            blocked_until,
+            updated_at: now,
+        };
+        if let Err(e) = self.cache.record_quota(endpoint, &state) {
+            tracing::warn!(error = %e, "could not record the quota state");
+        }
+    }
+
+    fn failure(&self, endpoint: &str, err: ApiError, now: i64) -> NoReputation {
+        tracing::warn!(error = %err, "reputation lookup failed");
+        match err {
+            ApiError::QuotaExhausted { retry_at, .. } => {
+                let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
+                let state = QuotaState {
+                    remaining: Some(0),
+                    blocked_until: Some(until),
+                    updated_at: now,
+                    ..self
+                        .cache
+                        .quota(endpoint)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                };
+                if let Err(e) = self.cache.record_quota(endpoint, &state) {
+                    tracing::warn!(error = %e, "could not record the quota state");
+                }
+                NoReputation::QuotaExhausted {
+                    until: Some(rfc3339(until)),
+                }
+            }
+            ApiError::Unauthorized { .. } => NoReputation::Unauthorized,
+            ApiError::NoApiKey => NoReputation::NoApiKey,
+            other => NoReputation::ProviderFailed {
+                status: other.status(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+fn quota_endpoint(provider: &dyn Provider) -> String {
+    format!("{}/check", provider.name())
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// A lease holder name unique to this call: process id and a fine clock reading.
+fn lease_holder() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
 }

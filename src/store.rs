@@ -13,15 +13,67 @@ use rusqlite::Connection;
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Mode of a state directory this module creates: group-writable and setgid, so that Wazuh's
+/// user and root (sharing the group) can both create the `-wal`/`-shm` files in it.
+pub const DIR_MODE: u32 = 0o2770;
+/// Mode of a store file this module creates; SQLite gives `-wal`/`-shm` the same mode.
+pub const FILE_MODE: u32 = 0o660;
+
 /// Opens (creating it and its directory when missing) the store at `path`.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Best effort: a missing directory surfaces as SQLite's "unable to open" below.
-        let _ = std::fs::create_dir_all(dir);
+        create_shared_dir(dir);
     }
+    let existed = path.exists();
     let conn = Connection::open(path)?;
+    if !existed {
+        set_mode(path, FILE_MODE);
+    }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
+}
+
+/// Creates `dir` (and missing parents) when absent; only the directories made here get
+/// [`DIR_MODE`], never an existing one.
+fn create_shared_dir(dir: &Path) {
+    if dir.exists() {
+        return;
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_shared_dir(parent);
+    }
+    if std::fs::create_dir(dir).is_ok() {
+        set_mode(dir, DIR_MODE);
+    }
+}
+
+/// Sets the mode regardless of the umask; failure only costs sharing, so it is logged.
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::debug!(path = %path.display(), error = %e, "could not set the store's mode");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn created_directory_and_file_are_group_writable() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("state/nested/repute.sqlite");
+        let conn = open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE t (x)").expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(path.parent().expect("dir")), DIR_MODE);
+        assert_eq!(mode(&tmp.path().join("state")), DIR_MODE);
+        assert_eq!(mode(&path), FILE_MODE);
+        // The temporary directory existed already and keeps its own mode.
+        assert_ne!(mode(tmp.path()), DIR_MODE);
+    }
 }

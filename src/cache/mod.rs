@@ -1,1 +1,110 @@
-//! The reputation cache and quota state. (Skeleton.)
+//! The reputation cache and the quota state, behind one trait.
+//!
+//! A storm of alerts from one address must cost one AbuseIPDB lookup, and the daily quota must
+//! be known to every process, so both live in a store shared by all processes on the host:
+//! [`SqliteCache`] on the file [`crate::store::open`] opens (the embedded default), or
+//! [`DisabledCache`] when caching is off (`REPUTE_CACHE=none`: nothing on disk, quota state
+//! kept for the life of the process only). Entries are keyed by the address's canonical text
+//! and `maxAgeInDays`, because `totalReports` depends on the window. A short lease row lets two
+//! processes that miss on the same address at the same moment share one lookup.
+
+mod disabled;
+mod sqlite;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use disabled::DisabledCache;
+pub use sqlite::SqliteCache;
+
+use crate::reputation::Reputation;
+
+/// What an entry is cached under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Canonical (IPv4-mapped IPv6 unwrapped) address.
+    pub ip: IpAddr,
+    pub max_age_days: u16,
+}
+
+impl CacheKey {
+    pub fn new(ip: IpAddr, max_age_days: u16) -> Self {
+        CacheKey {
+            ip: ip.to_canonical(),
+            max_age_days,
+        }
+    }
+}
+
+/// A cached answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cached {
+    pub reputation: Reputation,
+    /// When it was fetched from the provider (Unix milliseconds).
+    pub fetched_at_ms: i64,
+    /// When it stops being served (Unix milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// What is known of one endpoint's daily quota, shared by every process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaState {
+    /// The daily limit, from `X-RateLimit-Limit`.
+    pub limit: Option<u64>,
+    /// Calls left, from `X-RateLimit-Remaining` of the last answer.
+    pub remaining: Option<u64>,
+    /// When the daily count resets (Unix seconds).
+    pub reset_at: Option<i64>,
+    /// No call to this endpoint before this time (Unix seconds).
+    pub blocked_until: Option<i64>,
+    /// When this state was written (Unix seconds).
+    pub updated_at: i64,
+}
+
+impl QuotaState {
+    /// The time before which no call may be made, if that time is still ahead.
+    pub fn blocked_at(&self, now: i64) -> Option<i64> {
+        self.blocked_until.filter(|t| *t > now)
+    }
+}
+
+/// Why the cache could not answer. Callers treat it as a miss (and say so in the log): a
+/// broken cache must never stop an alert.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// A store of reputations, leases and quota state.
+pub trait Cache: Send + Sync {
+    /// The live entry for `key`, if any.
+    fn get(&self, key: &CacheKey) -> Result<Option<Cached>, CacheError>;
+    /// Stores `reputation` for `ttl` (replacing any entry).
+    fn put(&self, key: &CacheKey, reputation: &Reputation, ttl: Duration)
+    -> Result<(), CacheError>;
+    /// Claims the right to look `key` up for `ttl`; false when another live holder has it.
+    fn try_lease(&self, key: &CacheKey, holder: &str, ttl: Duration) -> Result<bool, CacheError>;
+    /// Gives a lease back (only `holder`'s own).
+    fn release_lease(&self, key: &CacheKey, holder: &str) -> Result<(), CacheError>;
+    /// The quota state of `endpoint` (e.g. `abuseipdb/check`).
+    fn quota(&self, endpoint: &str) -> Result<Option<QuotaState>, CacheError>;
+    /// Replaces the quota state of `endpoint`.
+    fn record_quota(&self, endpoint: &str, state: &QuotaState) -> Result<(), CacheError>;
+    /// Deletes expired entries and leases; returns how many rows went.
+    fn purge_expired(&self) -> Result<u64, CacheError>;
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `now + ttl` in Unix milliseconds, saturating.
+pub(crate) fn after_ms(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}

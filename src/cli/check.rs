@@ -1,12 +1,173 @@
-//! `repute check`. (Skeleton.)
+//! `repute check IP…`: look addresses up through the cache, as JSON lines or a table.
+//!
+//! Every argument is parsed before anything is looked up, so a typo costs no quota: an
+//! invalid address is a one-line error naming it (exit 2). Exit 0 when every address got an
+//! answer or was deliberately skipped (not public, allowlisted), 1 when some lookup failed
+//! (no key, quota spent, provider down).
 
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use repute::config::{Config, Overrides};
+use repute::engine::{Engine, Lookup};
 
 use super::Global;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// One JSON object per address, one per line.
+    Json,
+}
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Addresses to look up (IPv4 or IPv6).
+    #[arg(required = true, value_name = "IP")]
+    pub ips: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// AbuseIPDB's window in days (1..=365; default 90).
+    #[arg(long, value_name = "DAYS")]
+    pub max_age_days: Option<u16>,
+    /// SQLite cache file, or `none` (as REPUTE_CACHE).
+    #[arg(long, value_name = "PATH|none")]
+    pub cache: Option<String>,
+    /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// File holding the API key (as ABUSEIPDB_API_KEY_FILE), so it never appears in argv.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let ips = parse_ips(&args.ips)?;
+    let flags = Overrides {
+        api_key_file: args.api_key_file.clone(),
+        api_url: args.api_url.clone(),
+        cache: args.cache.clone(),
+        max_age_days: args.max_age_days,
+        ..Overrides::default()
+    };
+    let config = Config::load_with(global.config.as_deref(), &flags)?;
+    tracing::debug!(config = %config.summary(), "check");
+    let engine = Engine::new(&config).context("opening the cache")?;
+    let lookups: Vec<Lookup> = ips.iter().map(|ip| engine.lookup(*ip)).collect();
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => write_json(&mut out, &lookups)?,
+        Format::Table => write_table(&mut out, &lookups)?,
+    }
+    out.flush()?;
+    let failed = lookups
+        .iter()
+        .any(|l| l.missing.as_ref().is_some_and(|m| !m.is_deliberate()));
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Parses every argument, or names the first that is not an address.
+pub fn parse_ips(texts: &[String]) -> anyhow::Result<Vec<IpAddr>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.trim().parse::<IpAddr>().map_err(|_| {
+                anyhow::anyhow!("invalid IP address `{t}`: not an IPv4 or IPv6 address")
+            })
+        })
+        .collect()
+}
+
+fn write_json(out: &mut impl Write, lookups: &[Lookup]) -> anyhow::Result<()> {
+    for lookup in lookups {
+        serde_json::to_writer(&mut *out, &lookup.record())?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut impl Write, lookups: &[Lookup]) -> anyhow::Result<()> {
+    let rows: Vec<[String; 7]> = lookups.iter().map(table_row).collect();
+    let header = [
+        "ADDRESS",
+        "CLASS",
+        "SOURCE",
+        "SCORE",
+        "COUNTRY",
+        "REPORTS",
+        "USAGE / ISP / REASON",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+fn table_row(l: &Lookup) -> [String; 7] {
+    let source = l.source.as_str().to_string();
+    let dash = || "-".to_string();
+    match (&l.reputation, &l.missing) {
+        (Some(r), _) => [
+            l.ip.to_string(),
+            l.class.to_string(),
+            source,
+            r.abuse_confidence_score.to_string(),
+            r.country_code.clone().unwrap_or_else(dash),
+            r.total_reports.map(|n| n.to_string()).unwrap_or_else(dash),
+            [r.usage_type.as_deref(), r.isp.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ],
+        (None, why) => [
+            l.ip.to_string(),
+            l.class.to_string(),
+            source,
+            dash(),
+            dash(),
+            dash(),
+            why.as_ref().map(|w| w.to_string()).unwrap_or_default(),
+        ],
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings). Never fails: a second call or
+/// a bad filter keeps the default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
