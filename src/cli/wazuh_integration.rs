@@ -11,9 +11,8 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
 
-use repute::config::Config;
 use repute::wazuh::home;
-use repute::wazuh::integration::{self, Context, Report, ReputationLookup};
+use repute::wazuh::integration::{self, Context, Report};
 use repute::wazuh::options::Env;
 
 use super::Global;
@@ -74,7 +73,7 @@ fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> R
         home: home::current_wazuh_home(),
         name,
         env: Env::from_process(),
-        open: &open_lookup,
+        open: &integration::open_engine,
         exit_on_deadline,
     };
     integration::run(argv, &ctx)
@@ -86,8 +85,4 @@ fn exit_with(report: Report) -> ExitCode {
         eprintln!("repute: {}", report.summary);
     }
     ExitCode::from(report.exit.code())
-}
-
-fn open_lookup(_config: &Config) -> Result<Box<dyn ReputationLookup>, String> {
-    Err("the reputation engine is not built yet".into())
 }

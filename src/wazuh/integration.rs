@@ -76,6 +76,19 @@ pub trait ReputationLookup {
     fn lookup(&mut self, ip: IpAddr) -> Lookup;
 }
 
+impl ReputationLookup for crate::engine::Engine {
+    fn lookup(&mut self, ip: IpAddr) -> Lookup {
+        crate::engine::Engine::lookup(self, ip)
+    }
+}
+
+/// The real lookup: the engine of `config` (cache, then AbuseIPDB).
+pub fn open_engine(config: &Config) -> Result<Box<dyn ReputationLookup>, String> {
+    crate::engine::Engine::new(config)
+        .map(|e| Box::new(e) as Box<dyn ReputationLookup>)
+        .map_err(|e| e.to_string())
+}
+
 /// Builds the lookup from the run's settings (opening the cache, the HTTP agent).
 pub type OpenLookup<'a> = &'a dyn Fn(&Config) -> Result<Box<dyn ReputationLookup>, String>;
 

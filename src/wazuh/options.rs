@@ -225,15 +225,13 @@ pub fn read_key_file(path: &Path) -> Result<ApiKey, OptionsError> {
     }
 }
 
-/// Splits the run's budget over the HTTP attempts, so that retries cannot outlast it.
+/// Gives the HTTP client the run's budget (its timeout covers every retry), keeping a slice
+/// for opening the cache and sending the event.
 fn fit_http_to_budget(config: &mut Config, budget: Duration, retries: u32) {
     config.retries = retries;
-    let attempts = retries.saturating_add(1);
-    // Keep a slice of the budget for opening the cache and sending the event.
-    let usable = budget.mul_f64(0.8);
-    let per_attempt = (usable / attempts).max(Duration::from_millis(200));
-    config.timeout = per_attempt;
-    config.connect_timeout = config.connect_timeout.min(per_attempt);
+    let usable = budget.mul_f64(0.8).max(Duration::from_millis(200));
+    config.timeout = usable;
+    config.connect_timeout = config.connect_timeout.min(usable);
 }
 
 #[cfg(test)]
@@ -299,7 +297,7 @@ mod tests {
         assert_eq!(s.config.api_url, "http://127.0.0.1:2/api/v2/check");
         assert_eq!(s.config.api_key, Some(ApiKey::new("envkey")));
         assert_eq!(s.config.retries, 1);
-        assert!(s.config.timeout * 2 <= Duration::from_secs(4));
+        assert!(s.config.timeout < Duration::from_secs(4));
     }
 
     #[test]

@@ -247,11 +247,59 @@ mod tests {
             "104.16.1.1",
             "103.1.1.1",
             "2606:4700::1111",
-            "::ffff:49.88.112.73",
             "172.32.0.1",
             "100.128.0.1",
         ] {
             assert!(!covered(ip), "{ip} is public");
+        }
+    }
+
+    /// Public addresses inside a negated block, accepted because no SSH client comes from
+    /// them (anycast service addresses, identifier blocks): the trigger skips them, and the
+    /// integration would look them up if asked.
+    const PUBLIC_INSIDE_NEGATED: &[&str] = &[
+        "192.0.0.9/32",
+        "192.0.0.10/32",
+        "2001:1::1/128",
+        "2001:1::2/128",
+        "2001:1::3/128",
+        "2001:3::/32",
+        "2001:4:112::/48",
+        "2001:20::/28",
+        "2001:30::/28",
+    ];
+
+    #[test]
+    fn every_non_public_range_of_the_address_table_is_negated() {
+        let nets = shipped().negated_srcip;
+        let covered = |net: &IpNet| nets.iter().any(|n| n.contains(net));
+        let v4 = crate::addr::IPV4_TABLE
+            .iter()
+            .map(|(n, c)| (IpNet::V4(*n), *c));
+        let v6 = crate::addr::IPV6_TABLE
+            .iter()
+            .map(|(n, c)| (IpNet::V6(*n), *c));
+        for (net, class) in v4.chain(v6) {
+            if class.is_public() {
+                let exception = PUBLIC_INSIDE_NEGATED.contains(&net.to_string().as_str());
+                assert!(exception || !covered(&net), "public {net} is negated");
+            } else {
+                assert!(covered(&net), "{net} ({class}) is not negated");
+            }
+        }
+        // Everything outside global unicast is reserved for addr.rs, and for the rule.
+        for ip in ["::2", "4000::1", "fec0::1", "ff02::1", "64:ff9b::a00:1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!crate::addr::classify(ip).is_public(), "{ip}");
+            assert!(nets.iter().any(|n| n.contains(&ip)), "{ip} not negated");
+        }
+    }
+
+    #[test]
+    fn every_negated_block_starts_with_a_non_public_address() {
+        for net in shipped().negated_srcip {
+            let class = crate::addr::classify(net.network());
+            assert!(!class.is_public(), "{net} starts with a public address");
         }
     }
 
