@@ -14,11 +14,14 @@
 
 pub mod alert;
 pub mod args;
+pub mod diff;
 pub mod event;
 pub mod home;
+pub mod install;
 pub mod integration;
 pub mod log;
 pub mod options;
+pub mod ossec_conf;
 pub mod queue;
 pub mod ruleset;
 pub mod xml;
