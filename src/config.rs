@@ -342,7 +342,7 @@ impl Builder {
             path: path.to_path_buf(),
             line: e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+                .map(|s| text.get(..s.start).unwrap_or(&text).matches('\n').count() + 1),
             message: e.message().trim().replace('\n', " "),
         })?;
         let origin = |key: &str| format!("config file {} key `{key}`", path.display());
@@ -659,4 +659,181 @@ pub fn env_from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String>
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     move |name| map.get(name).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("repute.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).expect("write");
+        }
+        let path = file.map(|_| path.as_path());
+        Config::load_from(path, env_from_pairs(env), flags)
+    }
+
+    #[test]
+    fn defaults_without_file_or_environment() {
+        let c = load(None, &[], &Overrides::default()).expect("load");
+        assert_eq!(c.max_age_days, 90);
+        assert_eq!(c.api_url, "https://api.abuseipdb.com/api/v2");
+        assert_eq!(
+            c.cache,
+            CacheSetting::Sqlite(PathBuf::from("/var/lib/repute/repute.sqlite"))
+        );
+        assert!(c.api_key.is_none());
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let file = r#"
+            api_url = "http://127.0.0.1:9/api/v2/check"
+            max_age_days = 30
+            positive_ttl = "12h"
+            negative_ttl = 600
+            timeout = "3s"
+            allowlist = ["192.0.2.0/24", "2001:db8::7"]
+            alert_min_score = 40
+            state_dir = "/srv/repute"
+            [block]
+            min_score = 90
+            default_duration = "2h"
+        "#;
+        let c = load(
+            Some(file),
+            &[("REPUTE_MAX_AGE_DAYS", "60"), ("REPUTE_TIMEOUT", "")],
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(c.api_url, "http://127.0.0.1:9/api/v2");
+        assert_eq!(c.max_age_days, 60, "environment wins over the file");
+        assert_eq!(c.positive_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.negative_ttl, Duration::from_secs(600));
+        assert_eq!(
+            c.timeout,
+            Duration::from_secs(3),
+            "an empty variable is unset"
+        );
+        assert_eq!(c.allowlist.len(), 2);
+        assert_eq!(c.alert_min_score, 40);
+        assert_eq!(c.block.min_score, Some(90));
+        assert_eq!(c.block.default_duration, Duration::from_secs(7200));
+        assert_eq!(
+            c.cache,
+            CacheSetting::Sqlite(PathBuf::from("/srv/repute/repute.sqlite"))
+        );
+        let flags = Overrides {
+            max_age_days: Some(7),
+            cache: Some("none".into()),
+            ..Overrides::default()
+        };
+        let c = load(Some(file), &[("REPUTE_MAX_AGE_DAYS", "60")], &flags).expect("load");
+        assert_eq!(c.max_age_days, 7, "flags win over the environment");
+        assert_eq!(c.cache, CacheSetting::Disabled);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_key_file_and_line() {
+        let err = load(
+            Some("max_age_days = 30\ncache_ttl = 5\n"),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cache_ttl") && err.contains("repute.toml") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = load(Some("[block]\ncolour = 1\n"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let err = Config::load_from(
+            Some(Path::new("/nonexistent/repute.toml")),
+            env_from_pairs(&[]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/repute.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_key_comes_from_a_file_and_never_shows() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let key_path = dir.path().join("key");
+        let secret = "s3cr3t".repeat(10);
+        std::fs::write(&key_path, format!("{secret}\n")).expect("write");
+        let env = [("ABUSEIPDB_API_KEY_FILE", key_path.to_str().expect("utf8"))];
+        let c = Config::load_from(None, env_from_pairs(&env), &Overrides::default()).expect("load");
+        assert_eq!(
+            c.api_key.as_ref().map(ApiKey::expose),
+            Some(secret.as_str())
+        );
+        assert!(!format!("{c:?} {}", c.summary()).contains(&secret));
+        std::fs::write(&key_path, "  \n").expect("write");
+        let err = Config::load_from(None, env_from_pairs(&env), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        let env = [("ABUSEIPDB_API_KEY_FILE", "/nonexistent/key")];
+        let err = Config::load_from(None, env_from_pairs(&env), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/key"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_origin() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("REPUTE_CACHE", "redis://cache:6379")],
+                "not supported yet",
+            ),
+            (&[("REPUTE_CACHE", "memcached://x")], "REPUTE_CACHE"),
+            (&[("REPUTE_MAX_AGE_DAYS", "366")], "REPUTE_MAX_AGE_DAYS"),
+            (&[("REPUTE_MAX_AGE_DAYS", "0")], "between 1 and 365"),
+            (&[("REPUTE_TIMEOUT", "5 parsecs")], "REPUTE_TIMEOUT"),
+            (&[("REPUTE_TIMEOUT", "0")], "timeout"),
+            (&[("ABUSEIPDB_API_URL", "ftp://x")], "ABUSEIPDB_API_URL"),
+            (
+                &[("REPUTE_ALLOWLIST", "10.0.0.0/8, not-an-ip")],
+                "not-an-ip",
+            ),
+            (
+                &[("REPUTE_ALERT_MIN_SCORE", "101")],
+                "REPUTE_ALERT_MIN_SCORE",
+            ),
+        ];
+        for (env, expected) in cases {
+            let err = load(None, env, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{env:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let err = load(Some("max_age_days = 400"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_age_days") && err.contains("400"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
 }

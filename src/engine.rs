@@ -523,3 +523,389 @@ fn lease_holder() -> String {
         .unwrap_or(0);
     format!("{}-{nanos}", std::process::id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::{Kind, Origin, Outcome};
+    use crate::reputation::RateLimit;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+
+    /// A provider that answers from a script and counts calls per address.
+    #[derive(Clone, Default)]
+    struct Fake {
+        calls: Arc<Mutex<Vec<IpAddr>>>,
+        fail_with: Arc<Mutex<Option<ApiError>>>,
+        rate: Arc<Mutex<RateLimit>>,
+    }
+
+    impl Fake {
+        fn calls(&self) -> usize {
+            self.calls.lock().expect("lock").len()
+        }
+        fn fail(&self, err: Option<ApiError>) {
+            *self.fail_with.lock().expect("lock") = err;
+        }
+    }
+
+    impl Provider for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn check(&self, ip: IpAddr, _max_age_days: u16) -> Result<Checked, ApiError> {
+            self.calls.lock().expect("lock").push(ip);
+            if let Some(e) = self.fail_with.lock().expect("lock").clone() {
+                return Err(e);
+            }
+            // 8.8.8.8 is "unknown" (no reports); everything else scores by its last octet.
+            let score = match ip {
+                IpAddr::V4(v4) if v4.octets()[3] == 8 => 0,
+                IpAddr::V4(v4) => v4.octets()[3].min(100),
+                IpAddr::V6(_) => 50,
+            };
+            let mut reputation = Reputation::bare(ip, score);
+            reputation.total_reports = Some(u64::from(score));
+            Ok(Checked {
+                reputation,
+                rate: *self.rate.lock().expect("lock"),
+            })
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            cache: CacheSetting::Sqlite(dir.join("cache.sqlite")),
+            state_dir: dir.to_path_buf(),
+            allowlist: crate::config::parse_allowlist(["1.1.1.0/24", "9.9.9.9"], "test")
+                .expect("allowlist"),
+            alert_min_score: 25,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(200),
+            ..Config::default()
+        }
+    }
+
+    fn engine(dir: &std::path::Path, fake: &Fake) -> Engine {
+        Engine::with_provider(&config(dir), Box::new(fake.clone())).expect("engine")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn non_public_addresses_are_never_looked_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        for text in [
+            "10.0.0.1",
+            "127.0.0.1",
+            "::ffff:192.168.1.20",
+            "2001:db8::1",
+            "100.64.0.1",
+            "fe80::1",
+        ] {
+            let l = e.lookup(ip(text));
+            assert_eq!(l.source, Source::Skipped, "{text}");
+            assert!(
+                matches!(l.missing, Some(NoReputation::NotPublic(_))),
+                "{text}"
+            );
+            assert!(l.reputation.is_none());
+        }
+        assert_eq!(fake.calls(), 0);
+        assert_eq!(e.lookup(ip("::ffff:192.168.1.20")).ip, ip("192.168.1.20"));
+    }
+
+    #[test]
+    fn allowlisted_addresses_and_networks_are_skipped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        for text in ["1.1.1.1", "1.1.1.200", "9.9.9.9"] {
+            assert_eq!(
+                e.lookup(ip(text)).missing,
+                Some(NoReputation::Allowlisted),
+                "{text}"
+            );
+        }
+        assert_eq!(fake.calls(), 0);
+        assert_eq!(e.lookup(ip("9.9.9.10")).source, Source::Api);
+    }
+
+    #[test]
+    fn a_miss_calls_once_and_the_next_lookup_is_a_hit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let first = e.lookup(ip("185.220.101.77"));
+        assert_eq!((first.source, first.score()), (Source::Api, Some(77)));
+        let second = e.lookup(ip("185.220.101.77"));
+        assert_eq!((second.source, second.score()), (Source::Cache, Some(77)));
+        // Another process (another engine on the same file) sees it too.
+        let other = engine(dir.path(), &fake);
+        assert_eq!(other.lookup(ip("185.220.101.77")).source, Source::Cache);
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn unknown_addresses_use_the_negative_ttl() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.negative_ttl = Duration::ZERO;
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        assert_eq!(e.lookup(ip("8.8.8.8")).score(), Some(0));
+        assert_eq!(
+            e.lookup(ip("8.8.8.8")).source,
+            Source::Api,
+            "negative entry expired"
+        );
+        assert_eq!(e.lookup(ip("8.8.4.40")).source, Source::Api);
+        assert_eq!(
+            e.lookup(ip("8.8.4.40")).source,
+            Source::Cache,
+            "positive entry lives"
+        );
+        assert_eq!(fake.calls(), 3);
+    }
+
+    #[test]
+    fn a_quota_429_stops_every_engine_on_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        fake.fail(Some(ApiError::QuotaExhausted {
+            retry_at: Some(jiff::Timestamp::now().as_second() + 600),
+            detail: "Daily rate limit".into(),
+        }));
+        let l = e.lookup(ip("185.220.101.10"));
+        assert!(matches!(
+            l.missing,
+            Some(NoReputation::QuotaExhausted { until: Some(_) })
+        ));
+        fake.fail(None);
+        let other = engine(dir.path(), &fake);
+        let l = other.lookup(ip("185.220.101.11"));
+        assert!(
+            matches!(l.missing, Some(NoReputation::QuotaExhausted { .. })),
+            "{l:?}"
+        );
+        assert_eq!(fake.calls(), 1, "no call while the quota is spent");
+        assert!(other.quota_state().and_then(|q| q.blocked_until).is_some());
+    }
+
+    #[test]
+    fn a_remaining_count_of_zero_stops_calls_until_the_reset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        *fake.rate.lock().expect("lock") = RateLimit {
+            limit: Some(1000),
+            remaining: Some(0),
+            reset_at: Some(jiff::Timestamp::now().as_second() + 3600),
+            retry_after: None,
+        };
+        let e = engine(dir.path(), &fake);
+        assert_eq!(e.lookup(ip("185.220.101.20")).source, Source::Api);
+        let l = e.lookup(ip("185.220.101.21"));
+        assert!(matches!(
+            l.missing,
+            Some(NoReputation::QuotaExhausted { .. })
+        ));
+        assert_eq!(
+            e.lookup(ip("185.220.101.20")).source,
+            Source::Cache,
+            "hits still served"
+        );
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn failures_are_reasons_not_cache_entries() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        fake.fail(Some(ApiError::Server {
+            status: 503,
+            detail: "down".into(),
+        }));
+        let l = e.lookup(ip("185.220.101.30"));
+        assert_eq!(
+            l.missing.as_ref().map(NoReputation::code),
+            Some("provider-failed")
+        );
+        fake.fail(Some(ApiError::Unauthorized {
+            status: 401,
+            detail: "no".into(),
+        }));
+        assert_eq!(
+            e.lookup(ip("185.220.101.30")).missing,
+            Some(NoReputation::Unauthorized)
+        );
+        fake.fail(None);
+        assert_eq!(
+            e.lookup(ip("185.220.101.30")).source,
+            Source::Api,
+            "lease was released"
+        );
+        assert_eq!(fake.calls(), 3);
+    }
+
+    #[test]
+    fn without_a_key_cached_answers_are_still_served() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        engine(dir.path(), &fake).lookup(ip("185.220.101.40"));
+        let keyless = Engine::new(&config(dir.path())).expect("engine");
+        assert_eq!(keyless.lookup(ip("185.220.101.40")).source, Source::Cache);
+        assert_eq!(
+            keyless.lookup(ip("185.220.101.41")).missing,
+            Some(NoReputation::NoApiKey)
+        );
+    }
+
+    #[test]
+    fn a_waiter_takes_the_holders_answer_from_the_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.50"), 90);
+        assert!(
+            other
+                .try_lease(&key, "other-process", Duration::from_secs(5))
+                .expect("lease")
+        );
+        let filler = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            other
+                .put(
+                    &key,
+                    &Reputation::bare(ip("185.220.101.50"), 42),
+                    Duration::from_secs(60),
+                )
+                .expect("put");
+            other.release_lease(&key, "other-process").expect("release");
+        });
+        let l = e.lookup(ip("185.220.101.50"));
+        filler.join().expect("filler");
+        assert_eq!((l.source, l.score()), (Source::Cache, Some(42)));
+        assert_eq!(fake.calls(), 0);
+    }
+
+    #[test]
+    fn a_dead_holders_lease_expires() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.60"), 90);
+        assert!(
+            other
+                .try_lease(&key, "dead", Duration::from_millis(200))
+                .expect("lease")
+        );
+        let l = e.lookup(ip("185.220.101.60"));
+        assert_eq!(l.source, Source::Api);
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn a_disabled_cache_calls_every_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.cache = CacheSetting::Disabled;
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);
+        assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);
+        assert_eq!(fake.calls(), 2);
+        assert!(
+            std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+            "no file"
+        );
+    }
+
+    #[test]
+    fn lookup_distinct_calls_once_per_public_address() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let ips = [
+            "185.220.101.1",
+            "10.0.0.1",
+            "185.220.101.1",
+            "::ffff:185.220.101.1",
+            "185.220.101.2",
+        ];
+        let answers = e.lookup_distinct(ips.iter().map(|t| ip(t)));
+        assert_eq!(answers.len(), 3);
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[test]
+    fn decisions_follow_the_thresholds() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let mut cfg = config(dir.path());
+        cfg.block.min_score = Some(90);
+        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
+        let attempt = |text: &str, outcome| Attempt {
+            time: None,
+            host: None,
+            pid: None,
+            kind: Kind::FailedPassword,
+            outcome,
+            srcip: Some(ip(text)),
+            srcport: None,
+            user: None,
+            wazuh_rule: None,
+            origin: Origin::Unknown,
+        };
+        assert_eq!(
+            e.judge(attempt("185.220.101.95", Outcome::Failure))
+                .decision,
+            Decision::Block
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.95", Outcome::Success))
+                .decision,
+            Decision::Alert
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.30", Outcome::Probe)).decision,
+            Decision::Alert
+        );
+        assert_eq!(
+            e.judge(attempt("185.220.101.24", Outcome::Failure))
+                .decision,
+            Decision::Ignore
+        );
+        assert_eq!(
+            e.judge(attempt("10.1.2.3", Outcome::Failure)).decision,
+            Decision::Ignore
+        );
+        let mut none = attempt("185.220.101.95", Outcome::Failure);
+        none.srcip = None;
+        let v = e.judge(none);
+        assert_eq!((v.decision, v.lookup.is_none()), (Decision::Ignore, true));
+    }
+
+    #[test]
+    fn the_record_has_the_contract_fields() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let found = serde_json::to_value(e.lookup(ip("185.220.101.80")).record()).expect("json");
+        assert_eq!(found["source"], "api");
+        assert_eq!(found["class"], "public");
+        assert_eq!(found["reputation"]["abuse_confidence_score"], 80);
+        assert!(found.get("reason").is_none());
+        let skipped = serde_json::to_value(e.lookup(ip("192.168.0.1")).record()).expect("json");
+        assert_eq!(skipped["reputation"], serde_json::Value::Null);
+        assert_eq!(skipped["reason"], "not-public");
+        assert_eq!(skipped["class"], "private");
+    }
+}

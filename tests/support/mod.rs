@@ -1,0 +1,6 @@
+//! Test support shared by the door tests: `mod support;` in a test file, then
+//! `support::mock_abuseipdb::MockAbuseIpdb::start()`.
+
+#![allow(dead_code)]
+
+pub mod mock_abuseipdb;
