@@ -29,6 +29,7 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -206,8 +207,12 @@ impl Run<'_, '_> {
         if !class.is_public() {
             return self.finish(
                 Exit::Done,
-                format!("{what}: skipped, not a public address ({class:?})"),
+                format!("{what}: skipped, not a public address ({class})"),
             );
+        }
+        // No lookup (and no quota spent) for an event that could not be delivered.
+        if let Err(e) = responder.connect() {
+            return self.finish(exit_for(&e), format!("{what}: not looked up: {e}"));
         }
         self.watch_deadline(&settings, &alert, ip, &responder);
         self.look_up_and_send(&settings, &alert, ip, &responder, &what)
@@ -422,30 +427,48 @@ enum Delivery {
 
 /// Sends at most one event per alert, whichever of the run and the watchdog comes first.
 struct Responder {
-    socket: PathBuf,
+    path: PathBuf,
     location: String,
-    sent: Mutex<bool>,
+    state: Mutex<SendState>,
+}
+
+#[derive(Default)]
+struct SendState {
+    socket: Option<UnixDatagram>,
+    sent: bool,
 }
 
 impl Responder {
     fn new(home: &Path, alert: &Alert) -> Responder {
         Responder {
-            socket: home.join(queue::SOCKET),
+            path: home.join(queue::SOCKET),
             location: queue::location_for(alert.agent().as_ref()),
-            sent: Mutex::new(false),
+            state: Mutex::new(SendState::default()),
         }
     }
 
+    /// Connects now, so that a missing socket or a stopped analysisd is known before lookup.
+    fn connect(&self) -> Result<(), QueueError> {
+        let mut state = lock(&self.state);
+        if state.socket.is_none() {
+            state.socket = Some(queue::connect(&self.path)?);
+        }
+        Ok(())
+    }
+
     fn send(&self, event: &mut Event) -> Result<Delivery, QueueError> {
-        let mut sent = lock(&self.sent);
-        if *sent {
+        let mut state = lock(&self.state);
+        if state.sent {
             return Ok(Delivery::AlreadySent);
         }
         let prefix = queue::frame(&self.location, "");
         let payload = event.to_payload(prefix.len(), MAX_MESSAGE);
         let message = format!("{prefix}{payload}");
-        queue::send(&self.socket, message.as_bytes())?;
-        *sent = true;
+        match &state.socket {
+            Some(socket) => queue::send_on(socket, &self.path, message.as_bytes())?,
+            None => queue::send(&self.path, message.as_bytes())?,
+        }
+        state.sent = true;
         Ok(Delivery::Sent(message.len()))
     }
 }

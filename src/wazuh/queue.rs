@@ -63,16 +63,27 @@ pub fn frame(location: &str, payload: &str) -> String {
 
 /// Sends one datagram to the socket at `path`.
 pub fn send(path: &Path, message: &[u8]) -> Result<(), QueueError> {
-    if message.len() > MAX_MESSAGE {
-        return Err(QueueError::TooLong(message.len()));
-    }
+    send_on(&connect(path)?, path, message)
+}
+
+/// Connects to the socket at `path`: a missing socket or a stopped analysisd shows here,
+/// before any work is done for an event that could not be delivered.
+pub fn connect(path: &Path) -> Result<UnixDatagram, QueueError> {
     let socket = UnixDatagram::unbound().map_err(|source| QueueError::Io {
         path: path.into(),
         source,
     })?;
+    socket.connect(path).map_err(|e| classify(path, e, 0))?;
+    Ok(socket)
+}
+
+/// Sends one datagram on a socket from [`connect`] (`path` names it in errors).
+pub fn send_on(socket: &UnixDatagram, path: &Path, message: &[u8]) -> Result<(), QueueError> {
+    if message.len() > MAX_MESSAGE {
+        return Err(QueueError::TooLong(message.len()));
+    }
     socket
-        .connect(path)
-        .and_then(|()| socket.send(message))
+        .send(message)
         .map(|_| ())
         .map_err(|e| classify(path, e, message.len()))
 }
