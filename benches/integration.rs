@@ -54,7 +54,8 @@ fn alert(ip: &str) -> String {
 
 impl Fixture {
     fn alert_file(&self, ip: &str) -> PathBuf {
-        self.tree.write_alert(&format!("custom-abuseipdb-{ip}.alert"), &alert(ip))
+        self.tree
+            .write_alert(&format!("custom-abuseipdb-{ip}.alert"), &alert(ip))
     }
 
     fn args(&self, file: &std::path::Path) -> Vec<String> {
@@ -74,7 +75,9 @@ impl Fixture {
         let args = self.args(file);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cmd = self.tree.integratord_command("custom-abuseipdb", &args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         cmd
     }
 }

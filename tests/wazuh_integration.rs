@@ -594,3 +594,29 @@ fn without_a_key_in_ossec_conf_the_installed_key_file_is_used() {
     );
     assert_no_key(&s, &out);
 }
+
+#[test]
+fn without_any_key_the_dashboard_hears_it_and_the_api_is_not_called() {
+    let s = Setup::new();
+    let file = s.tree.write_alert("i.alert", &alert("49.88.112.73", AGENT));
+    let url = s.mock.check_url();
+    let args = [
+        file.to_str().unwrap(),
+        "",
+        url.as_str(),
+        "",
+        "",
+        "10",
+        "3",
+        REDIRECT,
+    ];
+    let (out, _) = run_bounded(
+        s.tree.integratord_command(NAME, &args),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_quiet(&out);
+    let (_, event) = only_event(&s);
+    assert_eq!(event["abuseipdb"]["error"], json!("no_api_key"));
+    assert_eq!(s.mock.count("check"), 0);
+}
