@@ -190,6 +190,9 @@ impl Run<'_, '_> {
             Ok(s) => s,
             Err(e) => return self.options_failed(&alert, &responder, &what, e),
         };
+        if let Some(key) = &settings.config.api_key {
+            lock(&self.log).scrub(key.expose());
+        }
         if alert.is_own_enrichment() {
             return self.finish(
                 Exit::Done,
