@@ -185,6 +185,9 @@ pub struct Overrides {
     pub positive_ttl: Option<Duration>,
     pub negative_ttl: Option<Duration>,
     pub alert_min_score: Option<u8>,
+    /// Replaces the allowlist.
+    pub allowlist: Option<Vec<ipnet::IpNet>>,
+    pub block_min_score: Option<u8>,
 }
 
 /// The TOML file, as written by a person: every key optional, unknown keys refused.
@@ -485,6 +488,12 @@ impl Builder {
         }
         if let Some(s) = flags.alert_min_score {
             c.alert_min_score = score(i64::from(s), "the alert score argument")?;
+        }
+        if let Some(list) = &flags.allowlist {
+            c.allowlist = list.iter().map(ipnet::IpNet::trunc).collect();
+        }
+        if let Some(s) = flags.block_min_score {
+            c.block.min_score = Some(score(i64::from(s), "the block score argument")?);
         }
         Ok(())
     }
@@ -824,6 +833,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_age_days") && err.contains("400"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_sample_loads() {
+        let sample =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/repute.toml"))
+                .expect("examples/repute.toml");
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
+        let text = sample.replace("/etc/repute/abuseipdb.key", "abuseipdb.key");
+        let path = dir.path().join("repute.toml");
+        std::fs::write(&path, text).expect("write");
+        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+            .expect("sample");
+        assert!(
+            c.api_key.is_some(),
+            "relative key file resolved beside the config"
+        );
+        assert_eq!(c.allowlist.len(), 3);
+        assert_eq!(c.block.min_score, Some(90));
+        assert_eq!(c.alert_min_score, 25);
     }
 
     #[test]

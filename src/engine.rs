@@ -20,7 +20,7 @@ use crate::addr::AddrClass;
 use crate::attempt::Attempt;
 use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
 use crate::config::{CacheSetting, Config};
-use crate::reputation::abuseipdb::{AbuseIpdb, DEFAULT_QUOTA_BACKOFF};
+use crate::reputation::abuseipdb::AbuseIpdb;
 use crate::reputation::{ApiError, Checked, Provider, Reputation};
 
 /// Where an answer came from.
@@ -246,6 +246,14 @@ impl fmt::Debug for Engine {
     }
 }
 
+/// AbuseIPDB, when the configuration has a key.
+fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
+    config
+        .api_key
+        .as_ref()
+        .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>)
+}
+
 /// Opens the cache the configuration names.
 pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
     Ok(match &config.cache {
@@ -258,11 +266,25 @@ impl Engine {
     /// The engine of `config`: its cache, and AbuseIPDB when a key is configured (without
     /// one, cached answers are still served and misses say [`NoReputation::NoApiKey`]).
     pub fn new(config: &Config) -> Result<Engine, EngineError> {
-        let provider = config
-            .api_key
-            .as_ref()
-            .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>);
-        Ok(Engine::from_parts(config, open_cache(config)?, provider))
+        Ok(Engine::from_parts(
+            config,
+            open_cache(config)?,
+            abuseipdb(config),
+        ))
+    }
+
+    /// As [`Engine::new`], but a cache that cannot be opened (a directory the process may
+    /// not write, a full disk) is logged and replaced by no cache: for the per-alert doors,
+    /// where an answer without the cache beats no answer.
+    pub fn new_or_uncached(config: &Config) -> Engine {
+        let cache: Box<dyn Cache> = match open_cache(config) {
+            Ok(cache) => cache,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache unavailable; looking up without it");
+                Box::new(DisabledCache::new())
+            }
+        };
+        Engine::from_parts(config, cache, abuseipdb(config))
     }
 
     /// The cache of `config` with another provider (tests, other sources).
@@ -358,6 +380,12 @@ impl Engine {
         }
     }
 
+    /// The cache (and quota store) this engine uses, for doors that record other endpoints'
+    /// quota (`abuseipdb/report`, `abuseipdb/blacklist`) in the same place.
+    pub fn cache(&self) -> &dyn Cache {
+        self.cache.as_ref()
+    }
+
     /// The shared quota state of the check endpoint, if any has been recorded.
     pub fn quota_state(&self) -> Option<QuotaState> {
         let provider = self.provider.as_deref()?;
@@ -392,21 +420,22 @@ impl Engine {
                         Some(rep) => Ok((Source::Cache, rep)),
                         None => self.fetch(key, provider).map(|r| (Source::Api, r)),
                     };
-                    if let Err(e) = self.cache.release_lease(key, &holder) {
-                        tracing::warn!(error = %e, "could not release the lookup lease");
-                    }
+                    self.end_lease(key, &holder, result.as_ref().err());
                     return result;
                 }
-                Ok(false) if Instant::now() < deadline => {
+                Ok(false) => {
+                    if let Some(why) = self.failure_note(key) {
+                        return Err(why);
+                    }
+                    if Instant::now() >= deadline {
+                        tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
+                        return self.fetch(key, provider).map(|r| (Source::Api, r));
+                    }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                     if let Some(rep) = self.cached(key) {
                         return Ok((Source::Cache, rep));
                     }
-                }
-                Ok(false) => {
-                    tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
-                    return self.fetch(key, provider).map(|r| (Source::Api, r));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cache lease failed; asking the provider");
@@ -414,6 +443,44 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Releases the lease, or, when the lookup failed for a reason every process would meet
+    /// too, leaves a failure note on it for [`FAILED_LOOKUP_HOLD`] so that processes waiting
+    /// on the same address give up at once instead of calling in turn (an outage costs one
+    /// call per address per hold, not one per process).
+    fn end_lease(&self, key: &CacheKey, holder: &str, failure: Option<&NoReputation>) {
+        let note = match failure {
+            Some(NoReputation::Unauthorized) => Some("unauthorized".to_string()),
+            Some(NoReputation::ProviderFailed { status, detail }) => Some(format!(
+                "{}:{detail}",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        let done = match note {
+            Some(note) => self
+                .cache
+                .fail_lease(key, holder, &note, FAILED_LOOKUP_HOLD),
+            None => self.cache.release_lease(key, holder),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "could not release the lookup lease");
+        }
+    }
+
+    /// The failure another process left on `key`'s lease, if any.
+    fn failure_note(&self, key: &CacheKey) -> Option<NoReputation> {
+        let holder = self.cache.lease_holder(key).ok().flatten()?;
+        let note = holder.strip_prefix(FAILED_PREFIX)?;
+        if note == "unauthorized" {
+            return Some(NoReputation::Unauthorized);
+        }
+        let (status, detail) = note.split_once(':').unwrap_or(("", note));
+        Some(NoReputation::ProviderFailed {
+            status: status.parse().ok(),
+            detail: format!("a lookup of this address failed moments ago: {detail}"),
+        })
     }
 
     /// One provider call, honouring and updating the shared quota state.
@@ -451,21 +518,8 @@ impl Engine {
     /// Records what the rate-limit headers said; a remaining count of zero stops every
     /// process until the reset.
     fn record_rate(&self, endpoint: &str, checked: &Checked, now: i64) {
-        let rate = &checked.rate;
-        if rate.limit.is_none() && rate.remaining.is_none() {
+        let Some(state) = QuotaState::from_rate(&checked.rate, now) else {
             return;
-        }
-        let blocked_until = (rate.remaining == Some(0)).then(|| {
-            rate.reset_at
-                .filter(|r| *r > now)
-                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64)
-        });
-        let state = QuotaState {
-            limit: rate.limit,
-            remaining: rate.remaining,
-            reset_at: rate.reset_at,
-            blocked_until,
-            updated_at: now,
         };
         if let Err(e) = self.cache.record_quota(endpoint, &state) {
             tracing::warn!(error = %e, "could not record the quota state");
@@ -473,26 +527,17 @@ impl Engine {
     }
 
     fn failure(&self, endpoint: &str, err: ApiError, now: i64) -> NoReputation {
-        tracing::warn!(error = %err, "reputation lookup failed");
+        // The reason goes back in the Lookup; the door decides whether to print it.
+        tracing::debug!(error = %err, "reputation lookup failed");
         match err {
             ApiError::QuotaExhausted { retry_at, .. } => {
-                let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
-                let state = QuotaState {
-                    remaining: Some(0),
-                    blocked_until: Some(until),
-                    updated_at: now,
-                    ..self
-                        .cache
-                        .quota(endpoint)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default()
-                };
+                let previous = self.cache.quota(endpoint).ok().flatten();
+                let state = QuotaState::exhausted(previous, retry_at, now);
                 if let Err(e) = self.cache.record_quota(endpoint, &state) {
                     tracing::warn!(error = %e, "could not record the quota state");
                 }
                 NoReputation::QuotaExhausted {
-                    until: Some(rfc3339(until)),
+                    until: state.blocked_until.map(rfc3339),
                 }
             }
             ApiError::Unauthorized { .. } => NoReputation::Unauthorized,
@@ -504,6 +549,12 @@ impl Engine {
         }
     }
 }
+
+/// How long a failed lookup keeps other processes from retrying the same address.
+pub const FAILED_LOOKUP_HOLD: Duration = Duration::from_secs(5);
+
+/// Marks a lease row that records a failure rather than a lookup in progress.
+pub const FAILED_PREFIX: &str = "failed:";
 
 fn quota_endpoint(provider: &dyn Provider) -> String {
     format!("{}/check", provider.name())
@@ -723,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_reasons_not_cache_entries() {
+    fn failures_are_reasons_not_cache_entries_and_hold_off_other_callers() {
         let dir = tempfile::tempdir().expect("tmp");
         let fake = Fake::default();
         let e = engine(dir.path(), &fake);
@@ -736,21 +787,72 @@ mod tests {
             l.missing.as_ref().map(NoReputation::code),
             Some("provider-failed")
         );
+        // Another process right after: the failure note answers, no second call.
+        let other = engine(dir.path(), &fake);
+        match other.lookup(ip("185.220.101.30")).missing {
+            Some(NoReputation::ProviderFailed { status, detail }) => {
+                assert_eq!(status, Some(503));
+                assert!(
+                    detail.contains("failed moments ago") && detail.contains("down"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fake.calls(), 1);
+
         fake.fail(Some(ApiError::Unauthorized {
             status: 401,
             detail: "no".into(),
         }));
         assert_eq!(
-            e.lookup(ip("185.220.101.30")).missing,
+            e.lookup(ip("185.220.101.31")).missing,
             Some(NoReputation::Unauthorized)
         );
-        fake.fail(None);
         assert_eq!(
-            e.lookup(ip("185.220.101.30")).source,
-            Source::Api,
-            "lease was released"
+            other.lookup(ip("185.220.101.31")).missing,
+            Some(NoReputation::Unauthorized)
         );
-        assert_eq!(fake.calls(), 3);
+        assert_eq!(fake.calls(), 2);
+        let cache = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        assert_eq!(
+            cache.entries().expect("count"),
+            0,
+            "failures are never cached"
+        );
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_the_holder_fails() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let key = CacheKey::new(ip("185.220.101.90"), 90);
+        assert!(
+            other
+                .try_lease(&key, "holder", Duration::from_secs(5))
+                .expect("lease")
+        );
+        let failer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            other
+                .fail_lease(&key, "holder", ":timed out", Duration::from_secs(5))
+                .expect("fail");
+        });
+        let l = e.lookup(ip("185.220.101.90"));
+        failer.join().expect("thread");
+        assert_eq!(
+            l.missing.as_ref().map(NoReputation::code),
+            Some("provider-failed")
+        );
+        assert_eq!(fake.calls(), 0);
+    }
+
+    #[test]
+    fn the_engine_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Engine>();
     }
 
     #[test]
@@ -810,6 +912,21 @@ mod tests {
         let l = e.lookup(ip("185.220.101.60"));
         assert_eq!(l.source, Source::Api);
         assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn an_unopenable_cache_degrades_to_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "not a directory").expect("write");
+        let mut cfg = config(dir.path());
+        cfg.cache = CacheSetting::Sqlite(blocker.join("cache.sqlite"));
+        assert!(Engine::new(&cfg).is_err());
+        let e = Engine::new_or_uncached(&cfg);
+        assert_eq!(
+            e.lookup(ip("185.220.101.91")).missing,
+            Some(NoReputation::NoApiKey)
+        );
     }
 
     #[test]

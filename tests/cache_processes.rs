@@ -99,3 +99,48 @@ fn concurrent_processes_share_one_lookup_per_address() {
         .expect("integrity");
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn an_outage_costs_one_call_per_address_not_one_per_process() {
+    let mock = MockAbuseIpdb::start();
+    mock.always(Fault::server_error(503));
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = dir.path().join("cache.sqlite");
+    std::fs::write(dir.path().join("key"), KEY).expect("key");
+    let addrs = ["185.220.101.1", "185.220.101.2", "185.220.101.3"];
+    let binary = assert_cmd::cargo::cargo_bin("repute");
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            Command::new(&binary)
+                .args(["check", "--format", "json"])
+                .args(addrs)
+                .env_remove("ABUSEIPDB_API_KEY")
+                .env_remove("RUST_LOG")
+                .env("ABUSEIPDB_API_KEY_FILE", dir.path().join("key"))
+                .env("ABUSEIPDB_API_URL", mock.base_url())
+                .env("REPUTE_CACHE", &cache)
+                .env("REPUTE_RETRIES", "0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn repute")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            assert_eq!(v["reason"], "provider-failed", "{v}");
+            assert_eq!(v["reputation"], serde_json::Value::Null);
+        }
+    }
+    for a in addrs {
+        assert_eq!(mock.checks_for(a), 1, "{:?}", mock.checks_per_ip());
+    }
+}

@@ -37,6 +37,14 @@ impl Cache for DisabledCache {
         Ok(())
     }
 
+    fn fail_lease(&self, _: &CacheKey, _: &str, _: &str, _: Duration) -> Result<(), CacheError> {
+        Ok(())
+    }
+
+    fn lease_holder(&self, _: &CacheKey) -> Result<Option<String>, CacheError> {
+        Ok(None)
+    }
+
     fn quota(&self, endpoint: &str) -> Result<Option<QuotaState>, CacheError> {
         let map = self.quota.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map.get(endpoint).cloned())

@@ -18,7 +18,8 @@ use std::time::Duration;
 pub use disabled::DisabledCache;
 pub use sqlite::SqliteCache;
 
-use crate::reputation::Reputation;
+use crate::reputation::abuseipdb::DEFAULT_QUOTA_BACKOFF;
+use crate::reputation::{RateLimit, Reputation};
 
 /// What an entry is cached under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +64,39 @@ pub struct QuotaState {
 }
 
 impl QuotaState {
+    /// The state the rate-limit headers of a successful answer describe (`None` when they
+    /// said nothing). A remaining count of zero blocks calls until the reset, or for
+    /// [`DEFAULT_QUOTA_BACKOFF`] when the reset time is unknown.
+    pub fn from_rate(rate: &RateLimit, now: i64) -> Option<QuotaState> {
+        if rate.limit.is_none() && rate.remaining.is_none() {
+            return None;
+        }
+        let blocked_until = (rate.remaining == Some(0)).then(|| {
+            rate.reset_at
+                .filter(|r| *r > now)
+                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64)
+        });
+        Some(QuotaState {
+            limit: rate.limit,
+            remaining: rate.remaining,
+            reset_at: rate.reset_at,
+            blocked_until,
+            updated_at: now,
+        })
+    }
+
+    /// The state after a quota 429: nothing left, no call before `retry_at` (from
+    /// `Retry-After` / `X-RateLimit-Reset`, else [`DEFAULT_QUOTA_BACKOFF`] from now).
+    pub fn exhausted(previous: Option<QuotaState>, retry_at: Option<i64>, now: i64) -> Self {
+        let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
+        QuotaState {
+            remaining: Some(0),
+            blocked_until: Some(until),
+            updated_at: now,
+            ..previous.unwrap_or_default()
+        }
+    }
+
     /// The time before which no call may be made, if that time is still ahead.
     pub fn blocked_at(&self, now: i64) -> Option<i64> {
         self.blocked_until.filter(|t| *t > now)
@@ -91,6 +125,17 @@ pub trait Cache: Send + Sync {
     fn try_lease(&self, key: &CacheKey, holder: &str, ttl: Duration) -> Result<bool, CacheError>;
     /// Gives a lease back (only `holder`'s own).
     fn release_lease(&self, key: &CacheKey, holder: &str) -> Result<(), CacheError>;
+    /// Turns `holder`'s lease into the note `failed:{note}` that lives for `hold`, so that
+    /// processes waiting on the key learn the lookup failed instead of trying in turn.
+    fn fail_lease(
+        &self,
+        key: &CacheKey,
+        holder: &str,
+        note: &str,
+        hold: Duration,
+    ) -> Result<(), CacheError>;
+    /// The holder of the live lease on `key`, if any.
+    fn lease_holder(&self, key: &CacheKey) -> Result<Option<String>, CacheError>;
     /// The quota state of `endpoint` (e.g. `abuseipdb/check`).
     fn quota(&self, endpoint: &str) -> Result<Option<QuotaState>, CacheError>;
     /// Replaces the quota state of `endpoint`.
@@ -107,4 +152,54 @@ pub(crate) fn now_ms() -> i64 {
 /// `now + ttl` in Unix milliseconds, saturating.
 pub(crate) fn after_ms(now: i64, ttl: Duration) -> i64 {
     now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_headers_become_quota_state() {
+        let now = 1_000_000;
+        assert_eq!(QuotaState::from_rate(&RateLimit::default(), now), None);
+        let some_left = RateLimit {
+            limit: Some(1000),
+            remaining: Some(12),
+            ..RateLimit::default()
+        };
+        let state = QuotaState::from_rate(&some_left, now).expect("state");
+        assert_eq!((state.remaining, state.blocked_until), (Some(12), None));
+        let spent = RateLimit {
+            remaining: Some(0),
+            reset_at: Some(now + 60),
+            ..some_left
+        };
+        let state = QuotaState::from_rate(&spent, now).expect("state");
+        assert_eq!(state.blocked_at(now), Some(now + 60));
+        let spent_no_reset = RateLimit {
+            reset_at: None,
+            ..spent
+        };
+        let state = QuotaState::from_rate(&spent_no_reset, now).expect("state");
+        assert_eq!(state.blocked_until, Some(now + 900));
+    }
+
+    #[test]
+    fn a_quota_429_keeps_the_known_limit() {
+        let previous = QuotaState {
+            limit: Some(3000),
+            remaining: Some(5),
+            ..QuotaState::default()
+        };
+        let state = QuotaState::exhausted(Some(previous), Some(77), 10);
+        assert_eq!(state.limit, Some(3000));
+        assert_eq!(
+            (state.remaining, state.blocked_until, state.updated_at),
+            (Some(0), Some(77), 10)
+        );
+        assert_eq!(
+            QuotaState::exhausted(None, None, 10).blocked_until,
+            Some(910)
+        );
+    }
 }

@@ -187,6 +187,42 @@ impl Cache for SqliteCache {
         Ok(())
     }
 
+    fn fail_lease(
+        &self,
+        key: &CacheKey,
+        holder: &str,
+        note: &str,
+        hold: Duration,
+    ) -> Result<(), CacheError> {
+        let now = now_ms();
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE reputation_lease SET holder = ?4, expires_at_ms = ?5
+                 WHERE ip = ?1 AND max_age_days = ?2 AND holder = ?3",
+            )?
+            .execute(params![
+                ip_text(key),
+                key.max_age_days,
+                holder,
+                format!("failed:{note}"),
+                after_ms(now, hold)
+            ])
+        })?;
+        Ok(())
+    }
+
+    fn lease_holder(&self, key: &CacheKey) -> Result<Option<String>, CacheError> {
+        let now = now_ms();
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT holder FROM reputation_lease
+                 WHERE ip = ?1 AND max_age_days = ?2 AND expires_at_ms > ?3",
+            )?
+            .query_row(params![ip_text(key), key.max_age_days, now], |r| r.get(0))
+            .optional()
+        })
+    }
+
     fn quota(&self, endpoint: &str) -> Result<Option<QuotaState>, CacheError> {
         self.with(|c| {
             c.prepare_cached(
@@ -319,6 +355,41 @@ mod tests {
         cache.release_lease(&key, "a").expect("release");
         assert!(cache.try_lease(&key, "b", Duration::ZERO).expect("lease"));
         // b's lease expired at once: a dead holder does not block others.
+        assert!(
+            cache
+                .try_lease(&key, "c", Duration::from_secs(30))
+                .expect("lease")
+        );
+    }
+
+    #[test]
+    fn a_failed_lease_carries_its_note_until_it_expires() {
+        let (_d, cache) = open();
+        let key = CacheKey::new("192.0.2.3".parse().expect("ip"), 90);
+        assert!(
+            cache
+                .try_lease(&key, "a", Duration::from_secs(30))
+                .expect("lease")
+        );
+        assert_eq!(
+            cache.lease_holder(&key).expect("read").as_deref(),
+            Some("a")
+        );
+        cache
+            .fail_lease(&key, "b", "not b's", Duration::from_secs(30))
+            .expect("noop");
+        assert_eq!(
+            cache.lease_holder(&key).expect("read").as_deref(),
+            Some("a")
+        );
+        cache
+            .fail_lease(&key, "a", "503:down", Duration::ZERO)
+            .expect("fail");
+        assert_eq!(
+            cache.lease_holder(&key).expect("read"),
+            None,
+            "expired at once"
+        );
         assert!(
             cache
                 .try_lease(&key, "c", Duration::from_secs(30))

@@ -159,9 +159,14 @@ impl MockAbuseIpdb {
         MockAbuseIpdb::start_on("127.0.0.1:0")
     }
 
+    /// Starts on `bind`; panics when it cannot (tests want to stop there).
     pub fn start_on(bind: &str) -> MockAbuseIpdb {
-        let listener = TcpListener::bind(bind).expect("bind the mock on loopback");
-        let addr = listener.local_addr().expect("local addr");
+        MockAbuseIpdb::try_start_on(bind).expect("bind the mock on loopback")
+    }
+
+    pub fn try_start_on(bind: &str) -> std::io::Result<MockAbuseIpdb> {
+        let listener = TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
@@ -170,11 +175,11 @@ impl MockAbuseIpdb {
         });
         let for_thread = Arc::clone(&shared);
         let accept = std::thread::spawn(move || accept_loop(listener, for_thread));
-        MockAbuseIpdb {
+        Ok(MockAbuseIpdb {
             addr,
             shared,
             accept: Some(accept),
-        }
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
