@@ -620,3 +620,31 @@ fn without_any_key_the_dashboard_hears_it_and_the_api_is_not_called() {
     assert_eq!(event["abuseipdb"]["error"], json!("no_api_key"));
     assert_eq!(s.mock.count("check"), 0);
 }
+
+#[test]
+fn a_cache_that_cannot_be_opened_still_gives_an_answer() {
+    let s = Setup::new();
+    let file = s.tree.write_alert("j.alert", &alert("49.88.112.73", AGENT));
+    let options = s.tree.path().join("tmp/j.options");
+    // A cache path under a regular file can never be created.
+    std::fs::write(&options, r#"{"cache":"etc/ossec.conf/repute.sqlite"}"#).unwrap();
+    let url = s.mock.check_url();
+    let args = [
+        file.to_str().unwrap(),
+        KEY,
+        url.as_str(),
+        "",
+        options.to_str().unwrap(),
+        "10",
+        "3",
+    ];
+    let (out, _) = run_bounded(
+        s.tree.integratord_command(NAME, &args),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_quiet(&out);
+    let (_, event) = only_event(&s);
+    assert_eq!(event["abuseipdb"]["abuse_confidence_score"], json!(100));
+    assert_eq!(event["abuseipdb"]["answer_source"], json!("api"));
+}

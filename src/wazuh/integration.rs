@@ -83,11 +83,10 @@ impl ReputationLookup for crate::engine::Engine {
     }
 }
 
-/// The real lookup: the engine of `config` (cache, then AbuseIPDB).
+/// The real lookup: the engine of `config` (cache, then AbuseIPDB). A cache that cannot be
+/// opened is bypassed: for one alert, an answer without the cache beats no answer.
 pub fn open_engine(config: &Config) -> Result<Box<dyn ReputationLookup>, String> {
-    crate::engine::Engine::new(config)
-        .map(|e| Box::new(e) as Box<dyn ReputationLookup>)
-        .map_err(|e| e.to_string())
+    Ok(Box::new(crate::engine::Engine::new_or_uncached(config)))
 }
 
 /// Builds the lookup from the run's settings (opening the cache, the HTTP agent).
