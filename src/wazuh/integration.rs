@@ -474,3 +474,89 @@ impl Responder {
         Ok(Delivery::Sent(message.len()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::AddrClass;
+    use crate::engine::NoReputation;
+
+    /// A lookup that ignores every time limit, as a wedged provider or a stuck lock would.
+    struct Wedged(Duration);
+
+    impl ReputationLookup for Wedged {
+        fn lookup(&mut self, ip: IpAddr) -> Lookup {
+            std::thread::sleep(self.0);
+            Lookup {
+                ip,
+                class: AddrClass::Public,
+                source: Source::Api,
+                reputation: None,
+                missing: Some(NoReputation::ProviderFailed {
+                    status: Some(500),
+                    detail: "too late".into(),
+                }),
+            }
+        }
+    }
+
+    fn wedged(_: &Config) -> Result<Box<dyn ReputationLookup>, String> {
+        Ok(Box::new(Wedged(Duration::from_millis(1500))))
+    }
+
+    #[test]
+    fn the_watchdog_answers_a_wedged_lookup_once_within_the_budget() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("queue/sockets")).unwrap();
+        let socket = UnixDatagram::bind(home.path().join(queue::SOCKET)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let alert = home.path().join("a.alert");
+        std::fs::write(
+            &alert,
+            r#"{"id":"1.2","rule":{"id":"100001"},"data":{"srcip":"49.88.112.73"}}"#,
+        )
+        .unwrap();
+        let ctx = Context {
+            home: home.path().to_path_buf(),
+            name: "custom-abuseipdb".into(),
+            env: Env::default(),
+            open: &wedged,
+            exit_on_deadline: false,
+        };
+        let argv: Vec<OsString> = [alert.to_str().unwrap(), "k", "", "", "", "1", "0"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let started = Instant::now();
+        let receiver = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            let first = socket.recv(&mut buf).map(|n| {
+                (
+                    started.elapsed(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                )
+            });
+            socket
+                .set_read_timeout(Some(Duration::from_millis(800)))
+                .unwrap();
+            (first, socket.recv(&mut buf).is_ok())
+        });
+        let report = run(&argv, &ctx);
+        let (first, second_arrived) = receiver.join().unwrap();
+        let (arrived, text) = first.expect("the timeout event arrives");
+        // The budget is 1 s; the wedged lookup takes 1.5 s.
+        assert!(arrived < Duration::from_millis(1400), "{arrived:?}");
+        let payload: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("1:abuseipdb:").unwrap()).unwrap();
+        assert_eq!(payload["abuseipdb"]["error"], 408);
+        assert_eq!(report.exit, Exit::Done);
+        assert!(
+            report.summary.contains("timeout event"),
+            "{}",
+            report.summary
+        );
+        assert!(!second_arrived, "only one event per alert");
+    }
+}
