@@ -110,7 +110,7 @@ const fn v6(segments: [u16; 8], len: u8) -> Ipv6Net {
 
 /// The IPv4 special-purpose registry (plus multicast), **most specific first**: the first
 /// entry that contains an address is the longest matching prefix.
-const IPV4_TABLE: &[(Ipv4Net, AddrClass)] = &[
+pub const IPV4_TABLE: &[(Ipv4Net, AddrClass)] = &[
     (v4(255, 255, 255, 255, 32), AddrClass::Broadcast),
     (v4(0, 0, 0, 0, 32), AddrClass::Unspecified),
     (v4(192, 0, 0, 8, 32), AddrClass::Special), // IPv4 dummy address
@@ -143,7 +143,7 @@ const IPV4_TABLE: &[(Ipv4Net, AddrClass)] = &[
 /// The IPv6 special-purpose registry (plus multicast), **most specific first**. The
 /// IPv4-mapped block (::ffff:0:0/96) is absent: [`classify`] unwraps it before looking here.
 /// 2002::/16 and 64:ff9b::/96 are handled in [`classify_v6`] (embedded IPv4).
-const IPV6_TABLE: &[(Ipv6Net, AddrClass)] = &[
+pub const IPV6_TABLE: &[(Ipv6Net, AddrClass)] = &[
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), AddrClass::Loopback),
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), AddrClass::Unspecified),
     (v6([0x2001, 1, 0, 0, 0, 0, 0, 1], 128), AddrClass::Public), // PCP anycast

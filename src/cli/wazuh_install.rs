@@ -1,12 +1,62 @@
-//! `repute wazuh install`. (Skeleton.)
+//! `repute wazuh install`: put this binary, the rules, the key and the `<integration>` block
+//! into a Wazuh manager home, idempotently (see [`repute::wazuh::install`]).
+//!
+//! Exit codes: 0 installed or nothing to do (also for `--dry-run`), 2 error.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use repute::wazuh::install::{self, Request};
 
 use super::Global;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The Wazuh manager home.
+    #[arg(long, value_name = "DIR", default_value = "/var/ossec")]
+    pub wazuh_dir: PathBuf,
+    /// A file holding the AbuseIPDB API key, installed as etc/repute/abuseipdb.key.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Print what would change, as a unified diff, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
+    let binary = std::env::current_exe().context("cannot find the running program")?;
+    let request = Request {
+        wazuh_dir: args.wazuh_dir.clone(),
+        api_key_file: args.api_key_file.clone(),
+        binary,
+    };
+    let plan = install::plan(&request)?;
+    let mut out = std::io::stdout().lock();
+    for note in &plan.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    if plan.is_empty() {
+        writeln!(
+            out,
+            "nothing to do: {} is up to date",
+            args.wazuh_dir.display()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        write!(out, "{}", plan.diff())?;
+        writeln!(out, "dry run: nothing was changed")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in plan.apply()? {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "Restart the manager to load the changes: systemctl restart wazuh-manager (or {}/bin/wazuh-control restart)",
+        args.wazuh_dir.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,23 +1,88 @@
-//! `repute wazuh integration` and the `custom-*` executable names. (Skeleton.)
+//! `repute wazuh integration …` and the `custom-*` executable names: the integratord door.
+//!
+//! integratord runs `integrations/<name>` with argv[0] = `integrations` (never the path), so
+//! the binary recognises the call by its own executable name (`custom-abuseipdb`, any
+//! `custom-*`, `.py` included), by its argv[0] name, or by argv[0] = `integrations`. The
+//! explicit subcommand takes the same positional arguments. Exit codes are those of
+//! [`repute::wazuh::integration`]; nothing but a one-line error on a non-zero exit is ever
+//! printed, because integratord copies the last output line into `ossec.log`.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::process::ExitCode;
+
+use repute::wazuh::home;
+use repute::wazuh::integration::{self, Context, Report};
+use repute::wazuh::options::Env;
 
 use super::Global;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-
-/// True when the process was started by integratord (argv[0] `integrations`, or an
-/// executable named `custom-*`).
-pub fn called_by_integratord(_args: &[OsString]) -> bool {
-    false
+pub struct Args {
+    /// ALERT_FILE API_KEY HOOK_URL [debug|""] [OPTIONS_FILE|""] [TIMEOUT] [RETRIES], exactly
+    /// as integratord passes them (an empty API_KEY reads etc/repute/abuseipdb.key).
+    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARG")]
+    pub args: Vec<OsString>,
 }
 
-pub fn run_as_integratord_child(_args: &[OsString]) -> ExitCode {
-    ExitCode::from(2)
+/// The name integratord gave the program, when it looks like an integration.
+fn integration_name(name: &OsStr) -> Option<String> {
+    let name = name.to_string_lossy();
+    name.starts_with("custom-").then(|| name.into_owned())
 }
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+/// The file name of the running executable (`/proc/self/exe`).
+fn exe_name() -> Option<OsString> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(OsStr::to_os_string))
+}
+
+fn argv0_name(args: &[OsString]) -> Option<OsString> {
+    args.first()
+        .and_then(|a| Path::new(a).file_name().map(OsStr::to_os_string))
+}
+
+/// True when the process was started by integratord: argv[0] `integrations`, or an executable
+/// (or argv[0]) named `custom-*`.
+pub fn called_by_integratord(args: &[OsString]) -> bool {
+    let argv0 = argv0_name(args);
+    argv0.as_deref() == Some(OsStr::new(home::INTEGRATIONS_DIR))
+        || argv0.as_deref().and_then(integration_name).is_some()
+        || exe_name().as_deref().and_then(integration_name).is_some()
+}
+
+/// The integratord child: run and exit with the documented code.
+pub fn run_as_integratord_child(args: &[OsString]) -> ExitCode {
+    let name = exe_name()
+        .as_deref()
+        .and_then(integration_name)
+        .or_else(|| argv0_name(args).as_deref().and_then(integration_name))
+        .unwrap_or_else(|| "custom-abuseipdb".into());
+    let report = run_integration(args.get(1..).unwrap_or_default(), name, true);
+    exit_with(report)
+}
+
+pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
+    let report = run_integration(&args.args, "custom-abuseipdb".into(), true);
+    Ok(exit_with(report))
+}
+
+fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> Report {
+    let ctx = Context {
+        home: home::current_wazuh_home(),
+        name,
+        env: Env::from_process(),
+        open: &integration::open_engine,
+        exit_on_deadline,
+    };
+    integration::run(argv, &ctx)
+}
+
+/// Nothing on success; one line naming what went wrong otherwise.
+fn exit_with(report: Report) -> ExitCode {
+    if report.exit != integration::Exit::Done {
+        eprintln!("repute: {}", report.summary);
+    }
+    ExitCode::from(report.exit.code())
 }

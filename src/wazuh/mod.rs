@@ -1,3 +1,30 @@
-//! Wazuh: alerts, the integration protocol, the queue socket, ruleset, install, active response.
-//! (Skeleton.)
+//! Wazuh: the alert model, the integration protocol, the queue socket, the shipped ruleset,
+//! installation into a Wazuh tree, and active response.
+//!
+//! - [`alert`] reads the alert file integratord writes (JSON or the legacy text format).
+//! - [`args`] understands integratord's command line in every 4.x layout.
+//! - [`home`] finds the Wazuh home from the executable's own path.
+//! - [`options`] builds the run's settings (home defaults, environment, `<options>`, argv).
+//! - [`event`] builds the enrichment event, field-compatible with the seed script.
+//! - [`queue`] frames it and sends it to analysisd's datagram socket.
+//! - [`log`] writes `logs/integrations.log` without the key.
+//! - [`integration`] ties them together: one run per alert, bounded in time.
+//! - [`ruleset`] is the shipped XML rules; [`install`] puts binary, rules and configuration
+//!   into a Wazuh tree, editing `ossec.conf` with [`ossec_conf`].
+//! - [`active_response`] is execd's side: the 4.2+ JSON protocol that `repute wazuh
+//!   active-response` speaks to block and unblock an address.
+
 pub mod active_response;
+pub mod alert;
+pub mod args;
+pub mod diff;
+pub mod event;
+pub mod home;
+pub mod install;
+pub mod integration;
+pub mod log;
+pub mod options;
+pub mod ossec_conf;
+pub mod queue;
+pub mod ruleset;
+pub mod xml;

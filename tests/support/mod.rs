@@ -4,3 +4,4 @@
 #![allow(dead_code)]
 
 pub mod mock_abuseipdb;
+pub mod wazuh_tree;

@@ -1,0 +1,246 @@
+//! The Wazuh alert as integratord hands it to an integration: one `alerts.json` object in a
+//! temporary file (`<alert_format>json`), or the legacy shell-style lines without it.
+//!
+//! Alerts come in every shape (no `data`, no `full_log`, no `agent`, numbers where strings are
+//! expected), so nothing here assumes a field exists: every accessor returns an `Option`, and
+//! the only hard error is a file that is not an alert at all.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// The `integration` value and the queue location this integration writes; the loop guard
+/// recognises our own enrichment alerts by them.
+pub const INTEGRATION_NAME: &str = "custom-abuseipdb";
+pub const LOCATION: &str = "abuseipdb";
+
+/// Why an alert file could not be read.
+#[derive(Debug, Error)]
+pub enum AlertError {
+    #[error("alert file {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("alert file {path}: not a JSON alert: {detail}")]
+    Invalid { path: String, detail: String },
+}
+
+/// The agent an alert came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+impl Agent {
+    /// Agent `000` is the manager itself: its events go back without an agent prefix.
+    pub fn is_manager(&self) -> bool {
+        self.id == "000"
+    }
+}
+
+/// One alert, kept as parsed JSON with lenient accessors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    root: Map<String, Value>,
+}
+
+impl Alert {
+    /// Reads and parses the alert file integratord wrote.
+    pub fn read(path: &Path) -> Result<Alert, AlertError> {
+        let bytes = std::fs::read(path).map_err(|source| AlertError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Alert::parse(&bytes).map_err(|detail| AlertError::Invalid {
+            path: path.display().to_string(),
+            detail,
+        })
+    }
+
+    /// Parses a JSON alert, or the legacy text format when the content is not JSON.
+    pub fn parse(bytes: &[u8]) -> Result<Alert, String> {
+        let text = String::from_utf8_lossy(bytes);
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') {
+            return match serde_json::from_str::<Value>(trimmed) {
+                Ok(Value::Object(root)) => Ok(Alert { root }),
+                Ok(_) => Err("not a JSON object".into()),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        Alert::parse_legacy(&text).ok_or_else(|| {
+            "neither a JSON object nor integratord's legacy format (srcip='…' lines)".into()
+        })
+    }
+
+    /// The format integratord writes without `<alert_format>json`: `key='value'` lines.
+    fn parse_legacy(text: &str) -> Option<Alert> {
+        let mut fields = Map::new();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('\'');
+            fields.insert(key.trim().to_string(), Value::String(value.to_string()));
+        }
+        let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
+        if fields.get("srcip").is_none() && fields.get("ruleid").is_none() {
+            return None;
+        }
+        let mut root = Map::new();
+        root.insert(
+            "rule".into(),
+            serde_json::json!({"id": get("ruleid"), "level": get("alertlevel"),
+                               "description": get("ruledescription")}),
+        );
+        root.insert("full_log".into(), get("alertlog"));
+        root.insert("location".into(), get("alertlocation"));
+        root.insert("data".into(), serde_json::json!({"srcip": get("srcip")}));
+        root.retain(|_, v| !v.is_null());
+        Some(Alert { root })
+    }
+
+    fn path(&self, path: &[&str]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        rest.iter()
+            .try_fold(self.root.get(*first)?, |v, key| v.get(*key))
+    }
+
+    /// A field as text: strings as they are, numbers and booleans written out.
+    fn text(&self, path: &[&str]) -> Option<String> {
+        match self.path(path)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The alert id, `"<epoch>.<counter>"`.
+    pub fn id(&self) -> Option<String> {
+        self.text(&["id"])
+    }
+
+    pub fn rule_id(&self) -> Option<String> {
+        self.text(&["rule", "id"])
+    }
+
+    pub fn rule_description(&self) -> Option<String> {
+        self.text(&["rule", "description"])
+    }
+
+    pub fn full_log(&self) -> Option<String> {
+        self.text(&["full_log"])
+    }
+
+    pub fn location(&self) -> Option<String> {
+        self.text(&["location"])
+    }
+
+    /// `data.srcip` exactly as the decoder wrote it (it may be a host name with `UseDNS`).
+    pub fn srcip_text(&self) -> Option<String> {
+        self.text(&["data", "srcip"]).filter(|s| !s.is_empty())
+    }
+
+    /// `data.srcip` as an address, IPv4-mapped IPv6 unwrapped.
+    pub fn srcip(&self) -> Option<IpAddr> {
+        let text = self.srcip_text()?;
+        text.trim()
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical())
+    }
+
+    /// The agent, when the alert names one with an id.
+    pub fn agent(&self) -> Option<Agent> {
+        let id = self.text(&["agent", "id"])?;
+        Some(Agent {
+            id,
+            name: self.text(&["agent", "name"]).unwrap_or_default(),
+            ip: self.text(&["agent", "ip"]).filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// True for alerts raised on this integration's own events, which must never be looked up
+    /// again (an `<integration>` filtered by group would otherwise feed on itself).
+    pub fn is_own_enrichment(&self) -> bool {
+        self.text(&["data", "integration"]).as_deref() == Some(INTEGRATION_NAME)
+            || self.location().as_deref() == Some(LOCATION)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"timestamp":"2020-04-17T00:17:53.159+0000","rule":{"level":5,"description":"sshd: authentication failed.","id":"5716","groups":["syslog","sshd","authentication_failed"]},"agent":{"id":"001","name":"Debian","ip":"10.0.1.50"},"manager":{"name":"m"},"id":"1587082673.77856","full_log":"Apr 17 00:17:52 ip-10-0-1-50 sshd[5330]: Failed password for root from 49.88.112.73 port 36679 ssh2","decoder":{"parent":"sshd","name":"sshd"},"data":{"srcip":"49.88.112.73","srcport":"36679","dstuser":"root"},"location":"/var/log/auth.log"}"#;
+
+    #[test]
+    fn reads_the_fields_an_integration_needs() {
+        let alert = Alert::parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(alert.id().as_deref(), Some("1587082673.77856"));
+        assert_eq!(alert.rule_id().as_deref(), Some("5716"));
+        assert_eq!(
+            alert.rule_description().as_deref(),
+            Some("sshd: authentication failed.")
+        );
+        assert_eq!(alert.srcip(), Some("49.88.112.73".parse().unwrap()));
+        let agent = alert.agent().unwrap();
+        assert_eq!(agent.id, "001");
+        assert_eq!(agent.ip.as_deref(), Some("10.0.1.50"));
+        assert!(!alert.is_own_enrichment());
+    }
+
+    #[test]
+    fn missing_parts_are_none_not_errors() {
+        let alert = Alert::parse(br#"{"rule":{"id":5716}}"#).unwrap();
+        assert_eq!(alert.rule_id().as_deref(), Some("5716"));
+        assert_eq!(alert.srcip(), None);
+        assert_eq!(alert.full_log(), None);
+        assert_eq!(alert.agent(), None);
+        assert_eq!(alert.id(), None);
+    }
+
+    #[test]
+    fn mapped_ipv6_is_unwrapped_and_hostnames_are_not_addresses() {
+        let a = Alert::parse(br#"{"data":{"srcip":"::ffff:49.88.112.73"}}"#).unwrap();
+        assert_eq!(a.srcip(), Some("49.88.112.73".parse().unwrap()));
+        let b = Alert::parse(br#"{"data":{"srcip":"scanner.example.net"}}"#).unwrap();
+        assert_eq!(b.srcip(), None);
+        assert_eq!(b.srcip_text().as_deref(), Some("scanner.example.net"));
+    }
+
+    #[test]
+    fn own_enrichment_alerts_are_recognised() {
+        let by_field = Alert::parse(
+            br#"{"data":{"integration":"custom-abuseipdb","srcip":"49.88.112.73"},"location":"x"}"#,
+        )
+        .unwrap();
+        assert!(by_field.is_own_enrichment());
+        let by_location = Alert::parse(br#"{"location":"abuseipdb"}"#).unwrap();
+        assert!(by_location.is_own_enrichment());
+    }
+
+    #[test]
+    fn invalid_json_and_non_objects_are_errors() {
+        assert!(Alert::parse(b"{\"rule\": ").is_err());
+        assert!(Alert::parse(b"[1,2]").is_err());
+        assert!(Alert::parse(b"").is_err());
+        assert!(Alert::parse(b"\xff\xfe garbage").is_err());
+    }
+
+    #[test]
+    fn legacy_format_is_understood() {
+        let text = "alertdate='2024 Jan 01 00:00:00'\nalertlocation='/var/log/auth.log'\nruleid='5760'\nalertlevel='5'\nruledescription='sshd: authentication failed.'\nalertlog='Failed password for root from 49.88.112.73 port 1 ssh2'\nsrcip='49.88.112.73'\n";
+        let alert = Alert::parse(text.as_bytes()).unwrap();
+        assert_eq!(alert.rule_id().as_deref(), Some("5760"));
+        assert_eq!(alert.srcip(), Some("49.88.112.73".parse().unwrap()));
+        assert_eq!(alert.location().as_deref(), Some("/var/log/auth.log"));
+    }
+}

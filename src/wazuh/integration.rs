@@ -1,0 +1,562 @@
+//! One integration run, as integratord starts it once per alert: read the alert, look the
+//! source address up, send the enrichment (or error) event to analysisd, log one line, exit.
+//!
+//! The whole run is bounded by integratord's `<timeout>` (argv[6], default 10 s): the HTTP
+//! attempts share it (see [`super::options`]), and a watchdog sends a 408 error event and ends
+//! the process if the lookup still has not returned when the budget is spent. integratord has
+//! no timeout of its own and runs integrations one at a time, so a hung child would stall
+//! every integration on the manager.
+//!
+//! What is deliberately *not* answered with an event (the run logs why and exits 0): alerts
+//! raised on our own events (loop guard), alerts without a `data.srcip` or whose srcip is a host
+//! name, non-public addresses and allowlisted ones (never sent to AbuseIPDB, and the trigger
+//! rule already excludes them, so an event would only repeat the alert), and scores below the
+//! configured `min_score`.
+//!
+//! Exit codes (documented for `ossec.log`, where integratord reports non-zero ones):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done: an event was sent (including an error event), or the alert needed none |
+//! | 1 | internal error |
+//! | 2 | bad arguments |
+//! | 3 | bad options file or API key file (an error event was still sent) |
+//! | 5 | the queue socket does not exist |
+//! | 6 | the alert file is missing or unreadable |
+//! | 7 | the alert file is not valid JSON |
+//! | 8 | analysisd is not running (the socket refused the event) |
+//! | 9 | the event was too long for the socket |
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::alert::Alert;
+use super::args::{self, IntegrationArgs};
+use super::event::{ErrorCode, Event, SourceAlert};
+use super::log::IntegrationLog;
+use super::options::{self, Env, Options, Settings};
+use super::queue::{self, MAX_MESSAGE, QueueError};
+use crate::addr;
+use crate::config::Config;
+use crate::engine::{Lookup, Source};
+
+/// How a run ended, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Done = 0,
+    Internal = 1,
+    BadArguments = 2,
+    BadOptions = 3,
+    SocketMissing = 5,
+    AlertMissing = 6,
+    InvalidAlert = 7,
+    AnalysisdDown = 8,
+    TooLong = 9,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The outcome of a run: the exit code and the one line that says what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub exit: Exit,
+    pub summary: String,
+}
+
+/// Anything that answers reputation questions (the engine, or a stand-in in tests).
+pub trait ReputationLookup {
+    fn lookup(&mut self, ip: IpAddr) -> Lookup;
+}
+
+impl ReputationLookup for crate::engine::Engine {
+    fn lookup(&mut self, ip: IpAddr) -> Lookup {
+        crate::engine::Engine::lookup(self, ip)
+    }
+}
+
+/// The real lookup: the engine of `config` (cache, then AbuseIPDB). A cache that cannot be
+/// opened is bypassed: for one alert, an answer without the cache beats no answer.
+pub fn open_engine(config: &Config) -> Result<Box<dyn ReputationLookup>, String> {
+    Ok(Box::new(crate::engine::Engine::new_or_uncached(config)))
+}
+
+/// Builds the lookup from the run's settings (opening the cache, the HTTP agent).
+pub type OpenLookup<'a> = &'a dyn Fn(&Config) -> Result<Box<dyn ReputationLookup>, String>;
+
+/// Everything a run needs from its surroundings.
+pub struct Context<'a> {
+    /// The Wazuh home (`/var/ossec`).
+    pub home: PathBuf,
+    /// The integration's name, for the log (`custom-abuseipdb`).
+    pub name: String,
+    pub env: Env,
+    pub open: OpenLookup<'a>,
+    /// When the budget runs out: `true` ends the process after sending the timeout event
+    /// (the integratord child), `false` only sends it (library callers).
+    pub exit_on_deadline: bool,
+}
+
+/// Runs the integration with the arguments after argv[0].
+pub fn run(argv: &[OsString], ctx: &Context) -> Report {
+    let started = Instant::now();
+    let args = match args::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut log = IntegrationLog::open(&ctx.home, &ctx.name, false);
+            let summary = format!("bad arguments: {e}");
+            log.info(&summary);
+            return Report {
+                exit: Exit::BadArguments,
+                summary,
+            };
+        }
+    };
+    let mut log = IntegrationLog::open(&ctx.home, &ctx.name, args.debug);
+    if let Some(key) = &args.api_key {
+        log.scrub(key.expose());
+    }
+    log.debug(&describe_args(&args, &ctx.home));
+    Run {
+        ctx,
+        args: &args,
+        log: Arc::new(Mutex::new(log)),
+        started,
+    }
+    .alert_to_event()
+}
+
+fn describe_args(args: &IntegrationArgs, home: &Path) -> String {
+    format!(
+        "start: home {}, alert file {}, key {}, hook {}, options {}, timeout {:?}, retries {:?}",
+        home.display(),
+        args.alert_file.display(),
+        if args.api_key.is_some() {
+            "given"
+        } else {
+            "none"
+        },
+        args.hook_url.as_deref().unwrap_or("none"),
+        args.options_file
+            .as_deref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        args.timeout,
+        args.retries,
+    )
+}
+
+struct Run<'a, 'c> {
+    ctx: &'a Context<'c>,
+    args: &'a IntegrationArgs,
+    log: Arc<Mutex<IntegrationLog>>,
+    started: Instant,
+}
+
+impl Run<'_, '_> {
+    fn info(&self, message: &str) {
+        lock(&self.log).info(message);
+    }
+
+    fn debug(&self, message: &str) {
+        lock(&self.log).debug(message);
+    }
+
+    fn finish(&self, exit: Exit, summary: String) -> Report {
+        self.info(&summary);
+        Report { exit, summary }
+    }
+
+    fn alert_to_event(&self) -> Report {
+        let alert = match Alert::read(&self.args.alert_file) {
+            Ok(a) => a,
+            Err(e @ super::alert::AlertError::Unreadable { .. }) => {
+                return self.finish(Exit::AlertMissing, e.to_string());
+            }
+            Err(e) => return self.finish(Exit::InvalidAlert, e.to_string()),
+        };
+        let what = describe_alert(&alert);
+        self.debug(&format!("alert: {what}"));
+        let responder = Arc::new(Responder::new(&self.ctx.home, &alert));
+        let settings = match self.settings() {
+            Ok(s) => s,
+            Err(e) => return self.options_failed(&alert, &responder, &what, e),
+        };
+        if let Some(key) = &settings.config.api_key {
+            lock(&self.log).scrub(key.expose());
+        }
+        if alert.is_own_enrichment() {
+            return self.finish(
+                Exit::Done,
+                format!("{what}: skipped, an enrichment event of this integration"),
+            );
+        }
+        let Some(ip) = alert.srcip() else {
+            let why = match alert.srcip_text() {
+                Some(text) => format!("srcip {text:?} is not an IP address"),
+                None => "no data.srcip".into(),
+            };
+            return self.finish(Exit::Done, format!("{what}: skipped, {why}"));
+        };
+        let class = addr::classify(ip);
+        if !class.is_public() {
+            return self.finish(
+                Exit::Done,
+                format!("{what}: skipped, not a public address ({class})"),
+            );
+        }
+        // No lookup (and no quota spent) for an event that could not be delivered.
+        if let Err(e) = responder.connect() {
+            return self.finish(exit_for(&e), format!("{what}: not looked up: {e}"));
+        }
+        self.watch_deadline(&settings, &alert, ip, &responder);
+        self.look_up_and_send(&settings, &alert, ip, &responder, &what)
+    }
+
+    fn settings(&self) -> Result<Settings, String> {
+        let options = match &self.args.options_file {
+            Some(path) => Options::read(path).map_err(|e| e.to_string())?,
+            None => Options::default(),
+        };
+        options::settings(&self.ctx.home, self.args, &options, &self.ctx.env)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A settings problem is still answered with an error event, so that it shows on the
+    /// dashboard and not only in a log file.
+    fn options_failed(
+        &self,
+        alert: &Alert,
+        responder: &Responder,
+        what: &str,
+        err: String,
+    ) -> Report {
+        let mut event = Event::error(
+            SourceAlert::from_alert(alert),
+            alert.srcip(),
+            ErrorCode::Code("bad_options"),
+            err.clone(),
+        );
+        let sent = match responder.send(&mut event) {
+            Ok(_) => "error event sent",
+            Err(_) => "no event sent",
+        };
+        self.finish(Exit::BadOptions, format!("{what}: {err}; {sent}"))
+    }
+
+    fn look_up_and_send(
+        &self,
+        settings: &Settings,
+        alert: &Alert,
+        ip: IpAddr,
+        responder: &Responder,
+        what: &str,
+    ) -> Report {
+        self.debug(&format!(
+            "lookup {ip}: cache {:?}, api {}",
+            settings.config.cache, settings.config.api_url
+        ));
+        let mut lookup = match (self.ctx.open)(&settings.config) {
+            Ok(l) => l,
+            Err(e) => {
+                let mut event = Event::error(
+                    SourceAlert::from_alert(alert),
+                    Some(ip),
+                    ErrorCode::Code("internal"),
+                    format!("cannot start the lookup: {e}"),
+                );
+                let delivered = self.deliver(responder, &mut event, what, "lookup could not start");
+                return if delivered.exit == Exit::Done {
+                    self.finish(
+                        Exit::Internal,
+                        format!("{what}: cannot start the lookup: {e}"),
+                    )
+                } else {
+                    delivered
+                };
+            }
+        };
+        let answer = lookup.lookup(ip);
+        self.debug(&format!("answer: {}", describe_lookup(&answer)));
+        let source = SourceAlert::from_alert(alert);
+        let mut event = match (&answer.reputation, &answer.missing) {
+            (Some(rep), _) if rep.abuse_confidence_score < settings.min_score => {
+                return self.finish(
+                    Exit::Done,
+                    format!(
+                        "{what}: score {} below min_score {}, no event",
+                        rep.abuse_confidence_score, settings.min_score
+                    ),
+                );
+            }
+            (Some(rep), _) => Event::found(source, rep, answer.source),
+            (None, Some(why)) => match Event::for_missing(source, ip, why) {
+                Some(e) => e,
+                None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
+            },
+            (None, None) => Event::error(
+                source,
+                Some(ip),
+                ErrorCode::Code("internal"),
+                "no answer".into(),
+            ),
+        };
+        self.deliver(responder, &mut event, what, &describe_lookup(&answer))
+    }
+
+    fn deliver(
+        &self,
+        responder: &Responder,
+        event: &mut Event,
+        what: &str,
+        result: &str,
+    ) -> Report {
+        match responder.send(event) {
+            Ok(Delivery::Sent(bytes)) => self.finish(
+                Exit::Done,
+                format!("{what}: {result}; event sent ({bytes} bytes)"),
+            ),
+            // The watchdog answered first; it logged its own line.
+            Ok(Delivery::AlreadySent) => Report {
+                exit: Exit::Done,
+                summary: format!("{what}: answered by the timeout event"),
+            },
+            Err(e) => self.finish(exit_for(&e), format!("{what}: {result}; {e}")),
+        }
+    }
+
+    /// Starts the watchdog that answers with a timeout event when the budget is spent.
+    fn watch_deadline(
+        &self,
+        settings: &Settings,
+        alert: &Alert,
+        ip: IpAddr,
+        responder: &Arc<Responder>,
+    ) {
+        let deadline = self.started + settings.budget.saturating_sub(Duration::from_millis(100));
+        let responder = Arc::clone(responder);
+        let log = Arc::clone(&self.log);
+        let source = SourceAlert::from_alert(alert);
+        let what = describe_alert(alert);
+        let budget = settings.budget;
+        let exit_process = self.ctx.exit_on_deadline;
+        std::thread::spawn(move || {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            let mut event = Event::error(
+                source,
+                Some(ip),
+                ErrorCode::Status(408),
+                format!(
+                    "no answer from AbuseIPDB within the {}s budget",
+                    budget.as_secs_f32()
+                ),
+            );
+            let (exit, line) = match responder.send(&mut event) {
+                Ok(Delivery::AlreadySent) => return,
+                Ok(Delivery::Sent(_)) => (
+                    Exit::Done,
+                    format!("{what}: timed out after {budget:?}; error event sent"),
+                ),
+                Err(e) => (
+                    exit_for(&e),
+                    format!("{what}: timed out after {budget:?}; {e}"),
+                ),
+            };
+            lock(&log).info(&line);
+            if exit_process {
+                if exit != Exit::Done {
+                    eprintln!("{line}");
+                }
+                std::process::exit(exit.code().into());
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn exit_for(err: &QueueError) -> Exit {
+    match err {
+        QueueError::Missing(_) => Exit::SocketMissing,
+        QueueError::NotRunning(_) => Exit::AnalysisdDown,
+        QueueError::TooLong(_) => Exit::TooLong,
+        QueueError::Io { .. } => Exit::Internal,
+    }
+}
+
+fn describe_alert(alert: &Alert) -> String {
+    format!(
+        "alert {} rule {} srcip {}",
+        alert.id().unwrap_or_else(|| "-".into()),
+        alert.rule_id().unwrap_or_else(|| "-".into()),
+        alert.srcip_text().unwrap_or_else(|| "-".into()),
+    )
+}
+
+fn describe_lookup(l: &Lookup) -> String {
+    let from = match l.source {
+        Source::Cache => "cache",
+        Source::Api => "api",
+        Source::Skipped => "skipped",
+    };
+    match (&l.reputation, &l.missing) {
+        (Some(r), _) => format!(
+            "score {}, {} reports ({from})",
+            r.abuse_confidence_score,
+            r.total_reports.map_or("?".into(), |n| n.to_string())
+        ),
+        (None, Some(why)) => format!("no reputation: {why}"),
+        (None, None) => "no reputation".into(),
+    }
+}
+
+/// What a send achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Sent(usize),
+    /// Another thread (the watchdog, or the run) already answered this alert.
+    AlreadySent,
+}
+
+/// Sends at most one event per alert, whichever of the run and the watchdog comes first.
+struct Responder {
+    path: PathBuf,
+    location: String,
+    state: Mutex<SendState>,
+}
+
+#[derive(Default)]
+struct SendState {
+    socket: Option<UnixDatagram>,
+    sent: bool,
+}
+
+impl Responder {
+    fn new(home: &Path, alert: &Alert) -> Responder {
+        Responder {
+            path: home.join(queue::SOCKET),
+            location: queue::location_for(alert.agent().as_ref()),
+            state: Mutex::new(SendState::default()),
+        }
+    }
+
+    /// Connects now, so that a missing socket or a stopped analysisd is known before lookup.
+    fn connect(&self) -> Result<(), QueueError> {
+        let mut state = lock(&self.state);
+        if state.socket.is_none() {
+            state.socket = Some(queue::connect(&self.path)?);
+        }
+        Ok(())
+    }
+
+    fn send(&self, event: &mut Event) -> Result<Delivery, QueueError> {
+        let mut state = lock(&self.state);
+        if state.sent {
+            return Ok(Delivery::AlreadySent);
+        }
+        let prefix = queue::frame(&self.location, "");
+        let payload = event.to_payload(prefix.len(), MAX_MESSAGE);
+        let message = format!("{prefix}{payload}");
+        match &state.socket {
+            Some(socket) => queue::send_on(socket, &self.path, message.as_bytes())?,
+            None => queue::send(&self.path, message.as_bytes())?,
+        }
+        state.sent = true;
+        Ok(Delivery::Sent(message.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::AddrClass;
+    use crate::engine::NoReputation;
+
+    /// A lookup that ignores every time limit, as a wedged provider or a stuck lock would.
+    struct Wedged(Duration);
+
+    impl ReputationLookup for Wedged {
+        fn lookup(&mut self, ip: IpAddr) -> Lookup {
+            std::thread::sleep(self.0);
+            Lookup {
+                ip,
+                class: AddrClass::Public,
+                source: Source::Api,
+                reputation: None,
+                missing: Some(NoReputation::ProviderFailed {
+                    status: Some(500),
+                    detail: "too late".into(),
+                }),
+            }
+        }
+    }
+
+    fn wedged(_: &Config) -> Result<Box<dyn ReputationLookup>, String> {
+        Ok(Box::new(Wedged(Duration::from_millis(1500))))
+    }
+
+    #[test]
+    fn the_watchdog_answers_a_wedged_lookup_once_within_the_budget() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("queue/sockets")).unwrap();
+        let socket = UnixDatagram::bind(home.path().join(queue::SOCKET)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let alert = home.path().join("a.alert");
+        std::fs::write(
+            &alert,
+            r#"{"id":"1.2","rule":{"id":"100001"},"data":{"srcip":"49.88.112.73"}}"#,
+        )
+        .unwrap();
+        let ctx = Context {
+            home: home.path().to_path_buf(),
+            name: "custom-abuseipdb".into(),
+            env: Env::default(),
+            open: &wedged,
+            exit_on_deadline: false,
+        };
+        let argv: Vec<OsString> = [alert.to_str().unwrap(), "k", "", "", "", "1", "0"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let started = Instant::now();
+        let receiver = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            let first = socket.recv(&mut buf).map(|n| {
+                (
+                    started.elapsed(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                )
+            });
+            socket
+                .set_read_timeout(Some(Duration::from_millis(800)))
+                .unwrap();
+            (first, socket.recv(&mut buf).is_ok())
+        });
+        let report = run(&argv, &ctx);
+        let (first, second_arrived) = receiver.join().unwrap();
+        let (arrived, text) = first.expect("the timeout event arrives");
+        // The budget is 1 s; the wedged lookup takes 1.5 s.
+        assert!(arrived < Duration::from_millis(1400), "{arrived:?}");
+        let payload: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("1:abuseipdb:").unwrap()).unwrap();
+        assert_eq!(payload["abuseipdb"]["error"], 408);
+        assert_eq!(report.exit, Exit::Done);
+        assert!(
+            report.summary.contains("timeout event"),
+            "{}",
+            report.summary
+        );
+        assert!(!second_arrived, "only one event per alert");
+    }
+}

@@ -1,0 +1,343 @@
+//! The integration's settings: Wazuh home defaults, environment, `<options>` JSON, arguments.
+//!
+//! Later sources win: defaults (cache inside the Wazuh home), then the environment
+//! (`ABUSEIPDB_API_KEY[_FILE]`, `ABUSEIPDB_API_URL`, `REPUTE_CACHE`), then the options file
+//! integratord writes from `<options>` (Wazuh 4.7+), then the command line (`<api_key>`,
+//! `<hook_url>`, `<timeout>`, `<retries>`). The options file is JSON:
+//!
+//! ```json
+//! {"cache": "var/repute/repute.sqlite",   // or "none"; relative paths are under the home
+//!  "ttl_seconds": 86400, "negative_ttl_seconds": 21600,
+//!  "max_age_days": 90,                    // also "maxAgeInDays"
+//!  "allowlist": ["203.0.113.0/24"],
+//!  "min_score": 0,                        // also "threshold": no event below this score
+//!  "api_url": "https://api.abuseipdb.com/api/v2",
+//!  "api_key_file": "etc/repute/abuseipdb.key"}
+//! ```
+//!
+//! Unknown keys are refused, so that a typo does not silently leave a setting at its default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::args::IntegrationArgs;
+use crate::config::{ApiKey, CacheSetting, Config};
+
+/// The cache file inside the Wazuh home, unless configured otherwise.
+pub const DEFAULT_CACHE: &str = "var/repute/repute.sqlite";
+/// Where `repute wazuh install` puts the API key, read when ossec.conf carries none.
+pub const DEFAULT_KEY_FILE: &str = "etc/repute/abuseipdb.key";
+
+/// A settings problem, named by its source.
+#[derive(Debug, Error)]
+pub enum OptionsError {
+    #[error("options file {path}: {detail}")]
+    Options { path: String, detail: String },
+    #[error("API key file {path}: {detail}")]
+    KeyFile { path: String, detail: String },
+}
+
+/// The `<options>` JSON.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    pub cache: Option<String>,
+    pub ttl_seconds: Option<u64>,
+    pub negative_ttl_seconds: Option<u64>,
+    #[serde(alias = "maxAgeInDays")]
+    pub max_age_days: Option<u16>,
+    /// Addresses or networks (`203.0.113.7`, `203.0.113.0/24`).
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    #[serde(alias = "threshold")]
+    pub min_score: Option<u8>,
+    pub api_url: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn read(path: &Path) -> Result<Options, OptionsError> {
+        let err = |detail: String| OptionsError::Options {
+            path: path.display().to_string(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        if text.trim().is_empty() {
+            return Ok(Options::default());
+        }
+        let options: Options = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        if let Some(days) = options.max_age_days.filter(|d| !(1..=365).contains(d)) {
+            return Err(err(format!("max_age_days {days} is outside 1..=365")));
+        }
+        options.allowlist_nets().map_err(err)?;
+        Ok(options)
+    }
+
+    /// The allowlist as networks (a bare address is a /32 or /128).
+    pub fn allowlist_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.allowlist
+            .iter()
+            .map(|entry| {
+                let text = entry.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("allowlist entry {entry:?} is not an address or network"))
+            })
+            .collect()
+    }
+}
+
+/// The environment variables every door honours, read once.
+#[derive(Debug, Default, Clone)]
+pub struct Env {
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub api_url: Option<String>,
+    pub cache: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Env {
+            api_key: var("ABUSEIPDB_API_KEY"),
+            api_key_file: var("ABUSEIPDB_API_KEY_FILE").map(PathBuf::from),
+            api_url: var("ABUSEIPDB_API_URL"),
+            cache: var("REPUTE_CACHE"),
+        }
+    }
+}
+
+/// The integration's settings, and the score below which no event is sent.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub min_score: u8,
+    /// The budget for the whole run.
+    pub budget: Duration,
+}
+
+/// Builds the settings for one integration run.
+pub fn settings(
+    home: &Path,
+    args: &IntegrationArgs,
+    options: &Options,
+    env: &Env,
+) -> Result<Settings, OptionsError> {
+    let mut config = Config {
+        state_dir: home.join("var/repute"),
+        cache: CacheSetting::Sqlite(home.join(DEFAULT_CACHE)),
+        ..Config::default()
+    };
+    if let Some(url) = &env.api_url {
+        config.api_url = url.clone();
+    }
+    if let Some(cache) = &env.cache {
+        config.cache = cache_setting(home, cache);
+    }
+    apply_options(&mut config, home, options);
+    if let Some(url) = &args.hook_url {
+        config.api_url = url.clone();
+    }
+    config.api_key = api_key(home, args, options, env)?;
+    let budget = args.timeout.unwrap_or(Duration::from_secs(10));
+    let retries = args.retries.unwrap_or(config.retries);
+    fit_http_to_budget(&mut config, budget, retries);
+    Ok(Settings {
+        config,
+        min_score: options.min_score.unwrap_or(0),
+        budget,
+    })
+}
+
+fn apply_options(config: &mut Config, home: &Path, options: &Options) {
+    if let Some(cache) = &options.cache {
+        config.cache = cache_setting(home, cache);
+    }
+    if let Some(s) = options.ttl_seconds {
+        config.positive_ttl = Duration::from_secs(s);
+    }
+    if let Some(s) = options.negative_ttl_seconds {
+        config.negative_ttl = Duration::from_secs(s);
+    }
+    if let Some(d) = options.max_age_days {
+        config.max_age_days = d;
+    }
+    config
+        .allowlist
+        .extend(options.allowlist_nets().unwrap_or_default());
+    if let Some(url) = &options.api_url {
+        config.api_url = url.clone();
+    }
+}
+
+fn cache_setting(home: &Path, value: &str) -> CacheSetting {
+    if value.eq_ignore_ascii_case("none") {
+        CacheSetting::Disabled
+    } else {
+        CacheSetting::Sqlite(home.join(value))
+    }
+}
+
+/// The key: `<api_key>`, else the environment, else a key file (options, environment, or the
+/// one `repute wazuh install` writes), else none.
+fn api_key(
+    home: &Path,
+    args: &IntegrationArgs,
+    options: &Options,
+    env: &Env,
+) -> Result<Option<ApiKey>, OptionsError> {
+    if let Some(key) = &args.api_key {
+        return Ok(Some(key.clone()));
+    }
+    if let Some(key) = &env.api_key {
+        return Ok(Some(ApiKey::new(key.trim())));
+    }
+    let explicit = options.api_key_file.as_ref().or(env.api_key_file.as_ref());
+    match explicit {
+        Some(path) => read_key_file(&home.join(path)).map(Some),
+        None => {
+            let default = home.join(DEFAULT_KEY_FILE);
+            if default.exists() {
+                read_key_file(&default).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Reads a key file: the key on its first non-empty line.
+pub fn read_key_file(path: &Path) -> Result<ApiKey, OptionsError> {
+    let err = |detail: String| OptionsError::KeyFile {
+        path: path.display().to_string(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let key = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match key {
+        Some(k) if !k.contains(char::is_whitespace) => Ok(ApiKey::new(k)),
+        Some(_) => Err(err("the key contains whitespace".into())),
+        None => Err(err("the file is empty".into())),
+    }
+}
+
+/// Gives the HTTP client the run's budget (its timeout covers every retry), keeping a slice
+/// for opening the cache and sending the event.
+fn fit_http_to_budget(config: &mut Config, budget: Duration, retries: u32) {
+    config.retries = retries;
+    let usable = budget.mul_f64(0.8).max(Duration::from_millis(200));
+    config.timeout = usable;
+    config.connect_timeout = config.connect_timeout.min(usable);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> IntegrationArgs {
+        IntegrationArgs {
+            alert_file: "/tmp/a.alert".into(),
+            api_key: None,
+            hook_url: None,
+            debug: false,
+            options_file: None,
+            timeout: None,
+            retries: None,
+        }
+    }
+
+    #[test]
+    fn defaults_put_the_cache_in_the_wazuh_home() {
+        let s = settings(
+            Path::new("/var/ossec"),
+            &args(),
+            &Options::default(),
+            &Env::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.config.cache,
+            CacheSetting::Sqlite("/var/ossec/var/repute/repute.sqlite".into())
+        );
+        assert_eq!(s.budget, Duration::from_secs(10));
+        assert_eq!(s.config.api_key, None);
+        assert_eq!(s.min_score, 0);
+    }
+
+    #[test]
+    fn options_override_env_and_arguments_override_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.options");
+        std::fs::write(
+            &path,
+            r#"{"cache":"none","ttl_seconds":60,"maxAgeInDays":30,"allowlist":["203.0.113.0/24","198.51.100.7"],
+               "threshold":25,"api_url":"http://127.0.0.1:1/api/v2"}"#,
+        )
+        .unwrap();
+        let options = Options::read(&path).unwrap();
+        let env = Env {
+            cache: Some("/tmp/env.sqlite".into()),
+            api_key: Some("envkey".into()),
+            ..Env::default()
+        };
+        let mut a = args();
+        a.hook_url = Some("http://127.0.0.1:2/api/v2/check".into());
+        a.timeout = Some(Duration::from_secs(4));
+        a.retries = Some(1);
+        let s = settings(dir.path(), &a, &options, &env).unwrap();
+        assert_eq!(s.config.cache, CacheSetting::Disabled);
+        assert_eq!(s.config.positive_ttl, Duration::from_secs(60));
+        assert_eq!(s.config.max_age_days, 30);
+        assert_eq!(s.config.allowlist.len(), 2);
+        assert_eq!(s.min_score, 25);
+        assert_eq!(s.config.api_url, "http://127.0.0.1:2/api/v2/check");
+        assert_eq!(s.config.api_key, Some(ApiKey::new("envkey")));
+        assert_eq!(s.config.retries, 1);
+        assert!(s.config.timeout < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.options");
+        std::fs::write(&path, r#"{"ttl": 5}"#).unwrap();
+        let e = Options::read(&path).unwrap_err().to_string();
+        assert!(e.contains("x.options") && e.contains("ttl"), "{e}");
+        std::fs::write(&path, r#"{"max_age_days": 400}"#).unwrap();
+        assert!(
+            Options::read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("400")
+        );
+        std::fs::write(&path, r#"{"allowlist": ["nope"]}"#).unwrap();
+        assert!(
+            Options::read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(Options::read(&path).unwrap(), Options::default());
+    }
+
+    #[test]
+    fn the_installed_key_file_is_used_when_ossec_conf_has_no_key() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("etc/repute")).unwrap();
+        std::fs::write(home.path().join(DEFAULT_KEY_FILE), "\n  filekey123  \n").unwrap();
+        let s = settings(home.path(), &args(), &Options::default(), &Env::default()).unwrap();
+        assert_eq!(s.config.api_key, Some(ApiKey::new("filekey123")));
+        let mut a = args();
+        a.api_key = Some(ApiKey::new("argkey"));
+        let s = settings(home.path(), &a, &Options::default(), &Env::default()).unwrap();
+        assert_eq!(s.config.api_key, Some(ApiKey::new("argkey")));
+        std::fs::write(home.path().join(DEFAULT_KEY_FILE), "").unwrap();
+        let e = settings(home.path(), &args(), &Options::default(), &Env::default()).unwrap_err();
+        assert!(e.to_string().contains("abuseipdb.key"));
+    }
+}

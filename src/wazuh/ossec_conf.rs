@@ -1,0 +1,223 @@
+//! Reading and editing `etc/ossec.conf` without disturbing anything else in it.
+//!
+//! The file is parsed with quick-xml (through [`super::xml`]) only to *locate* things; the
+//! edit is a splice of new text into the original bytes, so comments, blank lines, attribute
+//! quoting, line endings and every `<ossec_config>` root (a manager's file often has two) stay
+//! byte-identical. The new `<integration>` goes after the last existing `<integration>`, or
+//! else at the end of the first `<ossec_config>`, indented like its neighbours.
+
+use super::xml::{self, Element};
+
+/// An `<integration>` block already in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingIntegration {
+    pub name: String,
+    pub has_api_key: bool,
+    pub has_options: bool,
+}
+
+/// The parsed file.
+#[derive(Debug, Clone)]
+pub struct OssecConf {
+    text: String,
+    roots: Vec<Element>,
+}
+
+impl OssecConf {
+    pub fn parse(text: &str) -> Result<OssecConf, String> {
+        let roots = xml::parse(text)?;
+        if !roots.iter().any(|r| r.name == "ossec_config") {
+            return Err("no <ossec_config> element".into());
+        }
+        Ok(OssecConf {
+            text: text.to_string(),
+            roots,
+        })
+    }
+
+    fn integration_elements(&self) -> impl Iterator<Item = &Element> {
+        self.roots
+            .iter()
+            .filter(|r| r.name == "ossec_config")
+            .flat_map(|r| r.children.iter())
+            .filter(|c| c.name == "integration")
+    }
+
+    pub fn integrations(&self) -> Vec<ExistingIntegration> {
+        self.integration_elements()
+            .map(|el| ExistingIntegration {
+                name: el.child("name").map(|n| n.text.clone()).unwrap_or_default(),
+                has_api_key: el.child("api_key").is_some_and(|k| !k.text.is_empty()),
+                has_options: el.child("options").is_some(),
+            })
+            .collect()
+    }
+
+    /// The text with `block` (written for two-space indentation and `\n` line ends) inserted,
+    /// after a blank line as Wazuh's own sections are.
+    pub fn with_integration(&self, block: &str) -> String {
+        let at = self.insertion_point();
+        let indent = self.indent_unit();
+        let newline = if self.text.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        let mut insert = String::new();
+        if !self.follows_blank_line(at) {
+            insert.push_str(newline);
+        }
+        for line in block.lines() {
+            insert.push_str(&reindent(line, &indent));
+            insert.push_str(newline);
+        }
+        let mut out = String::with_capacity(self.text.len() + insert.len());
+        out.push_str(&self.text[..at]);
+        out.push_str(&insert);
+        out.push_str(&self.text[at..]);
+        out
+    }
+
+    /// Where to insert: after the line of the last `</integration>`, else at the start of the
+    /// line closing the first `<ossec_config>`.
+    fn insertion_point(&self) -> usize {
+        if let Some(last) = self.integration_elements().last() {
+            return self.line_end(last.end);
+        }
+        let root = self
+            .roots
+            .iter()
+            .find(|r| r.name == "ossec_config")
+            .expect("checked in parse");
+        self.line_start(root.close_start)
+    }
+
+    /// True when the text before `at` ends with an empty line.
+    fn follows_blank_line(&self, at: usize) -> bool {
+        let before = self.text[..at].trim_end_matches(['\r', '\n']);
+        self.text[before.len()..at].matches('\n').count() >= 2
+    }
+
+    /// The start of the line of `pos` when only blanks precede it there, else `pos`.
+    fn line_start(&self, pos: usize) -> usize {
+        let start = self.text[..pos].rfind('\n').map_or(0, |i| i + 1);
+        if self.text[start..pos].trim().is_empty() {
+            start
+        } else {
+            pos
+        }
+    }
+
+    /// Just past the newline ending the line of `pos` (or the end of the text).
+    fn line_end(&self, pos: usize) -> usize {
+        self.text[pos..]
+            .find('\n')
+            .map_or(self.text.len(), |i| pos + i + 1)
+    }
+
+    /// The indentation of the first child of the first `<ossec_config>`.
+    fn indent_unit(&self) -> String {
+        let child = self
+            .roots
+            .iter()
+            .filter(|r| r.name == "ossec_config")
+            .flat_map(|r| r.children.first())
+            .next();
+        let Some(child) = child else {
+            return "  ".into();
+        };
+        let start = self.text[..child.start].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &self.text[start..child.start];
+        if !indent.is_empty() && indent.trim().is_empty() {
+            indent.to_string()
+        } else {
+            "  ".into()
+        }
+    }
+}
+
+/// Re-expresses a two-space-indented line with `unit` per level.
+fn reindent(line: &str, unit: &str) -> String {
+    let spaces = line.len() - line.trim_start_matches(' ').len();
+    format!(
+        "{}{}{}",
+        unit.repeat(spaces / 2),
+        " ".repeat(spaces % 2),
+        &line[spaces..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str = "  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n";
+
+    const MANAGER: &str = "<!--\n  Wazuh - Manager - Default configuration\n-->\n\n<ossec_config>\n  <global>\n    <jsonout_output>yes</jsonout_output>\n  </global>\n\n  <!-- keep me -->\n  <integration>\n    <name>slack</name>\n    <hook_url>https://hooks.slack.com/x</hook_url>\n  </integration>\n\n  <alerts>\n    <log_alert_level>3</log_alert_level>\n  </alerts>\n</ossec_config>\n\n<ossec_config>\n  <localfile>\n    <log_format>syslog</log_format>\n    <location>/var/log/auth.log</location>\n  </localfile>\n</ossec_config>\n";
+
+    #[test]
+    fn inserts_after_the_last_integration_and_changes_nothing_else() {
+        let conf = OssecConf::parse(MANAGER).unwrap();
+        let out = conf.with_integration(BLOCK);
+        let inserted = "\n  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n";
+        let at = MANAGER.find("  </integration>\n").unwrap() + "  </integration>\n".len();
+        assert!(!MANAGER[..at].ends_with("\n\n"));
+        assert_eq!(&out[..at], &MANAGER[..at]);
+        assert_eq!(&out[at..at + inserted.len()], inserted);
+        assert_eq!(&out[at + inserted.len()..], &MANAGER[at..]);
+        let again = OssecConf::parse(&out).unwrap();
+        let names: Vec<String> = again.integrations().into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["slack", "custom-abuseipdb"]);
+        assert_eq!(xml::parse(&out).unwrap().len(), 2, "both roots kept");
+    }
+
+    #[test]
+    fn without_integrations_the_block_closes_the_first_root() {
+        let text = "<ossec_config>\n    <global>\n        <x>1</x>\n    </global>\n</ossec_config>\n<ossec_config>\n</ossec_config>\n";
+        let out = OssecConf::parse(text).unwrap().with_integration(BLOCK);
+        assert_eq!(
+            out,
+            "<ossec_config>\n    <global>\n        <x>1</x>\n    </global>\n\n    <integration>\n        <name>custom-abuseipdb</name>\n    </integration>\n</ossec_config>\n<ossec_config>\n</ossec_config>\n"
+        );
+    }
+
+    #[test]
+    fn crlf_files_stay_crlf_and_tabs_stay_tabs() {
+        let text = "<ossec_config>\r\n\t<global>\r\n\t</global>\r\n</ossec_config>\r\n";
+        let out = OssecConf::parse(text).unwrap().with_integration(BLOCK);
+        assert!(out.contains(
+            "\t<integration>\r\n\t\t<name>custom-abuseipdb</name>\r\n\t</integration>\r\n"
+        ));
+        assert!(!out.replace("\r\n", "").contains('\n'));
+    }
+
+    #[test]
+    fn a_one_line_file_gets_the_block_on_its_own_lines() {
+        let out = OssecConf::parse("<ossec_config><global/></ossec_config>")
+            .unwrap()
+            .with_integration(BLOCK);
+        assert!(out.starts_with("<ossec_config><global/>\n  <integration>\n"));
+        assert!(out.ends_with("  </integration>\n</ossec_config>"));
+        assert_eq!(OssecConf::parse(&out).unwrap().integrations().len(), 1);
+    }
+
+    #[test]
+    fn existing_blocks_are_reported() {
+        let text = "<ossec_config><integration><name>custom-abuseipdb.py</name><api_key>k</api_key></integration></ossec_config>";
+        let found = OssecConf::parse(text).unwrap().integrations();
+        assert_eq!(
+            found,
+            [ExistingIntegration {
+                name: "custom-abuseipdb.py".into(),
+                has_api_key: true,
+                has_options: false
+            }]
+        );
+    }
+
+    #[test]
+    fn broken_or_foreign_files_are_refused() {
+        assert!(OssecConf::parse("<ossec_config><global></ossec_config>").is_err());
+        assert!(OssecConf::parse("<agent_config></agent_config>").is_err());
+    }
+}
