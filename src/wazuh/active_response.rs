@@ -9,14 +9,14 @@
 //! `logs/active-responses.log` as `YYYY/MM/DD HH:MM:SS active-response/bin/<name>: <message>`.
 //!
 //! This module is the protocol only: reading and validating messages, finding the address,
-//! the handshake lines, the log line, the Wazuh home, and the `ossec.conf` blocks that wire
+//! the handshake lines, the log line, and the `ossec.conf` blocks that wire
 //! the program to the enrichment rules. The door (`src/cli/wazuh_active_response.rs`) does the
-//! blocking with [`crate::block`].
+//! blocking with [`crate::block`]; the Wazuh home comes from [`super::home`].
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, Read, Write};
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -243,46 +243,6 @@ pub fn parse_extra_args(args: &[String]) -> Result<ExtraArgs, ArError> {
         }
     }
     Ok(out)
-}
-
-/// The Wazuh home: `WAZUH_HOME` when set, else the part of the executable's path before
-/// `/active-response` (the resolved executable first, then argv[0] — execd passes a path
-/// relative to the home, its working directory — which covers a symlinked install).
-pub fn wazuh_home(
-    env_home: Option<PathBuf>,
-    exe: Option<PathBuf>,
-    argv0: &Path,
-    cwd: Option<PathBuf>,
-) -> Option<PathBuf> {
-    if let Some(home) = env_home.filter(|h| !h.as_os_str().is_empty()) {
-        return Some(home);
-    }
-    let argv0 = match cwd {
-        Some(cwd) if argv0.is_relative() => cwd.join(argv0),
-        _ => argv0.to_path_buf(),
-    };
-    exe.iter()
-        .chain(std::iter::once(&argv0))
-        .find_map(|path| home_above(path))
-}
-
-/// `/var/ossec/active-response/bin/x` → `/var/ossec`.
-fn home_above(path: &Path) -> Option<PathBuf> {
-    let mut home = PathBuf::new();
-    for component in path.components() {
-        if component == Component::Normal("active-response".as_ref()) {
-            return Some(home).filter(|h| h.is_absolute());
-        }
-        home.push(component);
-    }
-    None
-}
-
-/// True when `path` names a program in `…/active-response/bin/`.
-pub fn in_active_response_bin(path: &Path) -> bool {
-    let mut parents = path.components().rev().skip(1);
-    parents.next() == Some(Component::Normal("bin".as_ref()))
-        && parents.next() == Some(Component::Normal("active-response".as_ref()))
 }
 
 /// One `active-responses.log` line (without the newline): local time, as Wazuh writes it.
@@ -567,52 +527,6 @@ mod tests {
         assert!(parse_extra_args(&args(&["min_score=abc"])).is_err());
         assert_eq!(parse_extra_args(&[])?, ExtraArgs::default());
         Ok(())
-    }
-
-    #[test]
-    fn home_from_env_exe_or_relative_argv0() {
-        let p = PathBuf::from;
-        let argv0 = Path::new("active-response/bin/repute-block");
-        assert_eq!(
-            wazuh_home(Some(p("/opt/w")), None, argv0, None),
-            Some(p("/opt/w"))
-        );
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/var/ossec/active-response/bin/repute-block")),
-                argv0,
-                None
-            ),
-            Some(p("/var/ossec"))
-        );
-        // A symlinked install: the resolved exe says nothing, argv0 under the cwd does.
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/usr/bin/repute")),
-                argv0,
-                Some(p("/var/ossec"))
-            ),
-            Some(p("/var/ossec"))
-        );
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/usr/bin/repute")),
-                Path::new("repute"),
-                Some(p("/"))
-            ),
-            None
-        );
-        assert!(in_active_response_bin(Path::new(
-            "/var/ossec/active-response/bin/repute-block"
-        )));
-        assert!(in_active_response_bin(argv0));
-        assert!(!in_active_response_bin(Path::new("/usr/bin/repute")));
-        assert!(!in_active_response_bin(Path::new(
-            "/x/active-response/repute"
-        )));
     }
 
     #[test]
