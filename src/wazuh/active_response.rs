@@ -300,40 +300,72 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
     file.write_all(format!("{line}\n").as_bytes())
 }
 
-/// The enrichment rules of the shipped ruleset worth a block: 100012 (abuse confidence 50-89)
-/// and 100013 (90-100). Kept in step with `repute_abuseipdb_rules.xml` by hand.
+/// The name of the `<command>` (and of the program in `active-response/bin/`).
+pub const COMMAND_NAME: &str = "repute-block";
+
+/// The timeout `repute wazuh install --active-response` gives the block by default.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// The enrichment rules of the shipped ruleset worth a block: the final rules of the events
+/// for an abuse confidence of 50 or more, 100012 (50-89, "likely abusive") and 100013
+/// (90-100, "known attacker").
+///
+/// Selected by id rather than by the group `abuseipdb_positive` they share with 100002 on
+/// purpose: 100002 is where the events for a confidence of 1-49 end, and a handful of reports
+/// against a shared address (a cloud NAT, a VPN exit) is too little to drop its traffic. The
+/// grading stays in one place, the ruleset; `--min-score N` in `<extra_args>` can raise the
+/// bar further (the door reads the score from the alert, without a lookup). Checked against
+/// `repute_abuseipdb_rules.xml` by a test.
 pub const DEFAULT_BLOCK_RULES: &[u32] = &[100012, 100013];
 
-/// The `ossec.conf` blocks that run `repute-block` on the given rules: a `<command>` with
-/// `timeout_allowed yes` and an `<active-response>` with `timeout_secs`. The kernel timeout
-/// (`--for` in `extra_args`) equals the Wazuh timeout, so the block ends even if execd dies
-/// before running its `delete`; with `<repeated_offenders>`, raise `--for` to the longest step.
-///
-/// `location` is `local`: the program runs where the alert's agent is. Enrichment events for
-/// an agent's log are sent in the agent form (`1:[id] (name) ip->abuseipdb:`), so the block
-/// lands on the attacked agent (which then needs `repute-block` in its own
-/// `active-response/bin`); events of the manager's own logs block on the manager.
-pub fn ossec_conf_blocks(timeout_secs: u64, rules_id: &[u32]) -> String {
-    let rules: Vec<String> = rules_id.iter().map(u32::to_string).collect();
+/// The `<command>` block (two-space indentation, for a child of `<ossec_config>`): the program
+/// with `timeout_allowed yes`, so that analysisd honours the `<active-response>` timeout. The
+/// kernel timeout (`--for` in `extra_args`) equals the Wazuh timeout, so the block ends even
+/// if execd dies before running its `delete`; with `<repeated_offenders>`, raise `--for` to
+/// the longest step. `extra` is appended to `extra_args` (e.g. `--min-score 75`).
+pub fn command_block(timeout_secs: u64, extra: &str) -> String {
+    let extra = extra.trim();
+    let sep = if extra.is_empty() { "" } else { " " };
     format!(
-        "<ossec_config>
-  <command>
-    <name>repute-block</name>
-    <executable>repute-block</executable>
-    <extra_args>--for {timeout_secs}s</extra_args>
+        "  <command>
+    <name>{COMMAND_NAME}</name>
+    <executable>{COMMAND_NAME}</executable>
+    <extra_args>--for {timeout_secs}s{sep}{extra}</extra_args>
     <timeout_allowed>yes</timeout_allowed>
   </command>
+"
+    )
+}
 
-  <active-response>
+/// The `<active-response>` block (two-space indentation) that runs the command on `rules_id`
+/// for `timeout_secs`.
+///
+/// `location` is `local`: the program runs where the alert's agent is. Enrichment events for
+/// an agent's log are sent in the agent form (`1:[id] (name) ip->abuseipdb:`), so analysisd
+/// gives them that agent, and the block lands on the attacked agent (which then needs
+/// `repute-block` in its own `active-response/bin`, or execd there logs that it is missing);
+/// events of the manager's own logs (agent 000) block on the manager.
+pub fn active_response_block(timeout_secs: u64, rules_id: &[u32]) -> String {
+    let rules: Vec<String> = rules_id.iter().map(u32::to_string).collect();
+    format!(
+        "  <active-response>
     <disabled>no</disabled>
-    <command>repute-block</command>
+    <command>{COMMAND_NAME}</command>
     <location>local</location>
     <rules_id>{}</rules_id>
     <timeout>{timeout_secs}</timeout>
   </active-response>
-</ossec_config>
 ",
         rules.join(",")
+    )
+}
+
+/// Both blocks in an `<ossec_config>` of their own, as a user would paste them.
+pub fn ossec_conf_blocks(timeout_secs: u64, rules_id: &[u32]) -> String {
+    format!(
+        "<ossec_config>\n{}\n{}</ossec_config>\n",
+        command_block(timeout_secs, ""),
+        active_response_block(timeout_secs, rules_id)
     )
 }
 
@@ -540,12 +572,91 @@ mod tests {
     }
 
     #[test]
-    fn ossec_conf_blocks_tie_rules_and_timeout() {
+    fn ossec_conf_blocks_tie_rules_and_timeout() -> Result<(), String> {
         let xml = ossec_conf_blocks(600, &[100004, 100005]);
-        assert!(xml.contains("<timeout_allowed>yes</timeout_allowed>"));
-        assert!(xml.contains("<rules_id>100004,100005</rules_id>"));
-        assert!(xml.contains("<timeout>600</timeout>"));
-        assert!(xml.contains("<extra_args>--for 600s</extra_args>"));
-        assert!(xml.contains("<executable>repute-block</executable>"));
+        let roots = crate::wazuh::xml::parse(&xml)?;
+        let [root] = roots.as_slice() else {
+            return Err(format!("one root expected: {xml}"));
+        };
+        let text = |parent: &str, child: &str| {
+            root.child(parent)
+                .and_then(|p| p.child(child))
+                .map(|c| c.text.clone())
+        };
+        assert_eq!(text("command", "name").as_deref(), Some("repute-block"));
+        assert_eq!(
+            text("command", "executable").as_deref(),
+            Some("repute-block")
+        );
+        assert_eq!(text("command", "timeout_allowed").as_deref(), Some("yes"));
+        assert_eq!(text("command", "extra_args").as_deref(), Some("--for 600s"));
+        assert_eq!(
+            text("active-response", "command").as_deref(),
+            Some("repute-block")
+        );
+        assert_eq!(
+            text("active-response", "location").as_deref(),
+            Some("local")
+        );
+        assert_eq!(
+            text("active-response", "rules_id").as_deref(),
+            Some("100004,100005")
+        );
+        assert_eq!(text("active-response", "timeout").as_deref(), Some("600"));
+        assert!(
+            command_block(60, " --min-score 75 ")
+                .contains("<extra_args>--for 60s --min-score 75</extra_args>")
+        );
+        Ok(())
+    }
+
+    /// The rules of [`DEFAULT_BLOCK_RULES`] exist in the shipped ruleset, are positive
+    /// enrichment answers (children of 100002, group `abuseipdb_positive`), and together are
+    /// every final rule for a confidence of 50 or more: the other positive rule, 100002, is
+    /// their parent, where only 1-49 ends.
+    #[test]
+    fn default_block_rules_are_the_ruleset_high_confidence_answers() -> Result<(), String> {
+        let text = crate::wazuh::ruleset::RULE_FILES[0].text;
+        let roots = crate::wazuh::xml::parse(text)?;
+        let rules: Vec<&crate::wazuh::xml::Element> = roots
+            .iter()
+            .flat_map(|r| r.walk())
+            .filter(|e| e.name == "rule")
+            .collect();
+        let id_of =
+            |r: &crate::wazuh::xml::Element| r.attr("id").and_then(|i| i.parse::<u32>().ok());
+        let groups_of = |r: &crate::wazuh::xml::Element| {
+            r.child("group").map(|g| g.text.clone()).unwrap_or_default()
+        };
+        let positive: Vec<u32> = rules
+            .iter()
+            .filter(|r| groups_of(r).split(',').any(|g| g == "abuseipdb_positive"))
+            .filter_map(|r| id_of(r))
+            .collect();
+        assert_eq!(positive, [100002, 100012, 100013]);
+        for id in DEFAULT_BLOCK_RULES {
+            let rule = rules
+                .iter()
+                .find(|r| id_of(r) == Some(*id))
+                .ok_or(format!("rule {id} is not in the ruleset"))?;
+            assert!(positive.contains(id));
+            assert_eq!(
+                rule.child("if_sid").map(|s| s.text.as_str()),
+                Some("100002")
+            );
+            let score = rule
+                .children
+                .iter()
+                .find(|c| c.attr("name") == Some("abuseipdb.abuse_confidence_score"))
+                .map(|c| c.text.as_str());
+            // The ranges the module documentation promises, as the ruleset writes them.
+            let expected = if *id == 100012 {
+                "^[5-8][0-9]$"
+            } else {
+                "^(9[0-9]|100)$"
+            };
+            assert_eq!(score, Some(expected), "rule {id}");
+        }
+        Ok(())
     }
 }
