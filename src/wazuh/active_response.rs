@@ -161,7 +161,7 @@ impl Message {
         u8::try_from(value).ok().filter(|s| *s <= 100)
     }
 
-    /// "wazuh rule <id>: <description>", for the block's reason.
+    /// `wazuh rule <id>: <description>`, for the block's reason.
     pub fn rule_summary(&self) -> String {
         let rule = &self.alert()["rule"];
         let id = rule["id"].as_str().unwrap_or("?");

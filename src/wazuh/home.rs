@@ -1,15 +1,15 @@
 //! Finding the Wazuh home (e.g. `/var/ossec`) from inside a program Wazuh runs.
 //!
-//! Both Wazuh doors start with no useful path on the command line: integratord passes argv[0]
+//! Both Wazuh doors start with no useful path on the command line: integratord passes `argv[0]`
 //! = `integrations`, execd passes `active-response/bin/<name>` relative to the home it runs
 //! from. So the home comes, in this order, from
 //!
 //! 1. `WAZUH_HOME`, when set and not empty (tests, unusual layouts);
 //! 2. the executable's own resolved path, in either layout Wazuh installs programs in:
 //!    `<home>/integrations/<name>` or `<home>/active-response/bin/<name>`;
-//! 3. argv[0] (made absolute against the working directory) in the same layouts, which
+//! 3. `argv[0]` (made absolute against the working directory) in the same layouts, which
 //!    covers a program installed as a symlink to a binary elsewhere (`/proc/self/exe` then
-//!    names the target, argv[0] the link) — Wazuh's own `w_homedir()` does the same;
+//!    names the target, `argv[0]` the link) — Wazuh's own `w_homedir()` does the same;
 //! 4. the working directory, which both integratord and execd set to the home.
 //!
 //! Both doors call [`wazuh_home`] (through [`current_wazuh_home`]); [`HomeFrom`] says which
@@ -30,7 +30,7 @@ pub struct HomeClues {
     pub env_home: Option<OsString>,
     /// The resolved executable (`/proc/self/exe`).
     pub exe: Option<PathBuf>,
-    /// argv[0] as given.
+    /// `argv[0]` as given.
     pub argv0: Option<PathBuf>,
     /// The working directory.
     pub cwd: Option<PathBuf>,
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_symlinked_install_is_found_by_argv0_under_the_cwd() {
-        // The resolved exe says nothing, argv[0] under the cwd does (execd's way of starting).
+        // The resolved exe says nothing, `argv[0]` under the cwd does (execd's way of starting).
         let c = clues(
             None,
             Some("/usr/bin/repute"),
@@ -199,7 +199,7 @@ mod tests {
             Some("/"),
         );
         assert_eq!(home(&absolute), Some(("/opt/w".into(), HomeFrom::Argv0)));
-        // integratord's literal argv[0] names no layout: the cwd answers.
+        // integratord's literal `argv[0]` names no layout: the cwd answers.
         let integratord = clues(
             None,
             Some("/usr/bin/repute"),
