@@ -455,6 +455,28 @@ fn dry_run_with_active_response_prints_the_blocks_and_changes_nothing() {
     ] {
         assert!(said.contains(line), "{line:?} in {said}");
     }
+    // The ossec.conf diff has one hunk per inserted place (integration; command and
+    // active response at the end of the first root).
+    let conf_diff = &said[..said.find("# ").unwrap_or(said.len())];
+    assert_eq!(conf_diff.matches("\n@@ -").count(), 2, "{conf_diff}");
+    let scored = install(
+        &tree,
+        &["--active-response", "--ar-min-score", "75", "--dry-run"],
+    );
+    assert!(
+        text(&scored).contains("+    <extra_args>--for 600s --min-score 75</extra_args>"),
+        "{}",
+        text(&scored)
+    );
+    let bad = install(&tree, &["--active-response", "--ar-min-score", "101"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let orphan = install(&tree, &["--ar-timeout", "60"]);
+    assert_eq!(
+        orphan.status.code(),
+        Some(2),
+        "--ar-timeout needs --active-response"
+    );
+    assert_eq!(snapshot(tree.path()), before, "nothing changed");
 }
 
 #[test]

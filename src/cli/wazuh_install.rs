@@ -32,6 +32,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..), requires = "active_response")]
     pub ar_timeout: u64,
+    /// Also decline to block below this AbuseIPDB score (0-100), as `--min-score N` in the
+    /// command's <extra_args>; the rules already select 50 and more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100),
+          requires = "active_response")]
+    pub ar_min_score: Option<u8>,
     /// Print what would change, as a unified diff, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -45,6 +50,7 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         binary,
         active_response: args.active_response.then(|| ActiveResponse {
             timeout_secs: args.ar_timeout,
+            min_score: args.ar_min_score,
             ..ActiveResponse::default()
         }),
     };

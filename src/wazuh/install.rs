@@ -86,6 +86,8 @@ pub struct ActiveResponse {
     pub timeout_secs: u64,
     /// The enrichment rules that trigger it.
     pub rules_id: Vec<u32>,
+    /// `--min-score N` for the command's `<extra_args>`: a further bar on the alert's score.
+    pub min_score: Option<u8>,
 }
 
 impl Default for ActiveResponse {
@@ -93,6 +95,7 @@ impl Default for ActiveResponse {
         ActiveResponse {
             timeout_secs: ar::DEFAULT_TIMEOUT_SECS,
             rules_id: ar::DEFAULT_BLOCK_RULES.to_vec(),
+            min_score: None,
         }
     }
 }
@@ -261,7 +264,11 @@ impl Plan {
     ) -> Result<OssecConf, InstallError> {
         let mut conf = conf;
         if !conf.commands().iter().any(|n| n == COMMAND_NAME) {
-            let block = ar::command_block(wanted.timeout_secs, "");
+            let extra = wanted
+                .min_score
+                .map(|n| format!("--min-score {n}"))
+                .unwrap_or_default();
+            let block = ar::command_block(wanted.timeout_secs, &extra);
             conf = reparse(&conf.with_section("command", &block), path)?;
         }
         let existing = conf.active_responses();
