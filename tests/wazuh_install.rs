@@ -1,7 +1,10 @@
 //! `repute wazuh install` on a fake Wazuh home: what it writes, that a second run changes
 //! nothing, that `--dry-run` changes nothing, that the edited files parse, and that the
-//! installed integration then works with the installed key.
+//! installed integration then works with the installed key. With `--active-response`: the
+//! program in `active-response/bin/`, the `<command>` and `<active-response>` blocks, and the
+//! installed program driven once as execd drives it, inside a private network namespace.
 
+mod block_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -279,4 +282,372 @@ fn the_installed_integration_runs_with_the_installed_key() {
         "{event}"
     );
     assert_eq!(mock.count("check"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --active-response
+
+/// The direct children of the `<ossec_config>` roots named `name`.
+fn sections<'a>(
+    roots: &'a [repute::wazuh::xml::Element],
+    name: &'a str,
+) -> Vec<&'a repute::wazuh::xml::Element> {
+    roots
+        .iter()
+        .filter(|r| r.name == "ossec_config")
+        .flat_map(|r| r.children.iter())
+        .filter(|c| c.name == name)
+        .collect()
+}
+
+fn child_text(el: &repute::wazuh::xml::Element, name: &str) -> Option<String> {
+    el.child(name).map(|c| c.text.clone())
+}
+
+/// quick-xml reads the whole file without an error.
+fn assert_quick_xml_reads(text: &str) {
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("quick-xml refuses ossec.conf: {e}"),
+        }
+    }
+}
+
+/// The `repute-block` command and active response of an ossec.conf, each asserted unique.
+struct ArBlocks {
+    command: repute::wazuh::xml::Element,
+    active_response: repute::wazuh::xml::Element,
+}
+
+fn ar_blocks(conf: &str) -> ArBlocks {
+    assert_quick_xml_reads(conf);
+    let roots = repute::wazuh::xml::parse(conf).expect("ossec.conf parses");
+    let commands: Vec<_> = sections(&roots, "command")
+        .into_iter()
+        .filter(|c| child_text(c, "name").as_deref() == Some("repute-block"))
+        .collect();
+    assert_eq!(
+        commands.len(),
+        1,
+        "one <command> named repute-block: {conf}"
+    );
+    let ars: Vec<_> = sections(&roots, "active-response")
+        .into_iter()
+        .filter(|c| child_text(c, "command").as_deref() == Some("repute-block"))
+        .collect();
+    assert_eq!(
+        ars.len(),
+        1,
+        "one <active-response> for repute-block: {conf}"
+    );
+    ArBlocks {
+        command: commands[0].clone(),
+        active_response: ars[0].clone(),
+    }
+}
+
+/// Ids of the rules in `text` that are in the group `group`.
+fn rules_in_group(text: &str, group: &str) -> Vec<String> {
+    let roots = repute::wazuh::xml::parse(text).expect("rules parse");
+    roots
+        .iter()
+        .flat_map(|r| r.walk())
+        .filter(|e| e.name == "rule")
+        .filter(|r| child_text(r, "group").is_some_and(|g| g.split(',').any(|x| x == group)))
+        .filter_map(|r| r.attr("id").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn install_with_active_response_twice_then_nothing_to_do() {
+    let tree = WazuhTree::new();
+    let key = key_file(&tree);
+    let args = [
+        "--api-key-file",
+        &key,
+        "--active-response",
+        "--ar-timeout",
+        "900",
+    ];
+    let first = install(&tree, &args);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let said = text(&first);
+    assert!(
+        said.contains("installed active-response/bin/repute-block"),
+        "{said}"
+    );
+    assert!(
+        said.contains("installed integrations/custom-abuseipdb"),
+        "{said}"
+    );
+    assert!(
+        said.contains("<location>local</location>"),
+        "says where it runs: {said}"
+    );
+
+    // The program: this binary, 0750, in a 0750 active-response/bin.
+    let program = tree.path().join("active-response/bin/repute-block");
+    assert_eq!(
+        std::fs::read(&program).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_repute")).unwrap()
+    );
+    assert_eq!(program.metadata().unwrap().mode() & 0o7777, 0o750);
+    for dir in ["active-response", "active-response/bin"] {
+        let mode = tree.path().join(dir).metadata().unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o750, "{dir}");
+    }
+
+    // ossec.conf: one command, one active response, tied to the enrichment rules.
+    let conf = std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap();
+    let blocks = ar_blocks(&conf);
+    let command = |name: &str| child_text(&blocks.command, name);
+    assert_eq!(command("executable").as_deref(), Some("repute-block"));
+    assert_eq!(command("timeout_allowed").as_deref(), Some("yes"));
+    assert_eq!(command("extra_args").as_deref(), Some("--for 900s"));
+    let ar = |name: &str| child_text(&blocks.active_response, name);
+    assert_eq!(ar("disabled").as_deref(), Some("no"));
+    assert_eq!(ar("location").as_deref(), Some("local"));
+    assert_eq!(ar("timeout").as_deref(), Some("900"));
+    assert_eq!(ar("rules_id").as_deref(), Some("100012,100013"));
+    // Those rules are the installed ruleset's positive answers (100002 is their parent).
+    let rules =
+        std::fs::read_to_string(tree.path().join("etc/rules/repute_abuseipdb_rules.xml")).unwrap();
+    let positive = rules_in_group(&rules, "abuseipdb_positive");
+    assert_eq!(positive, ["100002", "100012", "100013"]);
+    for id in ar("rules_id").unwrap_or_default().split(',') {
+        assert!(positive.iter().any(|p| p == id), "rule {id}");
+    }
+    // Nothing else changed: the integration block is there, both roots and the comment kept.
+    assert_eq!(conf.matches("<name>custom-abuseipdb</name>").count(), 1);
+    assert_eq!(conf.matches("<ossec_config>").count(), 2);
+    assert!(conf.contains("<!-- Slack, for the night shift -->"));
+    assert!(conf.ends_with(&OSSEC_CONF[OSSEC_CONF.find("</ossec_config>").unwrap()..]));
+
+    // Second run: nothing to do, nothing touched; without --active-response too.
+    let before = snapshot(tree.path());
+    let second = install(&tree, &args);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(text(&second).contains("nothing to do"), "{}", text(&second));
+    assert_eq!(snapshot(tree.path()), before);
+    let plain = install(&tree, &["--api-key-file", &key]);
+    assert!(text(&plain).contains("nothing to do"), "{}", text(&plain));
+    assert_eq!(snapshot(tree.path()), before);
+}
+
+#[test]
+fn dry_run_with_active_response_prints_the_blocks_and_changes_nothing() {
+    let tree = WazuhTree::new();
+    let before = snapshot(tree.path());
+    let out = install(&tree, &["--active-response", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(snapshot(tree.path()), before, "dry run changed files");
+    let said = text(&out);
+    for line in [
+        "+    <name>repute-block</name>",
+        "+    <timeout_allowed>yes</timeout_allowed>",
+        "+    <rules_id>100012,100013</rules_id>",
+        "+    <timeout>600</timeout>",
+        "# create active-response/bin/repute-block: this program",
+        "nothing was changed",
+    ] {
+        assert!(said.contains(line), "{line:?} in {said}");
+    }
+    // The ossec.conf diff has one hunk per inserted place (integration; command and
+    // active response at the end of the first root).
+    let conf_diff = &said[..said.find("# ").unwrap_or(said.len())];
+    assert_eq!(conf_diff.matches("\n@@ -").count(), 2, "{conf_diff}");
+    let scored = install(
+        &tree,
+        &["--active-response", "--ar-min-score", "75", "--dry-run"],
+    );
+    assert!(
+        text(&scored).contains("+    <extra_args>--for 600s --min-score 75</extra_args>"),
+        "{}",
+        text(&scored)
+    );
+    let bad = install(&tree, &["--active-response", "--ar-min-score", "101"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let orphan = install(&tree, &["--ar-timeout", "60"]);
+    assert_eq!(
+        orphan.status.code(),
+        Some(2),
+        "--ar-timeout needs --active-response"
+    );
+    assert_eq!(snapshot(tree.path()), before, "nothing changed");
+}
+
+#[test]
+fn an_existing_repute_block_command_is_kept_and_not_duplicated() {
+    let tree = WazuhTree::new();
+    // The administrator's own command (another --for), in the second root.
+    let theirs = "  <command>\n    <name>repute-block</name>\n    <executable>repute-block</executable>\n    <extra_args>--for 2h --min-score 75</extra_args>\n    <timeout_allowed>yes</timeout_allowed>\n  </command>\n";
+    let conf = OSSEC_CONF.replace("  <localfile>", &format!("{theirs}\n  <localfile>"));
+    std::fs::write(tree.path().join("etc/ossec.conf"), &conf).unwrap();
+    let out = install(&tree, &["--active-response"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let edited = std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap();
+    let blocks = ar_blocks(&edited);
+    assert_eq!(
+        child_text(&blocks.command, "extra_args").as_deref(),
+        Some("--for 2h --min-score 75"),
+        "theirs is kept"
+    );
+    assert!(edited.contains(theirs));
+    assert_eq!(
+        child_text(&blocks.active_response, "rules_id").as_deref(),
+        Some("100012,100013")
+    );
+    // A second run with another timeout: kept as it is, and said so.
+    let again = install(&tree, &["--active-response", "--ar-timeout", "60"]);
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+    assert!(
+        text(&again).contains("is kept (timeout 600)"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap(),
+        edited
+    );
+}
+
+/// The installed program, run as execd runs it: from the home, argv[0]
+/// `active-response/bin/repute-block`, the message with the installed `<extra_args>` on stdin,
+/// `check_keys` read, `continue` written. The firewall is the namespace's, never the host's.
+#[test]
+fn the_installed_active_response_blocks_as_execd_drives_it() {
+    use block_support::Netns;
+    use serde_json::json;
+
+    let tree = WazuhTree::new();
+    let out = install(&tree, &["--active-response", "--ar-timeout", "900"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let conf = std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap();
+    let extra_args: Vec<String> = child_text(&ar_blocks(&conf).command, "extra_args")
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let netns = Netns::new();
+    let message = |command: &str, ip: &str| {
+        json!({
+            "version": 1,
+            "origin": { "name": "node01", "module": "wazuh-execd" },
+            "command": command,
+            "parameters": {
+                "extra_args": extra_args,
+                "alert": {
+                    "timestamp": "2026-11-28T10:00:00.000+0000",
+                    "rule": { "level": 14, "id": "100013", "description": "AbuseIPDB: known attacker" },
+                    "agent": { "id": "000", "name": "manager" },
+                    "id": "1764324000.99",
+                    "data": {
+                        "srcip": ip,
+                        "integration": "custom-abuseipdb",
+                        "abuseipdb": { "source": { "srcip": ip, "rule": "100001" }, "abuse_confidence_score": 97 }
+                    },
+                    "location": "abuseipdb"
+                },
+                "program": "active-response/bin/repute-block"
+            }
+        })
+        .to_string()
+    };
+    let v4 = "45.155.205.233";
+    let add = execd_run(&netns, tree.path(), &message("add", v4), Some("continue"));
+    assert_eq!(add.code, Some(0));
+    assert_eq!(
+        add.check_keys.as_deref(),
+        Some(format!("{{\"version\":1,\"origin\":{{\"name\":\"repute-block\",\"module\":\"active-response\"}},\"command\":\"check_keys\",\"parameters\":{{\"keys\":[\"{v4}\"]}}}}\n").as_str())
+    );
+    assert_eq!(netns.nft_elements("repute"), vec![v4]);
+    let log = std::fs::read_to_string(tree.path().join("logs/active-responses.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "active-response/bin/repute-block: Blocked {v4} for 15m (nftables)"
+        )),
+        "the home was found and the installed --for used: {log}"
+    );
+
+    // A private address: refused before the handshake (so execd schedules nothing).
+    let private = execd_run(
+        &netns,
+        tree.path(),
+        &message("add", "192.168.1.50"),
+        Some("continue"),
+    );
+    assert_eq!(private.code, Some(0));
+    assert_eq!(private.check_keys, None);
+    let log = std::fs::read_to_string(tree.path().join("logs/active-responses.log")).unwrap();
+    assert!(log.contains("Refused to block 192.168.1.50: "), "{log}");
+
+    // execd's timeout: delete, no handshake.
+    let delete = execd_run(&netns, tree.path(), &message("delete", v4), None);
+    assert_eq!(delete.code, Some(0));
+    assert_eq!(delete.check_keys, None);
+    assert!(netns.nft_elements("repute").is_empty());
+}
+
+struct ExecdRun {
+    check_keys: Option<String>,
+    code: Option<i32>,
+}
+
+/// One execution as execd does it, bounded: a program that hangs is killed and fails the test.
+fn execd_run(
+    netns: &block_support::Netns,
+    home: &Path,
+    message: &str,
+    reply: Option<&str>,
+) -> ExecdRun {
+    use std::io::{BufRead, BufReader, Write};
+    let mut cmd = netns.command("active-response/bin/repute-block");
+    netns.clean_env(&mut cmd);
+    cmd.current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn the active response");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(format!("{message}\n").as_bytes());
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the active response neither wrote nor exited within 30 s");
+        }
+    };
+    let _ = reader.join();
+    let check_keys = (!line.is_empty()).then_some(line);
+    if let (Some(_), Some(reply)) = (&check_keys, reply) {
+        let answer = format!(
+            "{{\"version\":1,\"origin\":{{\"name\":\"node01\",\"module\":\"wazuh-execd\"}},\"command\":\"{reply}\",\"parameters\":{{}}}}\n"
+        );
+        let _ = stdin.write_all(answer.as_bytes());
+    }
+    drop(stdin);
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the active response did not exit within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    ExecdRun { check_keys, code }
 }

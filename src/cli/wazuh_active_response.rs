@@ -39,8 +39,9 @@ use repute::config::Config;
 use repute::engine::Engine;
 use repute::wazuh::active_response::{
     ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, Reply, check_keys_message,
-    in_active_response_bin, parse_extra_args, parse_reply, read_line_bounded, wazuh_home,
+    parse_extra_args, parse_reply, read_line_bounded,
 };
+use repute::wazuh::home::{HomeClues, in_active_response_bin, wazuh_home};
 
 use super::Global;
 
@@ -111,16 +112,7 @@ fn program_name() -> String {
 }
 
 fn this_wazuh_home() -> Option<PathBuf> {
-    let argv0 = std::env::args_os()
-        .next()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    wazuh_home(
-        std::env::var_os("WAZUH_HOME").map(PathBuf::from),
-        std::env::current_exe().ok(),
-        &argv0,
-        std::env::current_dir().ok(),
-    )
+    wazuh_home(&HomeClues::of_process()).map(|home| home.path)
 }
 
 fn respond(args: &Args, global: &Global) -> ExitCode {

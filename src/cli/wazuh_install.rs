@@ -1,5 +1,7 @@
 //! `repute wazuh install`: put this binary, the rules, the key and the `<integration>` block
-//! into a Wazuh manager home, idempotently (see [`repute::wazuh::install`]).
+//! into a Wazuh manager home, idempotently (see [`repute::wazuh::install`]). With
+//! `--active-response`, also the binary as `active-response/bin/repute-block` and the
+//! `<command>` and `<active-response>` blocks that run it on the enrichment rules.
 //!
 //! Exit codes: 0 installed or nothing to do (also for `--dry-run`), 2 error.
 
@@ -8,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use repute::wazuh::install::{self, Request};
+use repute::wazuh::active_response::DEFAULT_TIMEOUT_SECS;
+use repute::wazuh::install::{self, ActiveResponse, Request};
 
 use super::Global;
 
@@ -20,6 +23,20 @@ pub struct Args {
     /// A file holding the AbuseIPDB API key, installed as etc/repute/abuseipdb.key.
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// Also install the active response: active-response/bin/repute-block and the <command>
+    /// and <active-response> blocks that block the addresses of enrichment alerts with an
+    /// abuse confidence of 50 or more (rules 100012, 100013).
+    #[arg(long)]
+    pub active_response: bool,
+    /// How long the active response blocks an address, in seconds (the <timeout>).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..), requires = "active_response")]
+    pub ar_timeout: u64,
+    /// Also decline to block below this AbuseIPDB score (0-100), as `--min-score N` in the
+    /// command's <extra_args>; the rules already select 50 and more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100),
+          requires = "active_response")]
+    pub ar_min_score: Option<u8>,
     /// Print what would change, as a unified diff, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -31,6 +48,11 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         wazuh_dir: args.wazuh_dir.clone(),
         api_key_file: args.api_key_file.clone(),
         binary,
+        active_response: args.active_response.then(|| ActiveResponse {
+            timeout_secs: args.ar_timeout,
+            min_score: args.ar_min_score,
+            ..ActiveResponse::default()
+        }),
     };
     let plan = install::plan(&request)?;
     let mut out = std::io::stdout().lock();

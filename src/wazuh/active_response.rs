@@ -9,14 +9,14 @@
 //! `logs/active-responses.log` as `YYYY/MM/DD HH:MM:SS active-response/bin/<name>: <message>`.
 //!
 //! This module is the protocol only: reading and validating messages, finding the address,
-//! the handshake lines, the log line, the Wazuh home, and the `ossec.conf` blocks that wire
+//! the handshake lines, the log line, and the `ossec.conf` blocks that wire
 //! the program to the enrichment rules. The door (`src/cli/wazuh_active_response.rs`) does the
-//! blocking with [`crate::block`].
+//! blocking with [`crate::block`]; the Wazuh home comes from [`super::home`].
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, Read, Write};
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -161,7 +161,7 @@ impl Message {
         u8::try_from(value).ok().filter(|s| *s <= 100)
     }
 
-    /// "wazuh rule <id>: <description>", for the block's reason.
+    /// `wazuh rule <id>: <description>`, for the block's reason.
     pub fn rule_summary(&self) -> String {
         let rule = &self.alert()["rule"];
         let id = rule["id"].as_str().unwrap_or("?");
@@ -245,46 +245,6 @@ pub fn parse_extra_args(args: &[String]) -> Result<ExtraArgs, ArError> {
     Ok(out)
 }
 
-/// The Wazuh home: `WAZUH_HOME` when set, else the part of the executable's path before
-/// `/active-response` (the resolved executable first, then argv[0] — execd passes a path
-/// relative to the home, its working directory — which covers a symlinked install).
-pub fn wazuh_home(
-    env_home: Option<PathBuf>,
-    exe: Option<PathBuf>,
-    argv0: &Path,
-    cwd: Option<PathBuf>,
-) -> Option<PathBuf> {
-    if let Some(home) = env_home.filter(|h| !h.as_os_str().is_empty()) {
-        return Some(home);
-    }
-    let argv0 = match cwd {
-        Some(cwd) if argv0.is_relative() => cwd.join(argv0),
-        _ => argv0.to_path_buf(),
-    };
-    exe.iter()
-        .chain(std::iter::once(&argv0))
-        .find_map(|path| home_above(path))
-}
-
-/// `/var/ossec/active-response/bin/x` → `/var/ossec`.
-fn home_above(path: &Path) -> Option<PathBuf> {
-    let mut home = PathBuf::new();
-    for component in path.components() {
-        if component == Component::Normal("active-response".as_ref()) {
-            return Some(home).filter(|h| h.is_absolute());
-        }
-        home.push(component);
-    }
-    None
-}
-
-/// True when `path` names a program in `…/active-response/bin/`.
-pub fn in_active_response_bin(path: &Path) -> bool {
-    let mut parents = path.components().rev().skip(1);
-    parents.next() == Some(Component::Normal("bin".as_ref()))
-        && parents.next() == Some(Component::Normal("active-response".as_ref()))
-}
-
 /// One `active-responses.log` line (without the newline): local time, as Wazuh writes it.
 pub fn log_line(time: &jiff::ZonedDateTime, program: &str, message: &str) -> String {
     let message: String = message
@@ -340,40 +300,72 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
     file.write_all(format!("{line}\n").as_bytes())
 }
 
-/// The enrichment rules of the shipped ruleset worth a block: 100012 (abuse confidence 50-89)
-/// and 100013 (90-100). Kept in step with `repute_abuseipdb_rules.xml` by hand.
+/// The name of the `<command>` (and of the program in `active-response/bin/`).
+pub const COMMAND_NAME: &str = "repute-block";
+
+/// The timeout `repute wazuh install --active-response` gives the block by default.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// The enrichment rules of the shipped ruleset worth a block: the final rules of the events
+/// for an abuse confidence of 50 or more, 100012 (50-89, "likely abusive") and 100013
+/// (90-100, "known attacker").
+///
+/// Selected by id rather than by the group `abuseipdb_positive` they share with 100002 on
+/// purpose: 100002 is where the events for a confidence of 1-49 end, and a handful of reports
+/// against a shared address (a cloud NAT, a VPN exit) is too little to drop its traffic. The
+/// grading stays in one place, the ruleset; `--min-score N` in `<extra_args>` can raise the
+/// bar further (the door reads the score from the alert, without a lookup). Checked against
+/// `repute_abuseipdb_rules.xml` by a test.
 pub const DEFAULT_BLOCK_RULES: &[u32] = &[100012, 100013];
 
-/// The `ossec.conf` blocks that run `repute-block` on the given rules: a `<command>` with
-/// `timeout_allowed yes` and an `<active-response>` with `timeout_secs`. The kernel timeout
-/// (`--for` in `extra_args`) equals the Wazuh timeout, so the block ends even if execd dies
-/// before running its `delete`; with `<repeated_offenders>`, raise `--for` to the longest step.
-///
-/// `location` is `local`: the program runs where the alert's agent is. Enrichment events for
-/// an agent's log are sent in the agent form (`1:[id] (name) ip->abuseipdb:`), so the block
-/// lands on the attacked agent (which then needs `repute-block` in its own
-/// `active-response/bin`); events of the manager's own logs block on the manager.
-pub fn ossec_conf_blocks(timeout_secs: u64, rules_id: &[u32]) -> String {
-    let rules: Vec<String> = rules_id.iter().map(u32::to_string).collect();
+/// The `<command>` block (two-space indentation, for a child of `<ossec_config>`): the program
+/// with `timeout_allowed yes`, so that analysisd honours the `<active-response>` timeout. The
+/// kernel timeout (`--for` in `extra_args`) equals the Wazuh timeout, so the block ends even
+/// if execd dies before running its `delete`; with `<repeated_offenders>`, raise `--for` to
+/// the longest step. `extra` is appended to `extra_args` (e.g. `--min-score 75`).
+pub fn command_block(timeout_secs: u64, extra: &str) -> String {
+    let extra = extra.trim();
+    let sep = if extra.is_empty() { "" } else { " " };
     format!(
-        "<ossec_config>
-  <command>
-    <name>repute-block</name>
-    <executable>repute-block</executable>
-    <extra_args>--for {timeout_secs}s</extra_args>
+        "  <command>
+    <name>{COMMAND_NAME}</name>
+    <executable>{COMMAND_NAME}</executable>
+    <extra_args>--for {timeout_secs}s{sep}{extra}</extra_args>
     <timeout_allowed>yes</timeout_allowed>
   </command>
+"
+    )
+}
 
-  <active-response>
+/// The `<active-response>` block (two-space indentation) that runs the command on `rules_id`
+/// for `timeout_secs`.
+///
+/// `location` is `local`: the program runs where the alert's agent is. Enrichment events for
+/// an agent's log are sent in the agent form (`1:[id] (name) ip->abuseipdb:`), so analysisd
+/// gives them that agent, and the block lands on the attacked agent (which then needs
+/// `repute-block` in its own `active-response/bin`, or execd there logs that it is missing);
+/// events of the manager's own logs (agent 000) block on the manager.
+pub fn active_response_block(timeout_secs: u64, rules_id: &[u32]) -> String {
+    let rules: Vec<String> = rules_id.iter().map(u32::to_string).collect();
+    format!(
+        "  <active-response>
     <disabled>no</disabled>
-    <command>repute-block</command>
+    <command>{COMMAND_NAME}</command>
     <location>local</location>
     <rules_id>{}</rules_id>
     <timeout>{timeout_secs}</timeout>
   </active-response>
-</ossec_config>
 ",
         rules.join(",")
+    )
+}
+
+/// Both blocks in an `<ossec_config>` of their own, as a user would paste them.
+pub fn ossec_conf_blocks(timeout_secs: u64, rules_id: &[u32]) -> String {
+    format!(
+        "<ossec_config>\n{}\n{}</ossec_config>\n",
+        command_block(timeout_secs, ""),
+        active_response_block(timeout_secs, rules_id)
     )
 }
 
@@ -570,52 +562,6 @@ mod tests {
     }
 
     #[test]
-    fn home_from_env_exe_or_relative_argv0() {
-        let p = PathBuf::from;
-        let argv0 = Path::new("active-response/bin/repute-block");
-        assert_eq!(
-            wazuh_home(Some(p("/opt/w")), None, argv0, None),
-            Some(p("/opt/w"))
-        );
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/var/ossec/active-response/bin/repute-block")),
-                argv0,
-                None
-            ),
-            Some(p("/var/ossec"))
-        );
-        // A symlinked install: the resolved exe says nothing, argv0 under the cwd does.
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/usr/bin/repute")),
-                argv0,
-                Some(p("/var/ossec"))
-            ),
-            Some(p("/var/ossec"))
-        );
-        assert_eq!(
-            wazuh_home(
-                None,
-                Some(p("/usr/bin/repute")),
-                Path::new("repute"),
-                Some(p("/"))
-            ),
-            None
-        );
-        assert!(in_active_response_bin(Path::new(
-            "/var/ossec/active-response/bin/repute-block"
-        )));
-        assert!(in_active_response_bin(argv0));
-        assert!(!in_active_response_bin(Path::new("/usr/bin/repute")));
-        assert!(!in_active_response_bin(Path::new(
-            "/x/active-response/repute"
-        )));
-    }
-
-    #[test]
     fn log_lines_in_wazuh_format() -> Result<(), jiff::Error> {
         let time: jiff::ZonedDateTime = "2026-11-28T09:05:03[UTC]".parse()?;
         assert_eq!(
@@ -626,12 +572,91 @@ mod tests {
     }
 
     #[test]
-    fn ossec_conf_blocks_tie_rules_and_timeout() {
+    fn ossec_conf_blocks_tie_rules_and_timeout() -> Result<(), String> {
         let xml = ossec_conf_blocks(600, &[100004, 100005]);
-        assert!(xml.contains("<timeout_allowed>yes</timeout_allowed>"));
-        assert!(xml.contains("<rules_id>100004,100005</rules_id>"));
-        assert!(xml.contains("<timeout>600</timeout>"));
-        assert!(xml.contains("<extra_args>--for 600s</extra_args>"));
-        assert!(xml.contains("<executable>repute-block</executable>"));
+        let roots = crate::wazuh::xml::parse(&xml)?;
+        let [root] = roots.as_slice() else {
+            return Err(format!("one root expected: {xml}"));
+        };
+        let text = |parent: &str, child: &str| {
+            root.child(parent)
+                .and_then(|p| p.child(child))
+                .map(|c| c.text.clone())
+        };
+        assert_eq!(text("command", "name").as_deref(), Some("repute-block"));
+        assert_eq!(
+            text("command", "executable").as_deref(),
+            Some("repute-block")
+        );
+        assert_eq!(text("command", "timeout_allowed").as_deref(), Some("yes"));
+        assert_eq!(text("command", "extra_args").as_deref(), Some("--for 600s"));
+        assert_eq!(
+            text("active-response", "command").as_deref(),
+            Some("repute-block")
+        );
+        assert_eq!(
+            text("active-response", "location").as_deref(),
+            Some("local")
+        );
+        assert_eq!(
+            text("active-response", "rules_id").as_deref(),
+            Some("100004,100005")
+        );
+        assert_eq!(text("active-response", "timeout").as_deref(), Some("600"));
+        assert!(
+            command_block(60, " --min-score 75 ")
+                .contains("<extra_args>--for 60s --min-score 75</extra_args>")
+        );
+        Ok(())
+    }
+
+    /// The rules of [`DEFAULT_BLOCK_RULES`] exist in the shipped ruleset, are positive
+    /// enrichment answers (children of 100002, group `abuseipdb_positive`), and together are
+    /// every final rule for a confidence of 50 or more: the other positive rule, 100002, is
+    /// their parent, where only 1-49 ends.
+    #[test]
+    fn default_block_rules_are_the_ruleset_high_confidence_answers() -> Result<(), String> {
+        let text = crate::wazuh::ruleset::RULE_FILES[0].text;
+        let roots = crate::wazuh::xml::parse(text)?;
+        let rules: Vec<&crate::wazuh::xml::Element> = roots
+            .iter()
+            .flat_map(|r| r.walk())
+            .filter(|e| e.name == "rule")
+            .collect();
+        let id_of =
+            |r: &crate::wazuh::xml::Element| r.attr("id").and_then(|i| i.parse::<u32>().ok());
+        let groups_of = |r: &crate::wazuh::xml::Element| {
+            r.child("group").map(|g| g.text.clone()).unwrap_or_default()
+        };
+        let positive: Vec<u32> = rules
+            .iter()
+            .filter(|r| groups_of(r).split(',').any(|g| g == "abuseipdb_positive"))
+            .filter_map(|r| id_of(r))
+            .collect();
+        assert_eq!(positive, [100002, 100012, 100013]);
+        for id in DEFAULT_BLOCK_RULES {
+            let rule = rules
+                .iter()
+                .find(|r| id_of(r) == Some(*id))
+                .ok_or(format!("rule {id} is not in the ruleset"))?;
+            assert!(positive.contains(id));
+            assert_eq!(
+                rule.child("if_sid").map(|s| s.text.as_str()),
+                Some("100002")
+            );
+            let score = rule
+                .children
+                .iter()
+                .find(|c| c.attr("name") == Some("abuseipdb.abuse_confidence_score"))
+                .map(|c| c.text.as_str());
+            // The ranges the module documentation promises, as the ruleset writes them.
+            let expected = if *id == 100012 {
+                "^[5-8][0-9]$"
+            } else {
+                "^(9[0-9]|100)$"
+            };
+            assert_eq!(score, Some(expected), "rule {id}");
+        }
+        Ok(())
     }
 }

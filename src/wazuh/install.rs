@@ -14,6 +14,14 @@
 //! | `var/repute/` | 2770 | the cache directory (integratord's children run as `wazuh`) |
 //! | `etc/ossec.conf` | kept | the `<integration>` block, unless one exists; backup first |
 //!
+//! With `--active-response` ([`ActiveResponse`]), also:
+//!
+//! | path | mode | what |
+//! |---|---|---|
+//! | `active-response/`, `active-response/bin/` | 0750 | as Wazuh makes them |
+//! | `active-response/bin/repute-block` | 0750 | this binary, which execd runs |
+//! | `etc/ossec.conf` | kept | the `<command>` named `repute-block` and an `<active-response>` running it on the enrichment rules (see [`super::active_response::DEFAULT_BLOCK_RULES`]), each unless one exists |
+//!
 //! The key goes to a file, not to `<api_key>`: integratord passes `<api_key>` on the command
 //! line (visible in `ps`) and prints the whole command line into `ossec.log` when the program
 //! cannot be executed. The integration reads the file when ossec.conf gives no key. Nothing
@@ -26,8 +34,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::active_response::{self as ar, COMMAND_NAME};
 use super::diff;
-use super::home::INTEGRATIONS_DIR;
+use super::home::{ACTIVE_RESPONSE_BIN_DIR, INTEGRATIONS_DIR};
 use super::options::{DEFAULT_KEY_FILE, read_key_file};
 use super::ossec_conf::OssecConf;
 use super::ruleset::{self, INTEGRATION_BLOCK, RULE_FILES};
@@ -66,6 +75,29 @@ pub struct Request {
     pub api_key_file: Option<PathBuf>,
     /// The program to install (the running executable).
     pub binary: PathBuf,
+    /// Also install the program as an active response.
+    pub active_response: Option<ActiveResponse>,
+}
+
+/// The active response to wire up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveResponse {
+    /// The `<timeout>` (and the kernel block's `--for`), in seconds.
+    pub timeout_secs: u64,
+    /// The enrichment rules that trigger it.
+    pub rules_id: Vec<u32>,
+    /// `--min-score N` for the command's `<extra_args>`: a further bar on the alert's score.
+    pub min_score: Option<u8>,
+}
+
+impl Default for ActiveResponse {
+    fn default() -> Self {
+        ActiveResponse {
+            timeout_secs: ar::DEFAULT_TIMEOUT_SECS,
+            rules_id: ar::DEFAULT_BLOCK_RULES.to_vec(),
+            min_score: None,
+        }
+    }
 }
 
 /// Who owns what is installed.
@@ -146,8 +178,16 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
         name: DEFAULT_NAME.into(),
         ownership,
     };
-    plan.plan_integration_block(&conf, &conf_text, &conf_path, req)?;
-    plan.plan_binary(&req.binary)?;
+    plan.plan_ossec_conf(conf, &conf_path, req)?;
+    let binary = fs::read(&req.binary).map_err(io_err(&req.binary))?;
+    plan.plan_dir(INTEGRATIONS_DIR, 0o750)?;
+    let name = plan.name.clone();
+    plan.plan_program(INTEGRATIONS_DIR, &name, &binary)?;
+    if req.active_response.is_some() {
+        plan.plan_dir("active-response", 0o750)?;
+        plan.plan_dir(ACTIVE_RESPONSE_BIN_DIR, 0o750)?;
+        plan.plan_program(ACTIVE_RESPONSE_BIN_DIR, COMMAND_NAME, &binary)?;
+    }
     plan.plan_rules()?;
     plan.plan_key(req.api_key_file.as_deref())?;
     plan.plan_dir(CACHE_DIR, 0o2770)?;
@@ -167,40 +207,29 @@ impl Plan {
             .to_string()
     }
 
-    fn plan_integration_block(
+    /// Every `ossec.conf` edit, applied one after the other to the text, as one step.
+    fn plan_ossec_conf(
         &mut self,
-        conf: &OssecConf,
-        text: &str,
+        conf: OssecConf,
         path: &Path,
         req: &Request,
     ) -> Result<(), InstallError> {
-        let existing = conf.integrations();
-        if let Some(ours) = existing.iter().find(|i| i.name.starts_with(DEFAULT_NAME)) {
-            self.name = ours.name.clone();
-            if ours.has_api_key && req.api_key_file.is_some() {
-                self.notes.push(format!(
-                    "the <integration> block for {} has an <api_key>, which wins over {DEFAULT_KEY_FILE}: remove it to keep the key out of `ps` and ossec.log",
-                    ours.name
-                ));
-            }
+        let old = conf.text().to_string();
+        let mut conf = conf;
+        if let Some(block) = self.integration_edit(&conf, req) {
+            conf = reparse(&conf.with_integration(block), path)?;
+        }
+        if let Some(wanted) = &req.active_response {
+            conf = self.active_response_edits(conf, wanted, path)?;
+        }
+        if conf.text() == old {
             return Ok(());
         }
-        let new_text = conf.with_integration(INTEGRATION_BLOCK);
-        // The edit must leave a file Wazuh (and we) can read, naming our block.
-        let check = OssecConf::parse(&new_text).map_err(|detail| InstallError::Invalid {
-            path: path.display().to_string(),
-            detail: format!("the edited file would not parse: {detail}"),
-        })?;
-        if !check.integrations().iter().any(|i| i.name == DEFAULT_NAME) {
-            return Err(InstallError::Invalid {
-                path: path.display().to_string(),
-                detail: "the edited file does not show the new <integration> block".into(),
-            });
-        }
+        check_edited(&conf, req, path)?;
         self.steps.push(Step::File {
             path: path.to_path_buf(),
-            contents: new_text.into_bytes(),
-            old: Some(text.as_bytes().to_vec()),
+            contents: conf.text().as_bytes().to_vec(),
+            old: Some(old.into_bytes()),
             mode: None,
             owner: Owner::Keep,
             kind: FileKind::Config,
@@ -208,11 +237,67 @@ impl Plan {
         Ok(())
     }
 
-    fn plan_binary(&mut self, source: &Path) -> Result<(), InstallError> {
-        let contents = fs::read(source).map_err(io_err(source))?;
-        self.plan_dir(INTEGRATIONS_DIR, 0o750)?;
-        let path = self.home.join(INTEGRATIONS_DIR).join(&self.name);
-        self.plan_file(path, contents, 0o750, FileKind::Binary)
+    /// The `<integration>` block to add, unless one of ours is there already.
+    fn integration_edit(&mut self, conf: &OssecConf, req: &Request) -> Option<&'static str> {
+        let existing = conf.integrations();
+        let Some(ours) = existing.iter().find(|i| i.name.starts_with(DEFAULT_NAME)) else {
+            return Some(INTEGRATION_BLOCK);
+        };
+        self.name = ours.name.clone();
+        if ours.has_api_key && req.api_key_file.is_some() {
+            self.notes.push(format!(
+                "the <integration> block for {} has an <api_key>, which wins over {DEFAULT_KEY_FILE}: remove it to keep the key out of `ps` and ossec.log",
+                ours.name
+            ));
+        }
+        None
+    }
+
+    /// Adds the `<command>` and the `<active-response>` for `repute-block`, each unless the
+    /// file has one (an existing block is the administrator's: kept, with a note when it
+    /// differs from what was asked).
+    fn active_response_edits(
+        &mut self,
+        conf: OssecConf,
+        wanted: &ActiveResponse,
+        path: &Path,
+    ) -> Result<OssecConf, InstallError> {
+        let mut conf = conf;
+        if !conf.commands().iter().any(|n| n == COMMAND_NAME) {
+            let extra = wanted
+                .min_score
+                .map(|n| format!("--min-score {n}"))
+                .unwrap_or_default();
+            let block = ar::command_block(wanted.timeout_secs, &extra);
+            conf = reparse(&conf.with_section("command", &block), path)?;
+        }
+        let existing = conf.active_responses();
+        let ours = existing
+            .iter()
+            .find(|a| a.command.as_deref() == Some(COMMAND_NAME));
+        match ours {
+            None => {
+                let block = ar::active_response_block(wanted.timeout_secs, &wanted.rules_id);
+                conf = reparse(&conf.with_section("active-response", &block), path)?;
+                self.notes.push(format!(
+                    "the active response runs where the attacked agent is (<location>local</location>): put this program at active-response/bin/{COMMAND_NAME} on the agents too"
+                ));
+            }
+            Some(a) if a.timeout.as_deref() != Some(&wanted.timeout_secs.to_string()) => {
+                self.notes.push(format!(
+                    "the existing <active-response> for {COMMAND_NAME} is kept (timeout {}); edit etc/ossec.conf to change it",
+                    a.timeout.as_deref().unwrap_or("none")
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(conf)
+    }
+
+    /// This binary as `<dir>/<name>`.
+    fn plan_program(&mut self, dir: &str, name: &str, binary: &[u8]) -> Result<(), InstallError> {
+        let path = self.home.join(dir).join(name);
+        self.plan_file(path, binary.to_vec(), 0o750, FileKind::Binary)
     }
 
     fn plan_rules(&mut self) -> Result<(), InstallError> {
@@ -460,6 +545,41 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// The edited text, which must still parse (Wazuh must be able to read what we leave).
+fn reparse(text: &str, path: &Path) -> Result<OssecConf, InstallError> {
+    OssecConf::parse(text).map_err(|detail| InstallError::Invalid {
+        path: path.display().to_string(),
+        detail: format!("the edited file would not parse: {detail}"),
+    })
+}
+
+/// The edited file must show every block the request asked for.
+fn check_edited(conf: &OssecConf, req: &Request, path: &Path) -> Result<(), InstallError> {
+    let missing = |what: &str| InstallError::Invalid {
+        path: path.display().to_string(),
+        detail: format!("the edited file does not show the {what}"),
+    };
+    if !conf
+        .integrations()
+        .iter()
+        .any(|i| i.name.starts_with(DEFAULT_NAME))
+    {
+        return Err(missing("<integration> block"));
+    }
+    if req.active_response.is_some() {
+        if !conf.commands().iter().any(|n| n == COMMAND_NAME) {
+            return Err(missing("<command> block"));
+        }
+        let runs_ours = |a: &super::ossec_conf::ExistingActiveResponse| {
+            a.command.as_deref() == Some(COMMAND_NAME)
+        };
+        if !conf.active_responses().iter().any(runs_ours) {
+            return Err(missing("<active-response> block"));
+        }
+    }
+    Ok(())
 }
 
 /// Copies `path` to `path.repute-backup-<UTC time>` with its mode and owner.

@@ -3,14 +3,16 @@
 //!
 //! - [`alert`] reads the alert file integratord writes (JSON or the legacy text format).
 //! - [`args`] understands integratord's command line in every 4.x layout.
-//! - [`home`] finds the Wazuh home from the executable's own path.
+//! - [`home`] finds the Wazuh home for both doors (`integrations/<name>` and
+//!   `active-response/bin/<name>` layouts, `WAZUH_HOME`, `argv[0]`, the working directory).
 //! - [`options`] builds the run's settings (home defaults, environment, `<options>`, argv).
 //! - [`event`] builds the enrichment event, field-compatible with the seed script.
 //! - [`queue`] frames it and sends it to analysisd's datagram socket.
 //! - [`log`] writes `logs/integrations.log` without the key.
 //! - [`integration`] ties them together: one run per alert, bounded in time.
 //! - [`ruleset`] is the shipped XML rules; [`install`] puts binary, rules and configuration
-//!   into a Wazuh tree, editing `ossec.conf` with [`ossec_conf`].
+//!   (and, on request, the active response) into a Wazuh tree, editing `ossec.conf` with
+//!   [`ossec_conf`].
 //! - [`active_response`] is execd's side: the 4.2+ JSON protocol that `repute wazuh
 //!   active-response` speaks to block and unblock an address.
 

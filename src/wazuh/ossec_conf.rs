@@ -3,8 +3,9 @@
 //! The file is parsed with quick-xml (through [`super::xml`]) only to *locate* things; the
 //! edit is a splice of new text into the original bytes, so comments, blank lines, attribute
 //! quoting, line endings and every `<ossec_config>` root (a manager's file often has two) stay
-//! byte-identical. The new `<integration>` goes after the last existing `<integration>`, or
-//! else at the end of the first `<ossec_config>`, indented like its neighbours.
+//! byte-identical. A new block (`<integration>`, `<command>`, `<active-response>`) goes after
+//! the last existing sibling of the same name, or else at the end of the first
+//! `<ossec_config>`, indented like its neighbours.
 
 use super::xml::{self, Element};
 
@@ -14,6 +15,16 @@ pub struct ExistingIntegration {
     pub name: String,
     pub has_api_key: bool,
     pub has_options: bool,
+}
+
+/// An `<active-response>` block already in the file (the default manager configuration has
+/// one without a `<command>`, for the agent upgrade's CA store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingActiveResponse {
+    pub command: Option<String>,
+    pub rules_id: Option<String>,
+    pub rules_group: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// The parsed file.
@@ -35,28 +46,57 @@ impl OssecConf {
         })
     }
 
-    fn integration_elements(&self) -> impl Iterator<Item = &Element> {
+    /// The text as parsed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The direct children of every `<ossec_config>` root named `name`, in file order.
+    fn sections(&self, name: &'static str) -> impl Iterator<Item = &Element> {
         self.roots
             .iter()
             .filter(|r| r.name == "ossec_config")
             .flat_map(|r| r.children.iter())
-            .filter(|c| c.name == "integration")
+            .filter(move |c| c.name == name)
     }
 
     pub fn integrations(&self) -> Vec<ExistingIntegration> {
-        self.integration_elements()
+        self.sections("integration")
             .map(|el| ExistingIntegration {
-                name: el.child("name").map(|n| n.text.clone()).unwrap_or_default(),
+                name: child_text(el, "name").unwrap_or_default(),
                 has_api_key: el.child("api_key").is_some_and(|k| !k.text.is_empty()),
                 has_options: el.child("options").is_some(),
             })
             .collect()
     }
 
-    /// The text with `block` (written for two-space indentation and `\n` line ends) inserted,
-    /// after a blank line as Wazuh's own sections are.
+    /// The names of the `<command>` blocks.
+    pub fn commands(&self) -> Vec<String> {
+        self.sections("command")
+            .map(|el| child_text(el, "name").unwrap_or_default())
+            .collect()
+    }
+
+    pub fn active_responses(&self) -> Vec<ExistingActiveResponse> {
+        self.sections("active-response")
+            .map(|el| ExistingActiveResponse {
+                command: child_text(el, "command"),
+                rules_id: child_text(el, "rules_id"),
+                rules_group: child_text(el, "rules_group"),
+                timeout: child_text(el, "timeout"),
+            })
+            .collect()
+    }
+
+    /// The text with an `<integration>` block inserted (see [`OssecConf::with_section`]).
     pub fn with_integration(&self, block: &str) -> String {
-        let at = self.insertion_point();
+        self.with_section("integration", block)
+    }
+
+    /// The text with `block`, a `<name>` section written for two-space indentation and `\n`
+    /// line ends, inserted after a blank line as Wazuh's own sections are.
+    pub fn with_section(&self, name: &'static str, block: &str) -> String {
+        let at = self.insertion_point(name);
         let indent = self.indent_unit();
         let newline = if self.text.contains("\r\n") {
             "\r\n"
@@ -78,10 +118,10 @@ impl OssecConf {
         out
     }
 
-    /// Where to insert: after the line of the last `</integration>`, else at the start of the
-    /// line closing the first `<ossec_config>`.
-    fn insertion_point(&self) -> usize {
-        if let Some(last) = self.integration_elements().last() {
+    /// Where to insert: after the line of the last `</name>` section, else at the start of
+    /// the line closing the first `<ossec_config>`.
+    fn insertion_point(&self, name: &'static str) -> usize {
+        if let Some(last) = self.sections(name).last() {
             return self.line_end(last.end);
         }
         let root = self
@@ -134,6 +174,10 @@ impl OssecConf {
             "  ".into()
         }
     }
+}
+
+fn child_text(el: &Element, name: &str) -> Option<String> {
+    el.child(name).map(|c| c.text.clone())
 }
 
 /// Re-expresses a two-space-indented line with `unit` per level.
@@ -212,6 +256,38 @@ mod tests {
                 has_api_key: true,
                 has_options: false
             }]
+        );
+    }
+
+    #[test]
+    fn commands_and_active_responses_go_after_their_siblings() {
+        let text = "<ossec_config>\n  <command>\n    <name>firewall-drop</name>\n  </command>\n\n  <active-response>\n    <ca_store>etc/wpk_root.pem</ca_store>\n  </active-response>\n  <global/>\n</ossec_config>\n";
+        let conf = OssecConf::parse(text).unwrap();
+        assert_eq!(conf.commands(), ["firewall-drop"]);
+        assert_eq!(conf.active_responses()[0].command, None);
+        let out = conf.with_section(
+            "command",
+            "  <command>\n    <name>repute-block</name>\n  </command>\n",
+        );
+        let out = OssecConf::parse(&out).unwrap();
+        let out = out.with_section(
+            "active-response",
+            "  <active-response>\n    <command>repute-block</command>\n    <timeout>60</timeout>\n  </active-response>\n",
+        );
+        assert_eq!(
+            out,
+            "<ossec_config>\n  <command>\n    <name>firewall-drop</name>\n  </command>\n\n  <command>\n    <name>repute-block</name>\n  </command>\n\n  <active-response>\n    <ca_store>etc/wpk_root.pem</ca_store>\n  </active-response>\n\n  <active-response>\n    <command>repute-block</command>\n    <timeout>60</timeout>\n  </active-response>\n  <global/>\n</ossec_config>\n"
+        );
+        let again = OssecConf::parse(&out).unwrap();
+        assert_eq!(again.commands(), ["firewall-drop", "repute-block"]);
+        assert_eq!(
+            again.active_responses()[1],
+            ExistingActiveResponse {
+                command: Some("repute-block".into()),
+                rules_id: None,
+                rules_group: None,
+                timeout: Some("60".into()),
+            }
         );
     }
 
