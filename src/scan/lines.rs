@@ -1,0 +1,244 @@
+//! Splitting a byte stream into lines with bounded memory.
+//!
+//! Logs are read in big blocks into one fixed buffer and cut at newlines with `memchr`, so
+//! memory stays at one buffer whatever the file size, and a line never costs an allocation.
+//! A line longer than [`MAX_LINE`] (no sshd line comes near it: sshd caps user names at 100
+//! bytes and identification strings at 256) is counted and skipped, however long it is: once
+//! the buffer is full without a newline, the rest of that line is read and thrown away.
+
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+
+/// Longest line handed to the parser, in bytes (without the newline).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Size of the read buffer: big reads keep system-call overhead negligible.
+pub const BLOCK: usize = 1 << 20;
+
+/// One line as the reader hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// 1-based, counted from where this reader started (overlong lines count too).
+    pub number: u64,
+    /// Byte offset of the line's first byte, counted from where this reader started plus the
+    /// reader's `base_offset`.
+    pub offset: u64,
+    /// The line without its `\n` (and without a `\r` before it).
+    pub bytes: &'a [u8],
+}
+
+/// What the reader skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineCounts {
+    /// Lines seen, including skipped ones.
+    pub lines: u64,
+    /// Lines longer than [`MAX_LINE`], skipped.
+    pub overlong: u64,
+}
+
+/// Reads `src` to its end (or until `on_line` breaks: the line it breaks on is left unread
+/// and uncounted, as belonging to someone else), calling `on_line` for every line of at
+/// most [`MAX_LINE`] bytes and `on_read` with the number of bytes of each read (for progress).
+///
+/// `base_offset` is the offset of the first byte `src` yields. With `skip_first`, the bytes
+/// up to and including the first newline are dropped without being counted: a reader that
+/// starts in the middle of a file uses it to leave the partial line to its neighbour.
+pub fn read_lines<R: Read>(
+    mut src: R,
+    base_offset: u64,
+    skip_first: bool,
+    counts: &mut LineCounts,
+    mut on_read: impl FnMut(usize),
+    mut on_line: impl FnMut(Line<'_>) -> ControlFlow<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; BLOCK];
+    let mut len = 0; // bytes in buf that belong to an unfinished line
+    let mut buf_offset = base_offset; // file offset of buf[0]
+    let mut skipping = skip_first; // inside a line that is not ours or is overlong
+    let mut number = 0u64;
+    loop {
+        if len == buf.len() {
+            // A full buffer without a newline: the line is overlong. Count it once and
+            // throw bytes away until its end.
+            if !skipping {
+                number += 1;
+                counts.overlong += 1;
+                skipping = true;
+            }
+            buf_offset += len as u64;
+            len = 0;
+        }
+        let read = read_some(&mut src, &mut buf[len..])?;
+        if read == 0 {
+            if len > 0 && !skipping {
+                number += 1;
+                let line = Line {
+                    number,
+                    offset: buf_offset,
+                    bytes: trim_cr(&buf[..len]),
+                };
+                if emit(line, counts, &mut on_line).is_break() {
+                    number -= 1;
+                }
+            }
+            counts.lines += number;
+            return Ok(());
+        }
+        on_read(read);
+        let scan_from = len;
+        len += read;
+        let mut line_start = 0;
+        for newline in memchr::memchr_iter(b'\n', &buf[scan_from..len]) {
+            let end = scan_from + newline;
+            if skipping {
+                skipping = false;
+            } else {
+                number += 1;
+                let offset = buf_offset + line_start as u64;
+                let line = Line {
+                    number,
+                    offset,
+                    bytes: trim_cr(&buf[line_start..end]),
+                };
+                if emit(line, counts, &mut on_line).is_break() {
+                    counts.lines += number - 1;
+                    return Ok(());
+                }
+            }
+            line_start = end + 1;
+        }
+        buf.copy_within(line_start..len, 0);
+        buf_offset += line_start as u64;
+        len -= line_start;
+    }
+}
+
+fn emit(
+    line: Line<'_>,
+    counts: &mut LineCounts,
+    on_line: &mut impl FnMut(Line<'_>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if line.bytes.len() > MAX_LINE {
+        counts.overlong += 1;
+        return ControlFlow::Continue(());
+    }
+    on_line(line)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// One `read`, retried on `Interrupted`.
+fn read_some(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match src.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(input: &[u8], skip_first: bool) -> (Vec<(u64, u64, String)>, LineCounts) {
+        let mut counts = LineCounts::default();
+        let mut lines = Vec::new();
+        read_lines(
+            input,
+            0,
+            skip_first,
+            &mut counts,
+            |_| {},
+            |line| {
+                let text = String::from_utf8_lossy(line.bytes).into_owned();
+                lines.push((line.number, line.offset, text));
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        (lines, counts)
+    }
+
+    #[test]
+    fn splits_lines_with_numbers_and_offsets() {
+        let (lines, counts) = collect(b"a\nbc\r\n\nlast", false);
+        let expected = [(1, 0, "a"), (2, 2, "bc"), (3, 6, ""), (4, 7, "last")];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(n, o, t)| (n, o, t.to_string()))
+            .collect();
+        assert_eq!(lines, expected);
+        assert_eq!(
+            counts,
+            LineCounts {
+                lines: 4,
+                overlong: 0
+            }
+        );
+    }
+
+    #[test]
+    fn skip_first_drops_the_partial_line() {
+        let (lines, counts) = collect(b"tail of previous\nmine\n", true);
+        assert_eq!(lines, vec![(1, 17, "mine".to_string())]);
+        assert_eq!(counts.lines, 1);
+    }
+
+    #[test]
+    fn overlong_lines_are_counted_and_skipped() {
+        let mut input = b"before\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 1));
+        input.extend(b"\nmiddle\n");
+        input.extend(std::iter::repeat_n(b'y', 3 * BLOCK + 17));
+        input.extend(b"\nafter\n");
+        input.extend(std::iter::repeat_n(b'z', 2 * BLOCK));
+        let (lines, counts) = collect(&input, false);
+        let texts: Vec<_> = lines.iter().map(|(n, _, t)| (*n, t.as_str())).collect();
+        assert_eq!(texts, vec![(1, "before"), (3, "middle"), (5, "after")]);
+        assert_eq!(
+            counts,
+            LineCounts {
+                lines: 6,
+                overlong: 3
+            }
+        );
+        let after = lines.iter().find(|l| l.2 == "after").unwrap();
+        assert_eq!(&input[after.1 as usize..after.1 as usize + 5], b"after");
+    }
+
+    #[test]
+    fn a_line_of_exactly_max_line_is_kept() {
+        let mut input = vec![b'a'; MAX_LINE];
+        input.push(b'\n');
+        let (lines, counts) = collect(&input, false);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(counts.overlong, 0);
+    }
+
+    #[test]
+    fn break_stops_reading() {
+        let mut counts = LineCounts::default();
+        let mut seen = 0;
+        read_lines(
+            &b"1\n2\n3\n"[..],
+            0,
+            false,
+            &mut counts,
+            |_| {},
+            |line| {
+                seen += 1;
+                if line.number == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 2);
+        assert_eq!(counts.lines, 1);
+    }
+}

@@ -1,0 +1,336 @@
+//! Per-address aggregation of attempts: what `repute scan --format table` prints.
+//!
+//! A [`Summary`] grows with the number of distinct attacking addresses, never with the
+//! number of lines: per address it keeps counters, first/last time and at most
+//! [`MAX_USERS_TRACKED`] distinct user names. Summaries built by separate threads over
+//! separate parts of the input merge into one ([`Summary::merge`]) in input order.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use crate::addr::{self, AddrClass};
+use crate::{Attempt, Outcome};
+
+/// Distinct user names remembered per address; beyond it the count shows as a lower bound.
+pub const MAX_USERS_TRACKED: usize = 1000;
+
+/// User names shown per address, in the order first tried.
+pub const USERS_SHOWN: usize = 4;
+
+/// The distinct user names one address tried.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    distinct: HashSet<Box<str>>,
+    first: Vec<Box<str>>,
+    overflow: bool,
+}
+
+impl Users {
+    fn add(&mut self, user: &str) {
+        if self.distinct.contains(user) {
+            return;
+        }
+        if self.distinct.len() >= MAX_USERS_TRACKED {
+            self.overflow = true;
+            return;
+        }
+        if self.first.len() < USERS_SHOWN {
+            self.first.push(user.into());
+        }
+        self.distinct.insert(user.into());
+    }
+
+    fn merge(&mut self, later: Users) {
+        for user in later.first.iter().chain(later.distinct.iter()) {
+            self.add(user);
+        }
+        self.overflow |= later.overflow;
+    }
+
+    /// How many distinct names were tried.
+    pub fn count(&self) -> usize {
+        self.distinct.len()
+    }
+
+    /// True when there were more than [`MAX_USERS_TRACKED`] and `count` is a lower bound.
+    pub fn is_lower_bound(&self) -> bool {
+        self.overflow
+    }
+
+    /// The first few names tried, in order.
+    pub fn first_tried(&self) -> impl Iterator<Item = &str> {
+        self.first.iter().map(|u| &**u)
+    }
+}
+
+/// What one address did.
+#[derive(Debug, Clone)]
+pub struct AddrSummary {
+    pub ip: IpAddr,
+    pub class: AddrClass,
+    /// Failures plus probes.
+    pub attempts: u64,
+    pub failures: u64,
+    pub successes: u64,
+    pub users: Users,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}
+
+impl AddrSummary {
+    fn new(ip: IpAddr) -> Self {
+        AddrSummary {
+            ip,
+            class: addr::classify(ip),
+            attempts: 0,
+            failures: 0,
+            successes: 0,
+            users: Users::default(),
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
+    fn add(&mut self, attempt: &Attempt) {
+        match attempt.outcome {
+            Outcome::Failure => {
+                self.attempts += 1;
+                self.failures += 1;
+            }
+            Outcome::Probe => self.attempts += 1,
+            Outcome::Success => self.successes += 1,
+            Outcome::Info => {}
+        }
+        if let (true, Some(user)) = (attempt.outcome.is_attack(), &attempt.user) {
+            self.users.add(user);
+        }
+        if let Some(time) = attempt.time {
+            self.seen_at(time, time);
+        }
+    }
+
+    fn seen_at(&mut self, first: Timestamp, last: Timestamp) {
+        self.first_seen = Some(self.first_seen.map_or(first, |t| t.min(first)));
+        self.last_seen = Some(self.last_seen.map_or(last, |t| t.max(last)));
+    }
+
+    fn merge(&mut self, later: AddrSummary) {
+        self.attempts += later.attempts;
+        self.failures += later.failures;
+        self.successes += later.successes;
+        self.users.merge(later.users);
+        if let (Some(first), Some(last)) = (later.first_seen, later.last_seen) {
+            self.seen_at(first, last);
+        }
+    }
+}
+
+/// Counts over the whole input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Lines read, including skipped ones.
+    pub lines: u64,
+    /// Recognised sshd authentication events (any outcome).
+    pub events: u64,
+    /// Failures and probes.
+    pub attacks: u64,
+    /// Attacks whose line gave no address and no earlier line of the connection did.
+    pub attacks_without_address: u64,
+    /// Lines skipped because they are not UTF-8.
+    pub invalid_utf8: u64,
+    /// Lines skipped because they are longer than [`super::MAX_LINE`].
+    pub overlong: u64,
+}
+
+impl Totals {
+    fn merge(&mut self, other: Totals) {
+        self.lines += other.lines;
+        self.events += other.events;
+        self.attacks += other.attacks;
+        self.attacks_without_address += other.attacks_without_address;
+        self.invalid_utf8 += other.invalid_utf8;
+        self.overlong += other.overlong;
+    }
+}
+
+/// Attempts per address, plus totals.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    by_addr: HashMap<IpAddr, AddrSummary>,
+    pub totals: Totals,
+}
+
+impl Summary {
+    /// Counts one recognised event.
+    pub fn add(&mut self, attempt: &Attempt) {
+        self.totals.events += 1;
+        let is_attack = attempt.outcome.is_attack();
+        self.totals.attacks += u64::from(is_attack);
+        match attempt.srcip {
+            Some(ip) => {
+                let ip = addr::canonical(ip);
+                self.by_addr
+                    .entry(ip)
+                    .or_insert_with(|| AddrSummary::new(ip))
+                    .add(attempt);
+            }
+            None => self.totals.attacks_without_address += u64::from(is_attack),
+        }
+    }
+
+    /// Folds in the summary of input that came after this one's.
+    pub fn merge(&mut self, later: Summary) {
+        self.totals.merge(later.totals);
+        for (ip, theirs) in later.by_addr {
+            match self.by_addr.entry(ip) {
+                std::collections::hash_map::Entry::Occupied(mut mine) => {
+                    mine.get_mut().merge(theirs)
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(theirs);
+                }
+            }
+        }
+    }
+
+    /// Addresses that attacked (at least one failure or probe), most attempts first (then
+    /// most failures, then by address, so the order is stable).
+    pub fn attackers(&self, only_public: bool) -> Vec<&AddrSummary> {
+        let mut rows: Vec<&AddrSummary> = self
+            .by_addr
+            .values()
+            .filter(|a| a.attempts > 0 && (!only_public || a.class.is_public()))
+            .collect();
+        rows.sort_by(|a, b| {
+            b.attempts
+                .cmp(&a.attempts)
+                .then(b.failures.cmp(&a.failures))
+                .then(a.ip.cmp(&b.ip))
+        });
+        rows
+    }
+
+    /// The summary of one address, if it appeared.
+    pub fn get(&self, ip: IpAddr) -> Option<&AddrSummary> {
+        self.by_addr.get(&addr::canonical(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Kind, Origin};
+
+    fn attempt(ip: &str, outcome: Outcome, user: Option<&str>, secs: i64) -> Attempt {
+        Attempt {
+            time: Some(Timestamp::from_second(secs).unwrap()),
+            host: None,
+            pid: None,
+            kind: Kind::FailedPassword,
+            outcome,
+            srcip: ip.parse().ok(),
+            srcport: None,
+            user: user.map(String::from),
+            wazuh_rule: None,
+            origin: Origin::Unknown,
+        }
+    }
+
+    #[test]
+    fn counts_attempts_failures_users_and_times() {
+        let mut s = Summary::default();
+        s.add(&attempt("198.51.100.1", Outcome::Failure, Some("root"), 20));
+        s.add(&attempt("198.51.100.1", Outcome::Failure, Some("root"), 10));
+        s.add(&attempt("198.51.100.1", Outcome::Probe, Some("admin"), 30));
+        s.add(&attempt(
+            "198.51.100.1",
+            Outcome::Success,
+            Some("alice"),
+            40,
+        ));
+        s.add(&attempt("::ffff:198.51.100.1", Outcome::Info, None, 5));
+        s.add(&attempt("-", Outcome::Probe, None, 1));
+        let a = s.get("198.51.100.1".parse().unwrap()).unwrap();
+        assert_eq!((a.attempts, a.failures, a.successes), (3, 2, 1));
+        assert_eq!(a.users.count(), 2);
+        assert_eq!(a.users.first_tried().collect::<Vec<_>>(), ["root", "admin"]);
+        assert_eq!(a.first_seen, Some(Timestamp::from_second(5).unwrap()));
+        assert_eq!(a.last_seen, Some(Timestamp::from_second(40).unwrap()));
+        assert_eq!(a.class, AddrClass::Documentation);
+        assert_eq!(s.totals.events, 6);
+        assert_eq!(s.totals.attacks, 4);
+        assert_eq!(s.totals.attacks_without_address, 1);
+    }
+
+    #[test]
+    fn attackers_are_sorted_and_filtered() {
+        let mut s = Summary::default();
+        for _ in 0..3 {
+            s.add(&attempt("10.0.0.1", Outcome::Failure, None, 1));
+        }
+        for _ in 0..2 {
+            s.add(&attempt("8.8.8.8", Outcome::Probe, None, 1));
+        }
+        s.add(&attempt("1.1.1.1", Outcome::Failure, None, 1));
+        s.add(&attempt("1.0.0.1", Outcome::Failure, None, 1));
+        s.add(&attempt("9.9.9.9", Outcome::Success, None, 1));
+        let order: Vec<String> = s
+            .attackers(false)
+            .iter()
+            .map(|a| a.ip.to_string())
+            .collect();
+        assert_eq!(order, ["10.0.0.1", "8.8.8.8", "1.0.0.1", "1.1.1.1"]);
+        let public: Vec<String> = s.attackers(true).iter().map(|a| a.ip.to_string()).collect();
+        assert_eq!(public, ["8.8.8.8", "1.0.0.1", "1.1.1.1"]);
+    }
+
+    #[test]
+    fn merge_equals_one_pass() {
+        let events: Vec<Attempt> = (0..50)
+            .map(|i| {
+                let ip = format!("203.0.113.{}", i % 7);
+                let user = format!("u{}", i % 5);
+                let outcome = if i % 3 == 0 {
+                    Outcome::Probe
+                } else {
+                    Outcome::Failure
+                };
+                attempt(&ip, outcome, Some(&user), 100 - i)
+            })
+            .collect();
+        let mut whole = Summary::default();
+        events.iter().for_each(|e| whole.add(e));
+        let (mut first, mut second) = (Summary::default(), Summary::default());
+        events[..20].iter().for_each(|e| first.add(e));
+        events[20..].iter().for_each(|e| second.add(e));
+        first.merge(second);
+        assert_eq!(first.totals, whole.totals);
+        for (a, b) in first.attackers(false).iter().zip(whole.attackers(false)) {
+            assert_eq!(
+                (a.ip, a.attempts, a.failures),
+                (b.ip, b.attempts, b.failures)
+            );
+            assert_eq!((a.first_seen, a.last_seen), (b.first_seen, b.last_seen));
+            assert_eq!(a.users.count(), b.users.count());
+            assert!(a.users.first_tried().eq(b.users.first_tried()));
+        }
+    }
+
+    #[test]
+    fn users_are_bounded() {
+        let mut s = Summary::default();
+        for i in 0..MAX_USERS_TRACKED + 10 {
+            s.add(&attempt(
+                "203.0.113.9",
+                Outcome::Failure,
+                Some(&format!("user{i}")),
+                1,
+            ));
+        }
+        let a = s.get("203.0.113.9".parse().unwrap()).unwrap();
+        assert_eq!(a.users.count(), MAX_USERS_TRACKED);
+        assert!(a.users.is_lower_bound());
+    }
+}
