@@ -39,42 +39,163 @@ impl Outcome {
     }
 }
 
-/// Which sshd message family the event came from. The names are the `kind` values of the
-/// `repute scan --format jsonl` contract: keep them stable.
+/// Which sshd message family the event came from. The names (snake_case) are the `kind`
+/// values of the `repute scan --format jsonl` contract: keep them stable.
+///
+/// Each variant's comment gives its usual outcome and the Wazuh 4.x rule the same line ends
+/// in (the exact id is computed per line by `sshd::rules`, because Wazuh matches words
+/// anywhere in the message, user names included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// `Failed password for [invalid user ]U from A port N ssh2`: failure; 5760 (5710 for an
+    /// invalid user).
     FailedPassword,
+    /// `Failed publickey for U …`: info for an existing user (a client trying its keys),
+    /// failure for an invalid one; 5716 (5710).
     FailedPublickey,
+    /// `Failed keyboard-interactive[/pam] for …`: failure; 5760 (5710).
     FailedKeyboardInteractive,
+    /// `Failed none for …`: failure; 5716 (5710).
     FailedNone,
+    /// `Failed hostbased|gssapi…|unknown for …`: failure; 5716 (5710).
     FailedOther,
+    /// `Invalid user U from A[ port N]`: failure; 5710.
     InvalidUser,
+    /// `pam_unix(sshd:auth): authentication failure; … rhost=A`: failure; 5503 (Wazuh's
+    /// `pam` decoder takes these lines).
     PamAuthFailure,
+    /// `PAM N more authentication failures; … rhost=A`: failure; 2502.
     PamMoreFailures,
+    /// `pam_unix(sshd:auth): check pass; user unknown` (by pid): failure; 5523.
+    PamUserUnknown,
+    /// `error: PAM: Authentication failure for U from A`: failure; 5716, 5760 for
+    /// `authentication error`, 5710 for an illegal user.
     PamError,
+    /// `error: maximum authentication attempts exceeded for U from A port N ssh2`: failure;
+    /// 5758.
     MaxAuthTries,
+    /// `Disconnecting: Too many authentication failures` (by pid) and `Disconnecting
+    /// authenticating user U A port N: Too many authentication failures`: failure; 5700
+    /// (5710 for an invalid user).
     TooManyAuthFailures,
+    /// `Disconnecting invalid user U A port N: Change of username or service not allowed`:
+    /// failure; 5710.
+    ChangeOfUsername,
+    /// `User U from A not allowed because …` (AllowUsers, DenyUsers, groups): failure; 5718.
     NotAllowed,
+    /// `User U not allowed because account is locked` (by pid): failure; 5718.
+    AccountLocked,
+    /// `ROOT LOGIN REFUSED FROM A`: failure; 5700.
     RootLoginRefused,
+    /// `Connection closed by [invalid|authenticating user U ]A port N [preauth]`: probe
+    /// (failure for an invalid user); 5722.
     ConnClosedPreauth,
+    /// `Connection reset by … [preauth]`: probe (failure for an invalid user); 5762.
     ConnResetPreauth,
+    /// `Disconnected from [invalid|authenticating user U ]A port N [preauth]`: probe, failure
+    /// with a user; 5700 (5710 for an invalid user).
     DisconnectedPreauth,
+    /// `Received disconnect from A port N:11: … [preauth]`: probe; 5721.
     ReceivedDisconnectPreauth,
+    /// `Received disconnect from A: 3: …: Auth fail`: failure; 5721.
+    AuthFailDisconnect,
+    /// `Received disconnect from A port N:14: No supported authentication methods
+    /// available`: probe; 5721.
     NoAuthMethods,
+    /// `Did not receive identification string from A` (OpenSSH < 8): probe; 5706.
     NoIdentification,
+    /// `Bad protocol version identification '…' from A` (OpenSSH < 8): probe; 5701.
     BadProtocolVersion,
+    /// `kex_exchange_identification: client sent invalid protocol identifier|Connection
+    /// closed by remote host|read: Connection reset by peer` (by pid): probe; 5700, 5722 or
+    /// 5740.
     KexIdentification,
+    /// `banner exchange: Connection from A port N: invalid format`: probe; 5700.
     BannerExchange,
+    /// `Unable to negotiate with A port N: no matching ALG found`, `fatal: no matching mac
+    /// found` and `Unable to negotiate a key exchange method` (by pid): probe; 5752 (kex),
+    /// 5753 (cipher), 5759 (MAC), 5750 (other).
     NegotiationFailed,
+    /// `fatal: Timeout before authentication for A` (5704) or, 9.8+, `Timeout before
+    /// authentication for connection from A to B, pid = N` (5700): probe.
     LoginGraceTimeout,
+    /// `drop connection #0 from [A]:N on [B]:22 penalty: …` (9.8+ PerSourcePenalties):
+    /// probe; 5700.
     PenaltyDrop,
+    /// `ssh_dispatch_run_fatal: Connection from A port N: message authentication code
+    /// incorrect` (5700) and `Corrupted MAC on input.` (by pid, 5748): probe.
     CorruptMac,
+    /// `Magic value check failed (N) on obfuscated handshake from A port N`: probe; 5700.
+    MagicValueFailed,
+    /// `fatal: Read from socket failed: Connection reset by peer [preauth]` (by pid): probe;
+    /// 5709.
+    ReadSocketReset,
+    /// `refused connect from NAME (A)` (tcp_wrappers): probe; 5700.
     RefusedConnect,
+    /// `Accepted METHOD for U from A port N ssh2`: success; 5715.
     Accepted,
+    /// `Postponed METHOD for U from A port N ssh2 [preauth]`: info; 5700 (5710 for an
+    /// invalid user).
+    Postponed,
+    /// `Connection closed by [user U ]A port N`, after authentication: info; 5722.
     ConnClosed,
+    /// `Connection reset by A port N`, after authentication: info; 5762.
+    ConnReset,
+    /// `Disconnected from user U A port N`: info (failure for an invalid user); 5761.
     Disconnected,
+    /// `Received disconnect from A port N:11: disconnected by user`: info; 5721.
     ReceivedDisconnect,
+    /// `Close session: user U from A port N id 0`: info; 5700.
+    CloseSession,
+}
+
+impl Kind {
+    /// The snake_case name used in the scan output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::FailedPassword => "failed_password",
+            Kind::FailedPublickey => "failed_publickey",
+            Kind::FailedKeyboardInteractive => "failed_keyboard_interactive",
+            Kind::FailedNone => "failed_none",
+            Kind::FailedOther => "failed_other",
+            Kind::InvalidUser => "invalid_user",
+            Kind::PamAuthFailure => "pam_auth_failure",
+            Kind::PamMoreFailures => "pam_more_failures",
+            Kind::PamUserUnknown => "pam_user_unknown",
+            Kind::PamError => "pam_error",
+            Kind::MaxAuthTries => "max_auth_tries",
+            Kind::TooManyAuthFailures => "too_many_auth_failures",
+            Kind::ChangeOfUsername => "change_of_username",
+            Kind::NotAllowed => "not_allowed",
+            Kind::AccountLocked => "account_locked",
+            Kind::RootLoginRefused => "root_login_refused",
+            Kind::ConnClosedPreauth => "conn_closed_preauth",
+            Kind::ConnResetPreauth => "conn_reset_preauth",
+            Kind::DisconnectedPreauth => "disconnected_preauth",
+            Kind::ReceivedDisconnectPreauth => "received_disconnect_preauth",
+            Kind::AuthFailDisconnect => "auth_fail_disconnect",
+            Kind::NoAuthMethods => "no_auth_methods",
+            Kind::NoIdentification => "no_identification",
+            Kind::BadProtocolVersion => "bad_protocol_version",
+            Kind::KexIdentification => "kex_identification",
+            Kind::BannerExchange => "banner_exchange",
+            Kind::NegotiationFailed => "negotiation_failed",
+            Kind::LoginGraceTimeout => "login_grace_timeout",
+            Kind::PenaltyDrop => "penalty_drop",
+            Kind::CorruptMac => "corrupt_mac",
+            Kind::MagicValueFailed => "magic_value_failed",
+            Kind::ReadSocketReset => "read_socket_reset",
+            Kind::RefusedConnect => "refused_connect",
+            Kind::Accepted => "accepted",
+            Kind::Postponed => "postponed",
+            Kind::ConnClosed => "conn_closed",
+            Kind::ConnReset => "conn_reset",
+            Kind::Disconnected => "disconnected",
+            Kind::ReceivedDisconnect => "received_disconnect",
+            Kind::CloseSession => "close_session",
+        }
+    }
 }
 
 /// Where an attempt was read from.

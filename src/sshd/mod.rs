@@ -1,27 +1,219 @@
-//! sshd log lines to [`Attempt`](crate::Attempt)s.
+//! sshd log lines to [`Attempt`]s.
 //!
-//! (Skeleton: the API is the contract `scan` and the corpus runner use; the parser is filled
-//! in by the "Core" issue.)
+//! A line is read in two steps, both hand-written single passes (no regex, no allocation
+//! until an attempt is returned): [`envelope`] takes off the syslog head (time, host, the
+//! `sshd`/`sshd-session` tag and pid) and [`message`] recognises the message family and reads
+//! the client address from the right end of the message, where sshd appends it after any
+//! client-controlled text. [`rules`] names the Wazuh rule the same line ends in, [`pids`]
+//! remembers each connection's client so that address-less lines of the same pid
+//! (`kex_exchange_identification: …`, `Disconnecting: Too many authentication failures`) can
+//! be attributed.
+//!
+//! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
+//! given to [`Parser::new`] (or the year before, when that would put them more than a day
+//! after `now`).
+//!
+//! Callers that already have the message without its envelope (journald's `MESSAGE`, a Wazuh
+//! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
 
-use crate::Attempt;
+pub mod envelope;
+pub mod message;
+pub mod pids;
+pub mod rules;
+pub mod tail;
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use crate::{Attempt, Kind, Origin, Outcome};
+
+use envelope::{Clock, Envelope, Program};
+use message::{Message, MsgEvent};
+use pids::PidTable;
 
 /// Parses sshd lines one at a time, remembering per connection (pid) what earlier lines said
-/// so that lines without an address can be attributed.
-#[derive(Debug, Default)]
-pub struct Parser {}
+/// so that lines without an address can be attributed. Memory is bounded (see [`pids`]).
+#[derive(Debug)]
+pub struct Parser {
+    clock: Clock,
+    pids: PidTable,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser::new(Timestamp::now())
+    }
+}
+
+/// An attempt borrowed from the line it was read from: what [`Parser::parse_line_ref`]
+/// returns, for callers that want to avoid the two small allocations of an [`Attempt`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Event<'a> {
+    pub time: Option<Timestamp>,
+    pub host: Option<&'a str>,
+    pub pid: Option<u32>,
+    pub kind: Kind,
+    pub outcome: Outcome,
+    pub srcip: Option<IpAddr>,
+    pub srcport: Option<u16>,
+    pub user: Option<&'a str>,
+    pub wazuh_rule: Option<u32>,
+}
+
+impl Event<'_> {
+    /// The owned [`Attempt`] (origin `Unknown`).
+    pub fn to_attempt(&self) -> Attempt {
+        Attempt {
+            time: self.time,
+            host: self.host.map(str::to_owned),
+            pid: self.pid,
+            kind: self.kind,
+            outcome: self.outcome,
+            srcip: self.srcip,
+            srcport: self.srcport,
+            user: self.user.map(str::to_owned),
+            wazuh_rule: self.wazuh_rule,
+            origin: Origin::Unknown,
+        }
+    }
+}
 
 impl Parser {
-    /// A parser that dates year-less syslog stamps relative to `now` (a stamp later than
-    /// `now` is taken as last year's).
-    pub fn new(now: jiff::Timestamp) -> Self {
-        let _ = now;
-        Parser {}
+    /// A parser that dates year-less syslog stamps relative to `now` (a stamp more than a day
+    /// after `now` is taken as last year's).
+    pub fn new(now: Timestamp) -> Self {
+        Parser {
+            clock: Clock::new(now),
+            pids: PidTable::default(),
+        }
     }
 
     /// One log line (without its newline) to an attempt, when it is an sshd authentication
     /// event. `origin` is left `Unknown` for the caller to fill in.
     pub fn parse_line(&mut self, line: &str) -> Option<Attempt> {
-        let _ = line;
-        None
+        self.parse_line_ref(line).map(|e| e.to_attempt())
+    }
+
+    /// [`Parser::parse_line`] without allocating: the event borrows from `line`.
+    pub fn parse_line_ref<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
+        let env = envelope::split(line, &self.clock)?;
+        self.parse_envelope(env)
+    }
+
+    /// A message whose envelope the caller already split (journald fields, a Wazuh alert's
+    /// predecoded `program_name`/`hostname`): pid attribution works as for whole lines.
+    pub fn parse_parts<'a>(
+        &mut self,
+        time: Option<Timestamp>,
+        host: Option<&'a str>,
+        pid: Option<u32>,
+        message: &'a str,
+    ) -> Option<Event<'a>> {
+        self.parse_envelope(Envelope {
+            time,
+            host,
+            program: Program::Sshd,
+            pid,
+            message,
+        })
+    }
+
+    /// Forgets every connection (e.g. before reading an unrelated file).
+    pub fn reset(&mut self) {
+        self.pids.clear();
+    }
+
+    fn parse_envelope<'a>(&mut self, env: Envelope<'a>) -> Option<Event<'a>> {
+        let msg = match env.program {
+            Program::SshdPam => message::parse_pam_program(env.message)?,
+            _ => message::parse(env.message)?,
+        };
+        let secs = env.time.map(|t| t.as_second());
+        let host = pids::host_key(env.host);
+        match msg {
+            Message::Peer(peer) => {
+                if let Some(pid) = env.pid {
+                    self.pids.remember(pid, host, peer.ip, peer.port, secs);
+                }
+                None
+            }
+            Message::Event(ev) => Some(self.attribute(&env, ev, host, secs)),
+        }
+    }
+
+    /// Fills in the address from the pid table when the message has none, and keeps the
+    /// table up to date.
+    fn attribute<'a>(
+        &mut self,
+        env: &Envelope<'a>,
+        ev: MsgEvent<'a>,
+        host: u32,
+        secs: Option<i64>,
+    ) -> Event<'a> {
+        let mut out = Event {
+            time: env.time,
+            host: env.host,
+            pid: env.pid,
+            kind: ev.kind,
+            outcome: ev.outcome,
+            srcip: ev.srcip(),
+            srcport: ev.peer.and_then(|p| p.port),
+            user: ev.user,
+            wazuh_rule: ev.wazuh_rule,
+        };
+        let Some(pid) = env.pid else { return out };
+        match ev.peer {
+            Some(peer) => {
+                let known = self.pids.get(pid, host, secs);
+                // An address-less probe (`kex_exchange_identification`) was waiting for this
+                // connection's address: its close is the probe's end, not a normal logout.
+                if known.is_some_and(|k| k.pending && k.ip.is_none())
+                    && out.outcome == Outcome::Info
+                    && ev.ends_connection
+                {
+                    out.outcome = Outcome::Probe;
+                }
+                if ev.ends_connection {
+                    self.pids.forget(pid, host);
+                } else {
+                    self.pids.remember(pid, host, peer.ip, peer.port, secs);
+                }
+            }
+            None => match self.pids.get(pid, host, secs) {
+                Some(known) if known.ip.is_some() => {
+                    out.srcip = known.ip;
+                    out.srcport = known.port;
+                }
+                _ if out.outcome.is_attack() => self.pids.mark_pending(pid, host, secs),
+                _ => {}
+            },
+        }
+        out
     }
 }
+
+/// A message without envelope (journald `MESSAGE`, Wazuh's predecoded log) to an attempt,
+/// without pid attribution or time.
+pub fn parse_message(message: &str) -> Option<Attempt> {
+    match message::parse(message)? {
+        Message::Event(ev) => Some(
+            Event {
+                time: None,
+                host: None,
+                pid: None,
+                kind: ev.kind,
+                outcome: ev.outcome,
+                srcip: ev.srcip(),
+                srcport: ev.peer.and_then(|p| p.port),
+                user: ev.user,
+                wazuh_rule: ev.wazuh_rule,
+            }
+            .to_attempt(),
+        ),
+        Message::Peer(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,589 @@
+//! The syslog envelope around an sshd message: time stamp, host, program tag and pid.
+//!
+//! One hand-written pass over the head of the line recognises every envelope repute meets:
+//! BSD syslog (`Mar  1 10:00:00 host sshd[123]: …`, with or without host), rsyslog and
+//! journald ISO-8601 stamps (`2026-11-28T09:00:14.512093+00:00 host sshd[1]: …`,
+//! `…+0000`), the macOS form (`2020-03-23 06:47:42.801612-0700  host sshd[1]: …`), RFC 5424
+//! (`<38>1 2026-… host sshd 2215 - [sd…] …`), BusyBox and FreeBSD `-v` extras
+//! (`host auth.info sshd[1]: …`, `<10.5> host sshd[1]: …`), socklog's `auth.info:` banner,
+//! and journal exports with no stamp at all (`host sshd[1]: …`).
+//!
+//! Only the programs `sshd`, `sshd-session` (OpenSSH 9.8+) and the old `sshd(pam_unix)` are
+//! accepted; the first program tag in the head decides, so `sudo: … sshd[1]: Failed …` is not
+//! sshd. Stamps without a zone are taken as UTC. Year-less BSD stamps get their year from the
+//! parser's `now`: the year of `now`, or the year before when that would put the stamp more
+//! than a day after `now`.
+
+use jiff::Timestamp;
+
+/// Which sshd program wrote the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Sshd,
+    SshdSession,
+    /// `sshd(pam_unix)[pid]:` of old Red Hat systems: Linux-PAM messages of sshd.
+    SshdPam,
+}
+
+/// The parts of a line around the sshd message, borrowed from the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<'a> {
+    pub time: Option<Timestamp>,
+    pub host: Option<&'a str>,
+    pub program: Program,
+    pub pid: Option<u32>,
+    pub message: &'a str,
+}
+
+/// What a year-less stamp needs to be dated: the reference instant, pre-split.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    now_secs: i64,
+    now_year: i32,
+}
+
+impl Clock {
+    pub fn new(now: Timestamp) -> Self {
+        let now_secs = now.as_second();
+        let (now_year, _, _) = civil_from_days(now_secs.div_euclid(86_400));
+        Clock { now_secs, now_year }
+    }
+
+    /// The instant of a year-less stamp: this year, or last year when this year's would lie
+    /// more than a day after `now`.
+    fn date_yearless(&self, month: u8, day: u8, secs_of_day: i64) -> Option<Timestamp> {
+        let at = |year: i32| -> Option<i64> {
+            (day <= days_in_month(year, month))
+                .then(|| days_from_civil(year, month, day) * 86_400 + secs_of_day)
+        };
+        let this_year = at(self.now_year);
+        let secs = match this_year {
+            Some(s) if s <= self.now_secs + 86_400 => s,
+            // Feb 29 of a leap year seen in a non-leap year, or a stamp in the future.
+            _ => at(self.now_year - 1)?,
+        };
+        Timestamp::new(secs, 0).ok()
+    }
+}
+
+/// Splits a line into its envelope and the sshd message, or `None` when the line is not
+/// written by sshd (another program, or no program tag at all).
+pub fn split<'a>(line: &'a str, clock: &Clock) -> Option<Envelope<'a>> {
+    let bytes = line.as_bytes();
+    if bytes.first() == Some(&b'<')
+        && let Some(env) = rfc5424(line)
+    {
+        return Some(env);
+    }
+    let (time, rest) = match stamp(line, clock) {
+        Some((t, rest)) => (t, rest),
+        None => (None, line),
+    };
+    header(rest, time, clock)
+}
+
+/// `[<PRI>]` + host tokens + program tag, after the stamp (if any).
+fn header<'a>(mut rest: &'a str, time: Option<Timestamp>, clock: &Clock) -> Option<Envelope<'a>> {
+    let mut host: Option<&'a str> = None;
+    let mut time = time;
+    // host, facility.level, `<10.5>`: at most three tokens precede the program tag.
+    for _ in 0..4 {
+        rest = rest.trim_start_matches(' ');
+        let end = rest.find(' ').unwrap_or(rest.len());
+        let token = &rest[..end];
+        if token.is_empty() {
+            return None;
+        }
+        match tag(token) {
+            Tag::Sshd(program, pid) => {
+                let message = rest[end..].trim_start_matches(' ');
+                return Some(Envelope {
+                    time,
+                    host,
+                    program,
+                    pid,
+                    message,
+                });
+            }
+            Tag::Other => return None,
+            Tag::Banner => {
+                // socklog: `auth.info: [Mmm dd hh:mm:ss ]sshd[pid]: …`
+                rest = &rest[end..];
+                if let Some((t, after)) = stamp(rest.trim_start_matches(' '), clock) {
+                    time = time.or(t);
+                    rest = after;
+                }
+            }
+            Tag::Plain => {
+                if host.is_none() && !token.starts_with('<') {
+                    host = Some(token);
+                }
+                rest = &rest[end..];
+            }
+        }
+    }
+    None
+}
+
+enum Tag {
+    Sshd(Program, Option<u32>),
+    /// Another program's tag (`sudo:`, `CRON[12]:`): the line is not sshd's.
+    Other,
+    /// A `facility.level:` banner (socklog) that precedes the real header.
+    Banner,
+    Plain,
+}
+
+/// Recognises a program tag: `sshd[123]:`, `sshd:`, `[sshd]:`, `[sshd]`, `sshd[123]` (rsyslog
+/// without colon), `sshd-session[123]:`, `sshd(pam_unix)[123]:`.
+fn tag(token: &str) -> Tag {
+    let (token, colon) = match token.strip_suffix(':') {
+        Some(t) => (t, true),
+        None => (token, false),
+    };
+    if let Some(inner) = token.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return match program(inner) {
+            Some(p) => Tag::Sshd(p, None),
+            None if colon => Tag::Other,
+            None => Tag::Plain,
+        };
+    }
+    let (name, pid) = match token.find('[') {
+        Some(open) if token.ends_with(']') => {
+            let digits = &token[open + 1..token.len() - 1];
+            match parse_u32(digits) {
+                Some(pid) => (&token[..open], Some(pid)),
+                None => return if colon { Tag::Other } else { Tag::Plain },
+            }
+        }
+        _ => (token, None),
+    };
+    match program(name) {
+        Some(p) if colon || pid.is_some() => Tag::Sshd(p, pid),
+        _ if colon && pid.is_none() && is_facility_level(name) => Tag::Banner,
+        _ if colon => Tag::Other,
+        _ if pid.is_some() => Tag::Other,
+        _ => Tag::Plain,
+    }
+}
+
+fn program(name: &str) -> Option<Program> {
+    match name {
+        "sshd" => Some(Program::Sshd),
+        "sshd-session" => Some(Program::SshdSession),
+        "sshd(pam_unix)" => Some(Program::SshdPam),
+        _ => None,
+    }
+}
+
+/// `auth.info`, `authpriv.notice`: a syslog facility and level.
+fn is_facility_level(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((f, l)) => {
+            !f.is_empty()
+                && !l.is_empty()
+                && f.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && l.bytes().all(|b| b.is_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+/// RFC 5424: `<PRI>1 STAMP HOST APP PROCID MSGID SD MSG`.
+fn rfc5424(line: &str) -> Option<Envelope<'_>> {
+    let close = line.find('>')?;
+    parse_u32(&line[1..close])?;
+    let rest = line[close + 1..].strip_prefix("1 ")?;
+    let (stamp_tok, rest) = next_token(rest)?;
+    let time = if stamp_tok == "-" {
+        None
+    } else {
+        Some(iso_token(stamp_tok)?)
+    };
+    let (host_tok, rest) = next_token(rest)?;
+    let (app, rest) = next_token(rest)?;
+    let program = program(app)?;
+    let (procid, rest) = next_token(rest)?;
+    let (_msgid, rest) = next_token(rest)?;
+    let rest = skip_structured_data(rest)?;
+    let message = rest.strip_prefix(' ').unwrap_or(rest);
+    let message = message.strip_prefix('\u{feff}').unwrap_or(message);
+    Some(Envelope {
+        time,
+        host: (host_tok != "-").then_some(host_tok),
+        program,
+        pid: parse_u32(procid),
+        message,
+    })
+}
+
+/// One space-separated token and the rest after the single separating space.
+fn next_token(s: &str) -> Option<(&str, &str)> {
+    let end = s.find(' ')?;
+    Some((&s[..end], &s[end + 1..]))
+}
+
+/// Skips `-` or one or more `[id k="v" …]` elements; values may hold `]` and `\"`.
+fn skip_structured_data(s: &str) -> Option<&str> {
+    if let Some(rest) = s.strip_prefix('-') {
+        return Some(rest);
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while bytes.get(i) == Some(&b'[') {
+        let mut in_quotes = false;
+        i += 1;
+        loop {
+            match *bytes.get(i)? {
+                b'\\' if in_quotes => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    (i > 0).then(|| &s[i..])
+}
+
+/// A leading time stamp (BSD or ISO-8601) and the rest of the line after it.
+fn stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str)> {
+    let b = line.as_bytes();
+    if b.len() >= 15 && b[0].is_ascii_uppercase() {
+        return bsd_stamp(line, clock);
+    }
+    if b.len() >= 19 && b[0].is_ascii_digit() && b[4] == b'-' {
+        return iso_stamp(line);
+    }
+    None
+}
+
+/// `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit).
+fn bsd_stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str)> {
+    let month = month_number(line.get(..3)?)?;
+    let rest = line.get(3..)?.strip_prefix(' ')?.trim_start_matches(' ');
+    let (day_tok, rest) = next_token(rest)?;
+    let day = u8::try_from(parse_u32(day_tok)?).ok()?;
+    let b = rest.as_bytes();
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let secs = hms(&b[..8])?;
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut rest = &rest[8..];
+    // Some exports keep fractions or a year: `10:00:00.123`, `10:00:00 2024`.
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    Some((clock.date_yearless(month, day, secs), rest))
+}
+
+fn month_number(name: &str) -> Option<u8> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS.iter().position(|m| *m == name).map(|i| i as u8 + 1)
+}
+
+/// `YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]`, then the rest of the line.
+fn iso_stamp(line: &str) -> Option<(Option<Timestamp>, &str)> {
+    let end = iso_end(line)?;
+    Some((Some(iso_token(&line[..end])?), &line[end..]))
+}
+
+/// Where an ISO stamp that starts the line ends (the date/time separator may be a space).
+fn iso_end(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    if b.len() < 19 || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let mut i = 19;
+    while i < b.len()
+        && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b',' | b':' | b'+' | b'-' | b'Z'))
+    {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// Parses one whole ISO-8601 stamp token; no zone means UTC.
+pub fn iso_token(tok: &str) -> Option<Timestamp> {
+    let b = tok.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let year = i32::try_from(digits(&b[0..4])?).ok()?;
+    let month = u8::try_from(digits(&b[5..7])?).ok()?;
+    let day = u8::try_from(digits(&b[8..10])?).ok()?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let secs_of_day = hms(&b[11..19])?;
+    let mut i = 19;
+    let mut nanos: i32 = 0;
+    if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + i32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start).min(9)..9 {
+            nanos *= 10;
+        }
+    }
+    let offset = zone_offset(&b[i..])?;
+    let secs = days_from_civil(year, month, day) * 86_400 + secs_of_day - offset;
+    Timestamp::new(secs, nanos).ok()
+}
+
+/// `""` or `Z` (0), `±hh:mm`, `±hhmm`, `±hh` → seconds east of UTC.
+fn zone_offset(b: &[u8]) -> Option<i64> {
+    let sign = match b.first() {
+        None => return Some(0),
+        Some(b'Z') if b.len() == 1 => return Some(0),
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return None,
+    };
+    let rest = &b[1..];
+    let (h, m) = match rest.len() {
+        2 => (digits(rest)?, 0),
+        4 => (digits(&rest[..2])?, digits(&rest[2..])?),
+        5 if rest[2] == b':' => (digits(&rest[..2])?, digits(&rest[3..])?),
+        _ => return None,
+    };
+    if h > 23 || m > 59 {
+        return None;
+    }
+    Some(sign * (i64::from(h) * 3600 + i64::from(m) * 60))
+}
+
+/// `hh:mm:ss` → seconds of the day.
+fn hms(b: &[u8]) -> Option<i64> {
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (digits(&b[0..2])?, digits(&b[3..5])?, digits(&b[6..8])?);
+    // 60 is a leap second; jiff has none, so it is folded onto :59.
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s.min(59)))
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 9 {
+        return None;
+    }
+    b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// A decimal `u32` made of ASCII digits only (no sign, no spaces).
+pub fn parse_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    s.bytes().try_fold(0u32, |acc, c| {
+        if c.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+fn is_leap(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> Clock {
+        Clock::new("2026-11-28T12:00:00Z".parse().unwrap())
+    }
+
+    fn env(line: &str) -> Envelope<'_> {
+        split(line, &clock()).unwrap_or_else(|| panic!("no envelope: {line}"))
+    }
+
+    fn ts(s: &str) -> Option<Timestamp> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn bsd_with_host() {
+        let e = env("Mar  1 10:00:00 srv01 sshd[123]: Invalid user x from 192.0.2.1");
+        assert_eq!(e.time, ts("2026-03-01T10:00:00Z"));
+        assert_eq!(e.host, Some("srv01"));
+        assert_eq!(e.pid, Some(123));
+        assert_eq!(e.program, Program::Sshd);
+        assert_eq!(e.message, "Invalid user x from 192.0.2.1");
+    }
+
+    #[test]
+    fn bsd_without_host_and_single_digit_day() {
+        let e = env("Feb 7 16:01:07 sshd[5106]: msg");
+        assert_eq!(e.time, ts("2026-02-07T16:01:07Z"));
+        assert_eq!(e.host, None);
+        assert_eq!(e.message, "msg");
+    }
+
+    #[test]
+    fn bsd_stamp_after_now_is_last_year() {
+        let e = env("Dec 12 20:04:39 aragorn sshd[1328]: msg");
+        assert_eq!(e.time, ts("2025-12-12T20:04:39Z"));
+        // Within a day after now still counts as this year (clock skew).
+        let e = env("Nov 29 06:00:00 h sshd[1]: msg");
+        assert_eq!(e.time, ts("2026-11-29T06:00:00Z"));
+    }
+
+    #[test]
+    fn feb_29_goes_to_the_last_leap_year_only_if_it_exists() {
+        let c = Clock::new("2029-03-01T00:00:00Z".parse().unwrap());
+        let e = split("Feb 29 10:00:00 h sshd[1]: m", &c).unwrap();
+        // 2029 and 2028: 2028 is a leap year.
+        assert_eq!(e.time, ts("2028-02-29T10:00:00Z"));
+        let c = Clock::new("2027-03-01T00:00:00Z".parse().unwrap());
+        let e = split("Feb 29 10:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, None);
+        assert_eq!(e.message, "m");
+    }
+
+    #[test]
+    fn rsyslog_iso_high_precision() {
+        let e = env("2026-11-28T09:00:14.512093+00:00 host sshd[1]: m");
+        assert_eq!(e.time, ts("2026-11-28T09:00:14.512093Z"));
+        assert_eq!(e.host, Some("host"));
+        let e = env("2019-07-08T17:40:16.954167-04:00 h sshd[2]: m");
+        assert_eq!(e.time, ts("2019-07-08T21:40:16.954167Z"));
+    }
+
+    #[test]
+    fn journald_short_iso_and_no_zone_is_utc() {
+        let e = env("2026-11-28T09:00:14+0000 host sshd-session[7]: m");
+        assert_eq!(e.time, ts("2026-11-28T09:00:14Z"));
+        assert_eq!(e.program, Program::SshdSession);
+        let e = env("2026-11-28T09:00:14 host sshd[7]: m");
+        assert_eq!(e.time, ts("2026-11-28T09:00:14Z"));
+    }
+
+    #[test]
+    fn macos_space_separated_stamp() {
+        let e = env("2020-03-23 06:47:42.801612-0700  localhost sshd[3186]: error: PAM: x");
+        assert_eq!(e.time, ts("2020-03-23T13:47:42.801612Z"));
+        assert_eq!(e.host, Some("localhost"));
+        assert_eq!(e.message, "error: PAM: x");
+    }
+
+    #[test]
+    fn rfc5424_plain_and_with_structured_data() {
+        let e = env("<38>1 2019-07-08T17:40:16.954167-04:00 h.example.com sshd 57915 - - Failed x");
+        assert_eq!(e.pid, Some(57915));
+        assert_eq!(e.host, Some("h.example.com"));
+        assert_eq!(e.message, "Failed x");
+        let e = env(
+            r#"<38>1 2019-07-08T17:40:17Z h sshd 5 - [t tzKnown="1"][x@1 a="[b]" c="\"]"] Failed y"#,
+        );
+        assert_eq!(e.message, "Failed y");
+        assert_eq!(e.time, ts("2019-07-08T17:40:17Z"));
+        assert!(split("<38>1 2019-07-08T17:40:17Z h sudo 5 - - Failed y", &clock()).is_none());
+    }
+
+    #[test]
+    fn journal_export_without_stamp() {
+        let e = env("srv sshd[13709]: error: PAM: x");
+        assert_eq!(e.time, None);
+        assert_eq!(e.host, Some("srv"));
+        assert_eq!(e.pid, Some(13709));
+    }
+
+    #[test]
+    fn bsd_variants_busybox_freebsd_socklog_bracket_tags() {
+        let e = env("Jun 20 02:18:39 vps auth.info sshd[13482]: m");
+        assert_eq!((e.host, e.pid), (Some("vps"), Some(13482)));
+        let e = env("Jan  1 00:00:00 <10.5> foxtrot sshd[1234]: m");
+        assert_eq!(e.host, Some("foxtrot"));
+        let e = env("2015-05-27T04:31:28.10040 auth.info: May 27 04:31:28 sshd[30993]: m");
+        assert_eq!(e.pid, Some(30993));
+        assert_eq!(e.message, "m");
+        let e = env("Mar  3 00:17:22 [sshd]: m");
+        assert_eq!((e.host, e.pid, e.message), (None, None, "m"));
+        let e = env("Jun 25 23:53:34 [sshd] m");
+        assert_eq!(e.message, "m");
+        let e = env("2020-05-29T11:28:56.058908+02:00 bastion sshd[20974] error: m");
+        assert_eq!(e.message, "error: m");
+    }
+
+    #[test]
+    fn other_programs_are_not_sshd() {
+        for line in [
+            "Mar  1 10:00:00 host sudo: sshd[1]: Failed password for root from 192.0.2.1 port 1 ssh2",
+            "Mar  1 10:00:00 host su[12]: Failed password for root from 192.0.2.1 port 1 ssh2",
+            "Mar  1 10:00:00 host CRON[12]: pam_unix(cron:session): x",
+            "Mar  1 10:00:00 host sshdx[1]: Failed password for root from 192.0.2.1 port 1 ssh2",
+            "Mar  1 10:00:00 host Failed password for root from 192.0.2.1 port 1 ssh2",
+            "2018-06-26 13:22:02.108781500 Failed password for woold from 192.0.2.1 port 1 ssh2",
+            "",
+            "Mar",
+        ] {
+            assert!(split(line, &clock()).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000i64, -1, 0, 1, 11_016, 20_000, 2_000_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+}

@@ -1,0 +1,737 @@
+//! sshd message families: one message (the text after `sshd[pid]: `) to what it means.
+//!
+//! Each family is matched by its fixed leading words, then its address tail is read from the
+//! right end (see [`super::tail`]); whatever lies between (a user name, an identification
+//! string) is opaque text, kept as the user but never searched for an address. The table of
+//! families, their `kind`, `outcome` and Wazuh rule is in `attempt.rs` ([`Kind`]) and in
+//! [`super::rules`].
+
+use std::net::IpAddr;
+
+use crate::{Kind, Outcome};
+
+use super::rules;
+use super::tail::{
+    Peer, Preamble, host_port, is_token, parse_port, preamble_host_port, preamble_user,
+    rightmost_from,
+};
+
+/// What one sshd message says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Message<'a> {
+    /// An authentication event.
+    Event(MsgEvent<'a>),
+    /// Not an event, but it tells which client a connection (pid) serves:
+    /// `Connection from A port N on B port 22`.
+    Peer(Peer<'a>),
+}
+
+/// An authentication event read from one message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MsgEvent<'a> {
+    pub kind: Kind,
+    pub outcome: Outcome,
+    /// The client as written in the message; `None` for families without one (attributed
+    /// through the connection's pid).
+    pub peer: Option<Peer<'a>>,
+    pub user: Option<&'a str>,
+    pub wazuh_rule: Option<u32>,
+    /// The last line of a connection: its pid may be forgotten afterwards.
+    pub ends_connection: bool,
+}
+
+impl<'a> MsgEvent<'a> {
+    fn new(kind: Kind, outcome: Outcome, peer: Option<Peer<'a>>) -> Self {
+        MsgEvent {
+            kind,
+            outcome,
+            peer,
+            user: None,
+            wazuh_rule: None,
+            ends_connection: false,
+        }
+    }
+
+    fn user(mut self, user: Option<&'a str>) -> Self {
+        self.user = user;
+        self
+    }
+
+    fn ends(mut self) -> Self {
+        self.ends_connection = true;
+        self
+    }
+
+    pub fn srcip(&self) -> Option<IpAddr> {
+        self.peer.and_then(|p| p.ip)
+    }
+}
+
+/// The message with its fixed decorations taken off.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Body<'a> {
+    /// The message as Wazuh's rules see it (after the Solaris `[ID …]` tag).
+    pub full: &'a str,
+    /// After `error: ` / `fatal: ` and without ` [preauth]` or trailing blanks.
+    pub text: &'a str,
+    pub level: Level,
+    pub preauth: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Plain,
+    Error,
+    Fatal,
+}
+
+/// Reads one sshd message (no envelope). `None`: not an authentication event.
+pub fn parse(message: &str) -> Option<Message<'_>> {
+    let body = body(message);
+    let text = body.text;
+    let first = *text.as_bytes().first()?;
+    let msg = match first {
+        b'F' => failed_or_accepted(text, "Failed "),
+        b'A' => failed_or_accepted(text, "Accepted "),
+        b'P' => failed_or_accepted(text, "Postponed ")
+            .or_else(|| pam_more(text))
+            .or_else(|| pam_error(text)),
+        b'I' => invalid_user(text, "Invalid user "),
+        b'i' => invalid_user(text, "Illegal user ").or_else(|| kex_ident(text)),
+        b'U' => user_not_allowed(text).or_else(|| unable_to_negotiate(text)),
+        b'R' => root_refused(text)
+            .or_else(|| received_disconnect(text, body.preauth))
+            .or_else(|| read_socket(text)),
+        b'C' => connection(text, body.preauth)
+            .or_else(|| close_session(text))
+            .or_else(|| corrupted_mac(text)),
+        b'D' => disconnected(text, body.preauth)
+            .or_else(|| disconnecting(text))
+            .or_else(|| no_identification(text)),
+        b'B' => bad_protocol(text),
+        b'b' => banner_exchange(text),
+        b'k' => kex_ident(text),
+        b'm' => max_auth_tries(text),
+        b'n' => no_matching(text, body.level),
+        b'p' => pam_unix(text),
+        b'r' => refused_connect(text),
+        b'M' => magic_value(text),
+        b'T' => timeout(text),
+        b'd' => penalty_drop(text),
+        b's' => dispatch_fatal(text),
+        b'S' => ssh_remote(text),
+        _ => None,
+    }?;
+    Some(with_rule(msg, &body))
+}
+
+/// Reads the message of the old `sshd(pam_unix)[pid]:` program: Linux-PAM's own text
+/// without the `pam_unix(sshd:auth): ` prefix.
+pub fn parse_pam_program(message: &str) -> Option<Message<'_>> {
+    let body = body(message);
+    let text = body.text;
+    let msg = if text == "check pass; user unknown" {
+        event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None))
+    } else if let Some(fields) = text.strip_prefix("authentication failure; ") {
+        pam_fields(fields, Kind::PamAuthFailure)
+    } else {
+        pam_more_fields(text)
+    }?;
+    Some(with_rule(msg, &body))
+}
+
+fn with_rule<'a>(msg: Message<'a>, body: &Body<'_>) -> Message<'a> {
+    match msg {
+        Message::Event(mut ev) => {
+            ev.wazuh_rule = rules::wazuh_rule(&ev, body);
+            Message::Event(ev)
+        }
+        peer => peer,
+    }
+}
+
+/// Strips the decorations sshd, PAM and a few syslog daemons add around the text proper.
+pub(crate) fn body(message: &str) -> Body<'_> {
+    let mut full = message;
+    // Solaris: `[ID 800047 auth.info] `; journal: `kernel:[  970.69]: `, `kernel: [  970.69] `.
+    if full.starts_with("[ID ") {
+        if let Some(i) = full.find("] ") {
+            full = &full[i + 2..];
+        }
+    } else if let Some(rest) = full.strip_prefix("kernel:") {
+        let rest = rest.trim_start_matches(' ');
+        if let Some(rest) = rest.strip_prefix('[')
+            && let Some(i) = rest.find(']')
+        {
+            let rest = &rest[i + 1..];
+            full = rest
+                .strip_prefix(':')
+                .unwrap_or(rest)
+                .trim_start_matches(' ');
+        }
+    }
+    let full = full.trim_end_matches([' ', '\t', '\r', '\n']);
+    let (text, preauth) = match full.strip_suffix(" [preauth]") {
+        Some(t) => (t.trim_end_matches(' '), true),
+        None => (full, false),
+    };
+    let (text, level) = if let Some(t) = text.strip_prefix("error: ") {
+        (t, Level::Error)
+    } else if let Some(t) = text.strip_prefix("fatal: ") {
+        (t, Level::Fatal)
+    } else {
+        (text, Level::Plain)
+    };
+    Body {
+        full,
+        text,
+        level,
+        preauth,
+    }
+}
+
+fn event(ev: MsgEvent<'_>) -> Option<Message<'_>> {
+    Some(Message::Event(ev))
+}
+
+/// `Failed|Accepted|Postponed METHOD for [invalid user ]USER from HOST port N sshV[: INFO]`.
+///
+/// A valid user is an existing account: one token (or a bracketed `<invalid username>`), so
+/// the address is the first ` from ` after it and any auth-info injection that follows is
+/// ignored. An invalid user is arbitrary text: the address is the rightmost ` from ` whose
+/// tail fits; for the methods that carry no auth-info (password, keyboard-interactive, none)
+/// the tail must end the line, so text typed as a user name cannot supply it.
+fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
+    let rest = text.strip_prefix(verb)?;
+    let (method, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("for ")?;
+    let invalid_rest = rest
+        .strip_prefix("invalid user ")
+        .or_else(|| rest.strip_prefix("illegal user "));
+    let (user, peer, invalid) = match invalid_rest {
+        Some(after) => {
+            let info_allowed = method_has_info(method);
+            let (user, peer) = rightmost_from(after, |tail| auth_tail(tail, info_allowed))
+                .or_else(|| {
+                    // `invalid user  from …`: an empty name.
+                    let tail = after.strip_prefix("from ")?;
+                    auth_tail(tail, info_allowed).map(|p| ("", p))
+                })?;
+            (user, peer, true)
+        }
+        None => {
+            let user_end = if rest.starts_with('<') {
+                rest.find("> ").map(|i| i + 1)?
+            } else {
+                rest.find(' ')?
+            };
+            let tail = rest[user_end..].strip_prefix(" from ")?;
+            (&rest[..user_end], auth_tail(tail, true)?, false)
+        }
+    };
+    let (kind, outcome) = match verb {
+        "Accepted " => (Kind::Accepted, Outcome::Success),
+        "Postponed " => (Kind::Postponed, Outcome::Info),
+        _ => failed_kind(method, invalid),
+    };
+    event(MsgEvent::new(kind, outcome, Some(peer)).user(Some(user)))
+}
+
+/// Methods whose log line may end in `: <auth-info>` (key type and fingerprint, hostbased
+/// client names, GSSAPI).
+fn method_has_info(method: &str) -> bool {
+    matches!(
+        method,
+        "publickey" | "hostbased" | "gssapi-with-mic" | "gssapi-keyex"
+    )
+}
+
+fn failed_kind(method: &str, invalid: bool) -> (Kind, Outcome) {
+    let kind = match method {
+        "password" => Kind::FailedPassword,
+        "publickey" => Kind::FailedPublickey,
+        "none" => Kind::FailedNone,
+        m if m.starts_with("keyboard-interactive") => Kind::FailedKeyboardInteractive,
+        _ => Kind::FailedOther,
+    };
+    // A valid user whose key is refused is usually a client offering its keys in turn.
+    let outcome = if kind == Kind::FailedPublickey && !invalid {
+        Outcome::Info
+    } else {
+        Outcome::Failure
+    };
+    (kind, outcome)
+}
+
+/// `HOST[ port N][ sshV][: INFO]` (the `: INFO` only where the method has one).
+fn auth_tail(tail: &str, info_allowed: bool) -> Option<Peer<'_>> {
+    let (main, _info) = match tail.find(": ") {
+        Some(i) if info_allowed => (&tail[..i], Some(&tail[i + 2..])),
+        Some(_) => return None,
+        None => (tail, None),
+    };
+    let main = main
+        .strip_suffix(" ssh2")
+        .or_else(|| main.strip_suffix(" ssh1"))
+        .unwrap_or(main);
+    host_port(main)
+}
+
+/// `Invalid user USER from HOST[ port N]`, USER possibly empty or with spaces.
+fn invalid_user<'a>(text: &'a str, lead: &str) -> Option<Message<'a>> {
+    let rest = text.strip_prefix(lead.trim_end())?;
+    let (user, peer) = match rest.strip_prefix(' ') {
+        Some(after) => rightmost_from(after, host_port).or_else(|| {
+            after
+                .strip_prefix("from ")
+                .and_then(host_port)
+                .map(|p| ("", p))
+        })?,
+        None => ("", rest.strip_prefix(" from ").and_then(host_port)?),
+    };
+    event(MsgEvent::new(Kind::InvalidUser, Outcome::Failure, Some(peer)).user(Some(user)))
+}
+
+/// `User U from HOST[ port N] not allowed because REASON` or, without an address,
+/// `User U not allowed because account is locked` (attributed by pid).
+fn user_not_allowed(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("User ")?;
+    let finder = memchr::memmem::FinderRev::new(" not allowed because ");
+    let at = finder.rfind(rest.as_bytes())?;
+    let head = &rest[..at];
+    let reason = &rest[at + 21..];
+    if let Some((user, peer)) = rightmost_from(head, host_port) {
+        return event(
+            MsgEvent::new(Kind::NotAllowed, Outcome::Failure, Some(peer)).user(Some(user)),
+        );
+    }
+    (reason == "account is locked").then(|| {
+        Message::Event(MsgEvent::new(Kind::AccountLocked, Outcome::Failure, None).user(Some(head)))
+    })
+}
+
+/// `Unable to negotiate with HOST[ port N]: no matching ALG found. Their offer: …` and the
+/// address-less `Unable to negotiate a key exchange method`.
+fn unable_to_negotiate(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Unable to negotiate ")?;
+    if rest.starts_with("a key exchange method") {
+        return event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None));
+    }
+    let rest = rest.strip_prefix("with ")?;
+    // The client's offer follows the address; only the text up to the first `: ` is sshd's.
+    let peer = leading_peer(rest)?;
+    event(MsgEvent::new(
+        Kind::NegotiationFailed,
+        Outcome::Probe,
+        Some(peer),
+    ))
+}
+
+/// `HOST port N: …` or the old `HOST: …` at the start of `s` (nothing client-controlled
+/// precedes it). IPv6 in the old form ends in `:` too: `2001:db8::1: …`.
+fn leading_peer(s: &str) -> Option<Peer<'_>> {
+    let space = s.find(' ').unwrap_or(s.len());
+    let token = &s[..space];
+    if let Some(after) = s[space..].strip_prefix(" port ") {
+        let end = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let port = parse_port(&after[..end])?;
+        return Some(Peer::new(token, Some(port)));
+    }
+    let host = token.strip_suffix(':').unwrap_or(token);
+    is_token(host).then(|| Peer::new(host, None))
+}
+
+/// `fatal: no matching mac found: client … server …` (old OpenSSH, by pid).
+fn no_matching(text: &str, level: Level) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("no matching ")?;
+    let (_alg, after) = rest.split_once(" found")?;
+    (level == Level::Fatal && (after.is_empty() || after.starts_with(':')))
+        .then(|| Message::Event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None)))
+}
+
+/// `ROOT LOGIN REFUSED FROM HOST[ port N]`.
+fn root_refused(text: &str) -> Option<Message<'_>> {
+    let tail = text.strip_prefix("ROOT LOGIN REFUSED FROM ")?;
+    let peer = host_port(tail)?;
+    event(MsgEvent::new(Kind::RootLoginRefused, Outcome::Failure, Some(peer)).user(Some("root")))
+}
+
+/// `Received disconnect from HOST port N:CODE: TEXT` or the old `HOST: CODE: TEXT`. The
+/// address comes first; the text after it is the client's.
+fn received_disconnect(text: &str, preauth: bool) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Received disconnect from ")?;
+    let peer = leading_peer(rest)?;
+    let after_host = &rest[peer.host.len()..];
+    let after = match peer.port {
+        Some(_) => after_host
+            .trim_start_matches(|c: char| c != ':')
+            .strip_prefix(':')?,
+        None => after_host.strip_prefix(':')?,
+    };
+    let after = after.trim_start_matches(' ');
+    let (code, reason) = after.split_once(':').unwrap_or((after, ""));
+    let reason = reason.trim_start_matches(' ');
+    let (kind, outcome) = match code {
+        "3" if reason.ends_with("Auth fail") => (Kind::AuthFailDisconnect, Outcome::Failure),
+        "14" => (Kind::NoAuthMethods, Outcome::Probe),
+        _ if preauth => (Kind::ReceivedDisconnectPreauth, Outcome::Probe),
+        _ => (Kind::ReceivedDisconnect, Outcome::Info),
+    };
+    let ev = MsgEvent::new(kind, outcome, Some(peer));
+    event(if outcome == Outcome::Info {
+        ev.ends()
+    } else {
+        ev
+    })
+}
+
+/// `Connection closed|reset by [PREAMBLE ]HOST[ port N][ [preauth]]`, and the helper
+/// `Connection from HOST port N on …` that names a connection's client.
+fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Connection ")?;
+    if let Some(from) = rest.strip_prefix("from ") {
+        return connection_from(from);
+    }
+    let (closed, tail) = match rest.strip_prefix("closed by ") {
+        Some(t) => (true, t),
+        None => (false, rest.strip_prefix("reset by ")?),
+    };
+    let (preamble, peer) = preamble_host_port(tail)?;
+    let (user, who) = preamble_user(preamble)?;
+    let (kind, outcome) = match (closed, preauth) {
+        (true, true) => (Kind::ConnClosedPreauth, preauth_outcome(who, false)),
+        (false, true) => (Kind::ConnResetPreauth, preauth_outcome(who, false)),
+        (true, false) => (Kind::ConnClosed, Outcome::Info),
+        (false, false) => (Kind::ConnReset, Outcome::Info),
+    };
+    event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+}
+
+/// A pre-authentication close is a probe, or a failure when it names an invalid user (and,
+/// for `Disconnected from`, an authenticating user: the client gave up after failing).
+fn preauth_outcome(who: Preamble, disconnected: bool) -> Outcome {
+    match who {
+        Preamble::Invalid => Outcome::Failure,
+        Preamble::Authenticating if disconnected => Outcome::Failure,
+        _ => Outcome::Probe,
+    }
+}
+
+/// `Connection from HOST port N on ADDR port N[ rdomain "…"]` (or the old `Connection from
+/// HOST`): no event, but the pid's client.
+fn connection_from(s: &str) -> Option<Message<'_>> {
+    let s = match s.find(" rdomain ") {
+        Some(i) => &s[..i],
+        None => s,
+    };
+    let s = match s.find(" on ") {
+        Some(i) => &s[..i],
+        None => s,
+    };
+    Some(Message::Peer(host_port(s)?))
+}
+
+/// `Disconnected from [PREAMBLE ]HOST port N[ [preauth]]`.
+fn disconnected(text: &str, preauth: bool) -> Option<Message<'_>> {
+    let tail = text.strip_prefix("Disconnected from ")?;
+    let (preamble, peer) = preamble_host_port(tail)?;
+    let (user, who) = preamble_user(preamble)?;
+    let (kind, outcome) = match (preauth, who) {
+        (true, _) => (Kind::DisconnectedPreauth, preauth_outcome(who, true)),
+        (false, Preamble::Invalid) => (Kind::Disconnected, Outcome::Failure),
+        (false, _) => (Kind::Disconnected, Outcome::Info),
+    };
+    event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+}
+
+/// `Disconnecting: Too many authentication failures[ for U]` (by pid) and
+/// `Disconnecting PREAMBLE HOST port N: REASON` (`packet.c` `"Disconnecting %s: %.100s"`).
+fn disconnecting(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Disconnecting")?;
+    if let Some(reason) = rest.strip_prefix(": ") {
+        let user = reason
+            .strip_prefix("Too many authentication failures")
+            .map(|r| r.strip_prefix(" for ").unwrap_or(r));
+        let user = user.filter(|u| !u.is_empty());
+        return reason
+            .starts_with("Too many authentication failures")
+            .then(|| {
+                Message::Event(
+                    MsgEvent::new(Kind::TooManyAuthFailures, Outcome::Failure, None).user(user),
+                )
+            });
+    }
+    let rest = rest.strip_prefix(' ')?;
+    const CHANGE: &str = ": Change of username or service not allowed: ";
+    const TOO_MANY: &str = ": Too many authentication failures";
+    let (conn, kind) = if let Some(conn) = rest.strip_suffix(TOO_MANY) {
+        (conn, Kind::TooManyAuthFailures)
+    } else if let Some(conn) = change_of_username_head(rest, CHANGE) {
+        (conn, Kind::ChangeOfUsername)
+    } else {
+        // Wazuh's test `Disconnecting invalid user root 172.18.1.100 port 43042`: no reason.
+        (rest, Kind::Disconnected)
+    };
+    let (preamble, peer) = preamble_host_port(conn)?;
+    peer.port?;
+    let (user, who) = preamble_user(preamble)?;
+    let outcome = match (kind, who) {
+        (Kind::Disconnected, Preamble::Invalid) => Outcome::Failure,
+        (Kind::Disconnected, _) => Outcome::Info,
+        _ => Outcome::Failure,
+    };
+    event(MsgEvent::new(kind, outcome, Some(peer)).user(user))
+}
+
+/// The connection id before `: Change of username …: (U,svc) -> (V,svc)`. Both the id's
+/// user and the reason hold client text, so a split only counts when the reason starts with
+/// the same user the id names; when two splits fit with different addresses, none is taken.
+fn change_of_username_head<'a>(rest: &'a str, marker: &str) -> Option<&'a str> {
+    let finder = memchr::memmem::Finder::new(marker);
+    let mut found: Option<(&str, &str)> = None;
+    for at in finder.find_iter(rest.as_bytes()) {
+        let head = &rest[..at];
+        let reason = &rest[at + marker.len()..];
+        let Some((preamble, peer)) = preamble_host_port(head) else {
+            continue;
+        };
+        let Some((Some(user), _)) = preamble_user(preamble) else {
+            continue;
+        };
+        let consistent = reason
+            .strip_prefix('(')
+            .and_then(|r| r.strip_prefix(user))
+            .is_some_and(|r| r.starts_with(','));
+        if !consistent || peer.port.is_none() {
+            continue;
+        }
+        match found {
+            Some((_, host)) if host != peer.host => return None,
+            Some(_) => {}
+            None => found = Some((head, peer.host)),
+        }
+    }
+    found.map(|(head, _)| head)
+}
+
+/// `Did not receive identification string from HOST[ port N]`.
+fn no_identification(text: &str) -> Option<Message<'_>> {
+    let tail = text.strip_prefix("Did not receive identification string from ")?;
+    event(
+        MsgEvent::new(
+            Kind::NoIdentification,
+            Outcome::Probe,
+            Some(host_port(tail)?),
+        )
+        .ends(),
+    )
+}
+
+/// `Bad protocol version identification 'IDENT' from HOST[ port N]`: IDENT is the client's.
+fn bad_protocol(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Bad protocol version identification")?;
+    let (_ident, peer) = rightmost_from(rest, host_port)?;
+    event(MsgEvent::new(Kind::BadProtocolVersion, Outcome::Probe, Some(peer)).ends())
+}
+
+/// `banner exchange: Connection from HOST port N: REASON`.
+fn banner_exchange(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("banner exchange: Connection from ")?;
+    let peer = leading_peer(rest)?;
+    event(MsgEvent::new(Kind::BannerExchange, Outcome::Probe, Some(peer)).ends())
+}
+
+/// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner.
+/// No address: attributed by pid.
+fn kex_ident(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("kex_exchange_identification: ")?;
+    let hostile = rest.starts_with("client sent invalid protocol identifier")
+        || rest.starts_with("Connection closed by remote host")
+        || rest.starts_with("read: Connection reset by peer");
+    hostile.then(|| Message::Event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None)))
+}
+
+/// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`.
+fn max_auth_tries(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("maximum authentication attempts exceeded for ")?;
+    let (user, peer) = rightmost_from(rest, |t| auth_tail(t, false))?;
+    let user = user
+        .strip_prefix("invalid user ")
+        .or_else(|| user.strip_prefix("illegal user "))
+        .unwrap_or(user);
+    event(MsgEvent::new(Kind::MaxAuthTries, Outcome::Failure, Some(peer)).user(Some(user)))
+}
+
+/// `pam_unix(sshd:auth): authentication failure; … rhost=HOST[  user=U]` and
+/// `pam_unix(sshd:auth): check pass; user unknown` (by pid).
+fn pam_unix(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("pam_")?;
+    let (_module, rest) = rest.split_once("(sshd:auth): ")?;
+    if rest == "check pass; user unknown" {
+        return event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None));
+    }
+    let fields = rest.strip_prefix("authentication failure; ")?;
+    pam_fields(fields, Kind::PamAuthFailure)
+}
+
+/// `PAM N more authentication failures; logname= … rhost=HOST[  user=U]`, and the same
+/// after `sshd(pam_unix)[pid]: ` without the `PAM ` (old Red Hat).
+fn pam_more(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("PAM ")?;
+    pam_more_fields(rest)
+}
+
+fn pam_more_fields(rest: &str) -> Option<Message<'_>> {
+    let (count, rest) = rest.split_once(' ')?;
+    count.parse::<u32>().ok()?;
+    let fields = rest.strip_prefix("more authentication failures; ")?;
+    pam_fields(fields, Kind::PamMoreFailures)
+}
+
+/// `logname=… uid=… euid=… tty=… ruser=R rhost=H[ [ ]user=U]`: `ruser` comes before `rhost`
+/// and may be the client's, so the last ` rhost=` is sshd's.
+fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
+    let finder = memchr::memmem::FinderRev::new("rhost=");
+    let at = finder.rfind(fields.as_bytes())?;
+    let after = &fields[at + 6..];
+    let (host, user) = match after.find(' ') {
+        Some(i) => {
+            let user = after[i..].trim_start_matches(' ').strip_prefix("user=")?;
+            (&after[..i], Some(user))
+        }
+        None => (after, None),
+    };
+    let peer = (!host.is_empty()).then(|| Peer::new(host, None));
+    event(MsgEvent::new(kind, Outcome::Failure, peer).user(user))
+}
+
+/// `error: PAM: WHAT for [illegal user ]U from HOST[ via ADDR]` (`auth-pam.c`, BSD, macOS,
+/// old Linux): the address is the rightmost ` from `.
+fn pam_error(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("PAM: ")?;
+    let (_what, rest) = rest.split_once(" for ")?;
+    let (user, peer) = rightmost_from(rest, pam_error_tail)?;
+    let user = user
+        .strip_prefix("illegal user ")
+        .or_else(|| user.strip_prefix("invalid user "))
+        .unwrap_or(user);
+    event(MsgEvent::new(Kind::PamError, Outcome::Failure, Some(peer)).user(Some(user)))
+}
+
+/// `HOST[ via ADDR]`, the whole tail of an `error: PAM:` line.
+fn pam_error_tail(t: &str) -> Option<Peer<'_>> {
+    let host = match t.split_once(" via ") {
+        Some((h, via)) if is_token(via) => h,
+        Some(_) => return None,
+        None => t,
+    };
+    is_token(host).then(|| Peer::new(host, None))
+}
+
+/// `refused connect from NAME (ADDR)` (tcp_wrappers): the address is in the closing parens.
+fn refused_connect(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("refused connect from ")?;
+    let inner = rest.strip_suffix(')')?;
+    let open = inner.rfind('(')?;
+    let host = &inner[open + 1..];
+    let host = host.strip_prefix("::ffff:").unwrap_or(host);
+    let peer = Peer::new(host, None);
+    peer.ip?;
+    event(MsgEvent::new(Kind::RefusedConnect, Outcome::Probe, Some(peer)).ends())
+}
+
+/// `Magic value check failed (N) on obfuscated handshake from HOST port N` (obfuscated-ssh
+/// builds).
+fn magic_value(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Magic value check failed ")?;
+    let (_, peer) = rightmost_from(rest, host_port)?;
+    event(MsgEvent::new(
+        Kind::MagicValueFailed,
+        Outcome::Probe,
+        Some(peer),
+    ))
+}
+
+/// `[fatal: ]Timeout before authentication for HOST[ port N]` (before 9.8) and
+/// `Timeout before authentication for connection from HOST to ADDR, pid = N` (9.8+).
+fn timeout(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Timeout before authentication for ")?;
+    let peer = match rest.strip_prefix("connection from ") {
+        Some(r) => {
+            let end = r.find(" to ")?;
+            Peer::new(&r[..end], None)
+        }
+        None => host_port(rest)?,
+    };
+    event(MsgEvent::new(Kind::LoginGraceTimeout, Outcome::Probe, Some(peer)).ends())
+}
+
+/// `drop connection #N from [ADDR]:PORT on [ADDR]:PORT penalty: REASON` (9.8+).
+fn penalty_drop(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("drop connection #")?;
+    let (_, rest) = rest.split_once(" from [")?;
+    let (host, rest) = rest.split_once("]:")?;
+    let end = rest.find(' ').unwrap_or(rest.len());
+    let port = parse_port(&rest[..end]);
+    let peer = Peer::new(host, port);
+    peer.ip?;
+    event(MsgEvent::new(Kind::PenaltyDrop, Outcome::Probe, Some(peer)))
+}
+
+/// `ssh_dispatch_run_fatal: Connection from [PREAMBLE ]HOST port N: REASON`; the reason is
+/// sshd's, so the rightmost `: ` whose head ends in `HOST port N` splits it.
+fn dispatch_fatal(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("ssh_dispatch_run_fatal: Connection from ")?;
+    let finder = memchr::memmem::FinderRev::new(": ");
+    let mut end = rest.len();
+    while let Some(at) = finder.rfind(&rest.as_bytes()[..end]) {
+        if let Some((preamble, peer)) = preamble_host_port(&rest[..at])
+            && let (Some((user, _)), Some(_)) = (preamble_user(preamble), peer.port)
+        {
+            let ev = MsgEvent::new(Kind::CorruptMac, Outcome::Probe, Some(peer));
+            return event(ev.user(user).ends());
+        }
+        end = at;
+    }
+    None
+}
+
+/// `Corrupted MAC on input.` and `Read from socket failed: Connection reset by peer`: no
+/// address, attributed by pid.
+fn corrupted_mac(text: &str) -> Option<Message<'_>> {
+    (text == "Corrupted MAC on input.")
+        .then(|| Message::Event(MsgEvent::new(Kind::CorruptMac, Outcome::Probe, None)))
+}
+
+/// `fatal: Read from socket failed: Connection reset by peer` (old OpenSSH), by pid.
+fn read_socket(text: &str) -> Option<Message<'_>> {
+    (text == "Read from socket failed: Connection reset by peer")
+        .then(|| Message::Event(MsgEvent::new(Kind::ReadSocketReset, Outcome::Probe, None)))
+}
+
+/// `Close session: user U from HOST port N id N`: a session ending, not hostile.
+fn close_session(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("Close session: user ")?;
+    let (user, peer) = rightmost_from(rest, |t| {
+        let (hp, id) = t.rsplit_once(" id ")?;
+        id.parse::<u32>().ok()?;
+        host_port(hp)
+    })?;
+    event(MsgEvent::new(Kind::CloseSession, Outcome::Info, Some(peer)).user(Some(user)))
+}
+
+/// `SSH: Server;Ltype: …;Remote: HOST-PORT;…` (old SUSE audit lines): the pid's client.
+fn ssh_remote(text: &str) -> Option<Message<'_>> {
+    let rest = text.strip_prefix("SSH: Server;")?;
+    let (_, remote) = rest.split_once(";Remote: ")?;
+    let remote = remote.split(';').next()?;
+    let (host, port) = remote.rsplit_once('-')?;
+    let peer = Peer::new(host, parse_port(port));
+    peer.ip?;
+    Some(Message::Peer(peer))
+}
+
+#[cfg(test)]
+mod tests;
