@@ -34,6 +34,36 @@ fn rfc3339<S: serde::Serializer>(time: &Option<jiff::Timestamp>, s: S) -> Result
     }
 }
 
+/// Events serialised into memory and handed to the output in big writes: serde_json's many
+/// small writes are cheap into a `Vec` and costly through a `dyn Write`.
+#[derive(Default)]
+pub struct EventBuffer {
+    buf: Vec<u8>,
+}
+
+impl EventBuffer {
+    const FLUSH_AT: usize = 32 * 1024;
+
+    pub fn push(&mut self, file: &str, line: u64, attempt: &Attempt) {
+        // Writing into a Vec cannot fail, and these types always serialise.
+        let _ = write_event(&mut self.buf, file, line, attempt);
+    }
+
+    pub fn flush_when_full(&mut self, out: &mut (impl Write + ?Sized)) -> io::Result<()> {
+        if self.buf.len() >= Self::FLUSH_AT {
+            self.flush(out)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn flush(&mut self, out: &mut (impl Write + ?Sized)) -> io::Result<()> {
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
 /// Writes one event as a JSON line. `srcip` is written unwrapped (`::ffff:a.b.c.d` as
 /// `a.b.c.d`), the form it is classified and summarised in.
 pub fn write_event(

@@ -295,6 +295,7 @@ fn write_stream_events<R: Read + Send + 'static>(
     report: &mut EventsReport,
 ) -> io::Result<io::Result<()>> {
     let mut out_error = None;
+    let mut events = jsonl::EventBuffer::default();
     let input_result = with_read_ahead(src, opts.threads, |src| {
         let mut judge = LineJudge::new(opts.now);
         let mut counts = LineCounts::default();
@@ -315,7 +316,8 @@ fn write_stream_events<R: Read + Send + 'static>(
                 return ControlFlow::Continue(());
             }
             *attacks_written += u64::from(attempt.outcome.is_attack());
-            match jsonl::write_event(&mut *out, name, line.number, &attempt) {
+            events.push(name, line.number, &attempt);
+            match events.flush_when_full(&mut *out) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     out_error = Some(e);
@@ -328,7 +330,7 @@ fn write_stream_events<R: Read + Send + 'static>(
     });
     match out_error {
         Some(e) => Err(e),
-        None => Ok(input_result),
+        None => events.flush(out).map(|()| input_result),
     }
 }
 
