@@ -208,26 +208,21 @@ fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
     let invalid_rest = rest
         .strip_prefix("invalid user ")
         .or_else(|| rest.strip_prefix("illegal user "));
+    let info_allowed = method_has_info(method);
     let (user, peer, invalid) = match invalid_rest {
         Some(after) => {
-            let info_allowed = method_has_info(method);
-            let (user, peer) = rightmost_from(after, |tail| auth_tail(tail, info_allowed))
-                .or_else(|| {
-                    // `invalid user  from …`: an empty name.
-                    let tail = after.strip_prefix("from ")?;
-                    auth_tail(tail, info_allowed).map(|p| ("", p))
-                })?;
+            let (user, peer) = anchored_user(after, info_allowed)?;
             (user, peer, true)
         }
-        None => {
-            let user_end = if rest.starts_with('<') {
-                rest.find("> ").map(|i| i + 1)?
-            } else {
-                rest.find(' ')?
-            };
-            let tail = rest[user_end..].strip_prefix(" from ")?;
-            (&rest[..user_end], auth_tail(tail, true)?, false)
-        }
+        // An account name is one token; a name with spaces (not sshd's, but seen in
+        // fail2ban's journal tests) is read like an invalid user's.
+        None => match account_user(rest) {
+            Some((user, peer)) => (user, peer, false),
+            None => {
+                let (user, peer) = anchored_user(rest, info_allowed)?;
+                (user, peer, false)
+            }
+        },
     };
     let (kind, outcome) = match verb {
         "Accepted " => (Kind::Accepted, Outcome::Success),
@@ -235,6 +230,28 @@ fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
         _ => failed_kind(method, invalid),
     };
     event(MsgEvent::new(kind, outcome, Some(peer)).user(Some(user)))
+}
+
+/// `USER from HOST …` where USER is an existing account: one token, or `<invalid username>`
+/// (Solaris, macOS). The first ` from ` after it is sshd's; auth-info may follow.
+fn account_user(rest: &str) -> Option<(&str, Peer<'_>)> {
+    let user_end = if rest.starts_with('<') {
+        rest.find("> ").map(|i| i + 1)?
+    } else {
+        rest.find(' ')?
+    };
+    let tail = rest[user_end..].strip_prefix(" from ")?;
+    Some((&rest[..user_end], auth_tail(tail, true)?))
+}
+
+/// `USER from HOST …` where USER is arbitrary client text: the rightmost ` from ` whose tail
+/// fits, the tail ending the line unless the method carries auth-info.
+fn anchored_user(rest: &str, info_allowed: bool) -> Option<(&str, Peer<'_>)> {
+    rightmost_from(rest, |tail| auth_tail(tail, info_allowed)).or_else(|| {
+        // `invalid user  from …`: an empty name.
+        let tail = rest.strip_prefix("from ")?;
+        auth_tail(tail, info_allowed).map(|p| ("", p))
+    })
 }
 
 /// Methods whose log line may end in `: <auth-info>` (key type and fingerprint, hostbased
