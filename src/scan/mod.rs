@@ -37,8 +37,8 @@ pub use open::Input;
 pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, Users};
 pub use table::write_table;
 
-use crate::sshd::Parser;
-use crate::{Attempt, addr};
+use crate::addr;
+use crate::sshd::{Event, Parser};
 use lines::{Line, LineCounts, read_lines};
 use open::Opened;
 
@@ -109,13 +109,13 @@ impl LineJudge {
         }
     }
 
-    fn judge(&mut self, bytes: &[u8]) -> Option<Attempt> {
+    fn judge<'a>(&mut self, bytes: &'a [u8]) -> Option<Event<'a>> {
         let Ok(text) = std::str::from_utf8(bytes) else {
             self.invalid_utf8 += 1;
             return None;
         };
         self.sshd.find(bytes)?;
-        self.parser.parse_line(text)
+        self.parser.parse_line_ref(text)
     }
 
     fn add_counts(&self, counts: LineCounts, totals: &mut Totals) {
@@ -248,8 +248,8 @@ fn summarize_range(
             if end.is_some_and(|end| line.offset >= end) {
                 return ControlFlow::Break(());
             }
-            if let Some(attempt) = judge.judge(line.bytes) {
-                summary.add(&attempt);
+            if let Some(event) = judge.judge(line.bytes) {
+                summary.add_event(&event);
             }
             ControlFlow::Continue(())
         },

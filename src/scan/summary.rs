@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 
 use crate::addr::{self, AddrClass};
+use crate::sshd::Event;
 use crate::{Attempt, Outcome};
 
 /// Distinct user names remembered per address; beyond it the count shows as a lower bound.
@@ -93,8 +94,8 @@ impl AddrSummary {
         }
     }
 
-    fn add(&mut self, attempt: &Attempt) {
-        match attempt.outcome {
+    fn add(&mut self, outcome: Outcome, user: Option<&str>, time: Option<Timestamp>) {
+        match outcome {
             Outcome::Failure => {
                 self.attempts += 1;
                 self.failures += 1;
@@ -103,10 +104,10 @@ impl AddrSummary {
             Outcome::Success => self.successes += 1,
             Outcome::Info => {}
         }
-        if let (true, Some(user)) = (attempt.outcome.is_attack(), &attempt.user) {
+        if let (true, Some(user)) = (outcome.is_attack(), user) {
             self.users.add(user);
         }
-        if let Some(time) = attempt.time {
+        if let Some(time) = time {
             self.seen_at(time, time);
         }
     }
@@ -165,16 +166,33 @@ pub struct Summary {
 impl Summary {
     /// Counts one recognised event.
     pub fn add(&mut self, attempt: &Attempt) {
+        let user = attempt.user.as_deref();
+        self.record(attempt.srcip, attempt.outcome, user, attempt.time);
+    }
+
+    /// Counts one recognised event, borrowed from its line.
+    pub fn add_event(&mut self, event: &Event<'_>) {
+        self.record(event.srcip, event.outcome, event.user, event.time);
+    }
+
+    fn record(
+        &mut self,
+        srcip: Option<IpAddr>,
+        outcome: Outcome,
+        user: Option<&str>,
+        time: Option<Timestamp>,
+    ) {
         self.totals.events += 1;
-        let is_attack = attempt.outcome.is_attack();
+        let is_attack = outcome.is_attack();
         self.totals.attacks += u64::from(is_attack);
-        match attempt.srcip {
+        match srcip {
             Some(ip) => {
                 let ip = addr::canonical(ip);
-                self.by_addr
+                let entry = self
+                    .by_addr
                     .entry(ip)
-                    .or_insert_with(|| AddrSummary::new(ip))
-                    .add(attempt);
+                    .or_insert_with(|| AddrSummary::new(ip));
+                entry.add(outcome, user, time);
             }
             None => self.totals.attacks_without_address += u64::from(is_attack),
         }
