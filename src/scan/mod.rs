@@ -16,9 +16,11 @@
 //! [`Parser`] into its own [`Summary`], merged at the end in file order. The price: a line
 //! without an address whose connection started in the previous range loses its address (a
 //! handful of lines per range boundary, counted in `attacks_without_address`). Compressed
-//! input and stdin are decoded on a read-ahead thread while the parser runs on another.
-//! JSON lines keep input order, so `write_events` parses on one thread.
+//! input and stdin are read (and decoded) on the calling thread and parsed in newline-aligned
+//! chunks by the others ([`chunks`]). JSON lines keep input order, so `write_events` parses
+//! on one thread, with decoding on a read-ahead thread.
 
+mod chunks;
 mod jsonl;
 mod lines;
 mod open;
@@ -156,17 +158,20 @@ pub fn summarize(
     (summary, errors)
 }
 
-/// Summarises one stream front to back (on a read-ahead thread plus this one when
-/// `opts.threads > 1`). What was read before an error stays in `summary`.
-pub fn summarize_stream<R: Read + Send + 'static>(
+/// Summarises one stream front to back: on this thread, or with `opts.threads > 1` read here
+/// and parsed in chunks by that many threads ([`chunks`]). What was read before an error
+/// stays in `summary`.
+pub fn summarize_stream<R: Read>(
     src: R,
     opts: &Options,
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> io::Result<()> {
-    with_read_ahead(src, opts.threads, |src| {
+    if opts.threads <= 1 {
         summarize_range(src, 0, false, None, opts.now, progress, summary)
-    })
+    } else {
+        chunks::summarize_chunked(src, opts, progress, summary)
+    }
 }
 
 /// Summarises one plain file, cut into `opts.threads` byte ranges parsed in parallel.
@@ -249,7 +254,7 @@ fn summarize_range(
                 return ControlFlow::Break(());
             }
             if let Some(event) = judge.judge(line.bytes) {
-                summary.add_event(&event);
+                summary.add_event(line.offset, &event);
             }
             ControlFlow::Continue(())
         },

@@ -5,7 +5,7 @@
 //! [`MAX_USERS_TRACKED`] distinct user names. Summaries built by separate threads over
 //! separate parts of the input merge into one ([`Summary::merge`]) in input order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -20,39 +20,38 @@ pub const MAX_USERS_TRACKED: usize = 1000;
 /// User names shown per address, in the order first tried.
 pub const USERS_SHOWN: usize = 4;
 
-/// The distinct user names one address tried.
+/// The distinct user names one address tried, each with the input position (byte offset)
+/// where it was first tried, so that "first tried" means the same whatever order threads
+/// saw the input in.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    distinct: HashSet<Box<str>>,
-    first: Vec<Box<str>>,
+    first_at: HashMap<Box<str>, u64>,
     overflow: bool,
 }
 
 impl Users {
-    fn add(&mut self, user: &str) {
-        if self.distinct.contains(user) {
+    fn add(&mut self, user: &str, position: u64) {
+        if let Some(first) = self.first_at.get_mut(user) {
+            *first = (*first).min(position);
             return;
         }
-        if self.distinct.len() >= MAX_USERS_TRACKED {
+        if self.first_at.len() >= MAX_USERS_TRACKED {
             self.overflow = true;
             return;
         }
-        if self.first.len() < USERS_SHOWN {
-            self.first.push(user.into());
-        }
-        self.distinct.insert(user.into());
+        self.first_at.insert(user.into(), position);
     }
 
-    fn merge(&mut self, later: Users) {
-        for user in later.first.iter().chain(later.distinct.iter()) {
-            self.add(user);
+    fn merge(&mut self, other: Users) {
+        for (user, position) in other.first_at {
+            self.add(&user, position);
         }
-        self.overflow |= later.overflow;
+        self.overflow |= other.overflow;
     }
 
     /// How many distinct names were tried.
     pub fn count(&self) -> usize {
-        self.distinct.len()
+        self.first_at.len()
     }
 
     /// True when there were more than [`MAX_USERS_TRACKED`] and `count` is a lower bound.
@@ -60,9 +59,16 @@ impl Users {
         self.overflow
     }
 
-    /// The first few names tried, in order.
+    /// The first [`USERS_SHOWN`] names tried, in the order they were first tried.
     pub fn first_tried(&self) -> impl Iterator<Item = &str> {
-        self.first.iter().map(|u| &**u)
+        let mut by_position: Vec<(u64, &str)> = self
+            .first_at
+            .iter()
+            .map(|(user, &at)| (at, &**user))
+            .collect();
+        by_position.sort_unstable();
+        by_position.truncate(USERS_SHOWN);
+        by_position.into_iter().map(|(_, user)| user)
     }
 }
 
@@ -94,7 +100,7 @@ impl AddrSummary {
         }
     }
 
-    fn add(&mut self, outcome: Outcome, user: Option<&str>, time: Option<Timestamp>) {
+    fn add(&mut self, at: u64, outcome: Outcome, user: Option<&str>, time: Option<Timestamp>) {
         match outcome {
             Outcome::Failure => {
                 self.attempts += 1;
@@ -105,7 +111,7 @@ impl AddrSummary {
             Outcome::Info => {}
         }
         if let (true, Some(user)) = (outcome.is_attack(), user) {
-            self.users.add(user);
+            self.users.add(user, at);
         }
         if let Some(time) = time {
             self.seen_at(time, time);
@@ -117,12 +123,12 @@ impl AddrSummary {
         self.last_seen = Some(self.last_seen.map_or(last, |t| t.max(last)));
     }
 
-    fn merge(&mut self, later: AddrSummary) {
-        self.attempts += later.attempts;
-        self.failures += later.failures;
-        self.successes += later.successes;
-        self.users.merge(later.users);
-        if let (Some(first), Some(last)) = (later.first_seen, later.last_seen) {
+    fn merge(&mut self, other: AddrSummary) {
+        self.attempts += other.attempts;
+        self.failures += other.failures;
+        self.successes += other.successes;
+        self.users.merge(other.users);
+        if let (Some(first), Some(last)) = (other.first_seen, other.last_seen) {
             self.seen_at(first, last);
         }
     }
@@ -164,19 +170,21 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts one recognised event.
-    pub fn add(&mut self, attempt: &Attempt) {
+    /// Counts one recognised event found at input position `at` (any number that grows
+    /// along the input: a byte offset, a line number).
+    pub fn add(&mut self, at: u64, attempt: &Attempt) {
         let user = attempt.user.as_deref();
-        self.record(attempt.srcip, attempt.outcome, user, attempt.time);
+        self.record(at, attempt.srcip, attempt.outcome, user, attempt.time);
     }
 
     /// Counts one recognised event, borrowed from its line.
-    pub fn add_event(&mut self, event: &Event<'_>) {
-        self.record(event.srcip, event.outcome, event.user, event.time);
+    pub fn add_event(&mut self, at: u64, event: &Event<'_>) {
+        self.record(at, event.srcip, event.outcome, event.user, event.time);
     }
 
     fn record(
         &mut self,
+        at: u64,
         srcip: Option<IpAddr>,
         outcome: Outcome,
         user: Option<&str>,
@@ -192,16 +200,17 @@ impl Summary {
                     .by_addr
                     .entry(ip)
                     .or_insert_with(|| AddrSummary::new(ip));
-                entry.add(outcome, user, time);
+                entry.add(at, outcome, user, time);
             }
             None => self.totals.attacks_without_address += u64::from(is_attack),
         }
     }
 
-    /// Folds in the summary of input that came after this one's.
-    pub fn merge(&mut self, later: Summary) {
-        self.totals.merge(later.totals);
-        for (ip, theirs) in later.by_addr {
+    /// Folds in the summary of another part of the input (in any order: positions, not
+    /// merge order, decide which names were tried first).
+    pub fn merge(&mut self, other: Summary) {
+        self.totals.merge(other.totals);
+        for (ip, theirs) in other.by_addr {
             match self.by_addr.entry(ip) {
                 std::collections::hash_map::Entry::Occupied(mut mine) => {
                     mine.get_mut().merge(theirs)
@@ -259,17 +268,13 @@ mod tests {
     #[test]
     fn counts_attempts_failures_users_and_times() {
         let mut s = Summary::default();
-        s.add(&attempt("198.51.100.1", Outcome::Failure, Some("root"), 20));
-        s.add(&attempt("198.51.100.1", Outcome::Failure, Some("root"), 10));
-        s.add(&attempt("198.51.100.1", Outcome::Probe, Some("admin"), 30));
-        s.add(&attempt(
-            "198.51.100.1",
-            Outcome::Success,
-            Some("alice"),
-            40,
-        ));
-        s.add(&attempt("::ffff:198.51.100.1", Outcome::Info, None, 5));
-        s.add(&attempt("-", Outcome::Probe, None, 1));
+        let ip = "198.51.100.1";
+        s.add(1, &attempt(ip, Outcome::Failure, Some("root"), 20));
+        s.add(2, &attempt(ip, Outcome::Failure, Some("root"), 10));
+        s.add(3, &attempt(ip, Outcome::Probe, Some("admin"), 30));
+        s.add(4, &attempt(ip, Outcome::Success, Some("alice"), 40));
+        s.add(5, &attempt("::ffff:198.51.100.1", Outcome::Info, None, 5));
+        s.add(6, &attempt("-", Outcome::Probe, None, 1));
         let a = s.get("198.51.100.1".parse().unwrap()).unwrap();
         assert_eq!((a.attempts, a.failures, a.successes), (3, 2, 1));
         assert_eq!(a.users.count(), 2);
@@ -286,14 +291,14 @@ mod tests {
     fn attackers_are_sorted_and_filtered() {
         let mut s = Summary::default();
         for _ in 0..3 {
-            s.add(&attempt("10.0.0.1", Outcome::Failure, None, 1));
+            s.add(0, &attempt("10.0.0.1", Outcome::Failure, None, 1));
         }
         for _ in 0..2 {
-            s.add(&attempt("8.8.8.8", Outcome::Probe, None, 1));
+            s.add(0, &attempt("8.8.8.8", Outcome::Probe, None, 1));
         }
-        s.add(&attempt("1.1.1.1", Outcome::Failure, None, 1));
-        s.add(&attempt("1.0.0.1", Outcome::Failure, None, 1));
-        s.add(&attempt("9.9.9.9", Outcome::Success, None, 1));
+        s.add(0, &attempt("1.1.1.1", Outcome::Failure, None, 1));
+        s.add(0, &attempt("1.0.0.1", Outcome::Failure, None, 1));
+        s.add(0, &attempt("9.9.9.9", Outcome::Success, None, 1));
         let order: Vec<String> = s
             .attackers(false)
             .iter()
@@ -309,7 +314,7 @@ mod tests {
         let events: Vec<Attempt> = (0..50)
             .map(|i| {
                 let ip = format!("203.0.113.{}", i % 7);
-                let user = format!("u{}", i % 5);
+                let user = format!("u{}", (i * 7) % 11);
                 let outcome = if i % 3 == 0 {
                     Outcome::Probe
                 } else {
@@ -319,13 +324,25 @@ mod tests {
             })
             .collect();
         let mut whole = Summary::default();
-        events.iter().for_each(|e| whole.add(e));
+        let at = |i: usize| i as u64;
+        events
+            .iter()
+            .enumerate()
+            .for_each(|(i, e)| whole.add(at(i), e));
+        // Parts merged in either order give the same summary.
         let (mut first, mut second) = (Summary::default(), Summary::default());
-        events[..20].iter().for_each(|e| first.add(e));
-        events[20..].iter().for_each(|e| second.add(e));
-        first.merge(second);
-        assert_eq!(first.totals, whole.totals);
-        for (a, b) in first.attackers(false).iter().zip(whole.attackers(false)) {
+        events[..20]
+            .iter()
+            .enumerate()
+            .for_each(|(i, e)| first.add(at(i), e));
+        events[20..]
+            .iter()
+            .enumerate()
+            .for_each(|(i, e)| second.add(at(i + 20), e));
+        second.merge(first);
+        assert_eq!(second.totals, whole.totals);
+        assert_eq!(second.attackers(false).len(), whole.attackers(false).len());
+        for (a, b) in second.attackers(false).iter().zip(whole.attackers(false)) {
             assert_eq!(
                 (a.ip, a.attempts, a.failures),
                 (b.ip, b.attempts, b.failures)
@@ -340,12 +357,15 @@ mod tests {
     fn users_are_bounded() {
         let mut s = Summary::default();
         for i in 0..MAX_USERS_TRACKED + 10 {
-            s.add(&attempt(
-                "203.0.113.9",
-                Outcome::Failure,
-                Some(&format!("user{i}")),
-                1,
-            ));
+            s.add(
+                0,
+                &attempt(
+                    "203.0.113.9",
+                    Outcome::Failure,
+                    Some(&format!("user{i}")),
+                    1,
+                ),
+            );
         }
         let a = s.get("203.0.113.9".parse().unwrap()).unwrap();
         assert_eq!(a.users.count(), MAX_USERS_TRACKED);
