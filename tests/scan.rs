@@ -364,6 +364,49 @@ fn unreadable_input_is_named_and_the_others_still_scanned() {
 }
 
 #[test]
+fn truncated_gzip_keeps_what_was_read_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for i in 0..40_000u32 {
+        let ip = format!("192.31.196.{}", 100 + i % 100);
+        log += &(invalid_user(i, &format!("u{i}"), &ip, 2000 + (i % 1000) as u16) + "\n");
+    }
+    let gz = gzip(log.as_bytes());
+    let path = write(dir.path(), "auth.log.3.gz", &gz[..gz.len() / 2]);
+    for threads in ["1", "2"] {
+        let out = repute()
+            .args(["scan", "--format", "jsonl", "--threads", threads])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("auth.log.3.gz"), "{stderr}");
+        let events = jsonl(&out.stdout);
+        assert!(events.len() > 1000, "{}", events.len());
+        // Nothing from a cut-off fragment: every event is a whole line of the input.
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e["line"], i as u64 + 1);
+            assert_eq!(e["user"], format!("u{i}"));
+            assert_eq!(e["srcport"], 2000 + (i as u64 % 1000));
+        }
+        let table = repute()
+            .args(["scan", "--threads", threads])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(table.status.code(), Some(2));
+        let text = String::from_utf8(table.stdout).unwrap();
+        let total = text.lines().last().unwrap();
+        assert!(
+            total.contains(&format!("{} sshd events", events.len())),
+            "{total}"
+        );
+    }
+}
+
+#[test]
 fn invalid_utf8_and_huge_lines_are_skipped_and_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut data = Vec::new();

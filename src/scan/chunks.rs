@@ -137,8 +137,9 @@ fn cut_chunks<R: Read>(
                 }
             }
         }
-        let at_end = eof || error.is_some();
-        let cut = if at_end {
+        // At the end the unterminated last line is a line; after a read error it is a
+        // fragment (a truncated gzip member could turn `1.2.3.45` into `1.2.3.4`): dropped.
+        let cut = if eof {
             Some(buf.len())
         } else {
             memchr::memrchr(b'\n', &buf).map(|n| n + 1)
@@ -148,7 +149,7 @@ fn cut_chunks<R: Read>(
                 carry.extend_from_slice(&buf[cut..]);
                 buf.truncate(cut);
             }
-            None if buf.len() >= CHUNK => {
+            None if buf.len() >= CHUNK && error.is_none() => {
                 // A full chunk without a newline: the line is overlong.
                 skipped.lines += 1;
                 skipped.overlong += 1;

@@ -68,7 +68,14 @@ pub fn read_lines<R: Read>(
             buf_offset += len as u64;
             len = 0;
         }
-        let read = read_some(&mut src, &mut buf[len..])?;
+        let read = match read_some(&mut src, &mut buf[len..]) {
+            Ok(read) => read,
+            Err(e) => {
+                // The unfinished line is a fragment, not a line: dropped.
+                counts.lines += number;
+                return Err(e);
+            }
+        };
         if read == 0 {
             if len > 0 && !skipping {
                 number += 1;
