@@ -91,10 +91,13 @@ pub enum Kind {
     /// `Connection closed by [invalid|authenticating user U ]A port N [preauth]`: probe
     /// (failure for an invalid user); 5722.
     ConnClosedPreauth,
-    /// `Connection reset by … [preauth]`: probe (failure for an invalid user); 5762.
+    /// `Connection reset by … [preauth]`: probe (failure for an invalid user); 5762 (5710
+    /// for an invalid user).
     ConnResetPreauth,
     /// `Disconnected from [invalid|authenticating user U ]A port N [preauth]`: probe, failure
-    /// with a user; 5700 (5710 for an invalid user).
+    /// with a user; 5700 (5710 for an invalid user). An `invalid`/`authenticating user`
+    /// preamble counts as pre-authentication even without the ` [preauth]` tag (also for the
+    /// `Connection closed|reset` kinds).
     DisconnectedPreauth,
     /// `Received disconnect from A port N:11: … [preauth]`: probe; 5721.
     ReceivedDisconnectPreauth,
@@ -142,7 +145,7 @@ pub enum Kind {
     ConnClosed,
     /// `Connection reset by A port N`, after authentication: info; 5762.
     ConnReset,
-    /// `Disconnected from user U A port N`: info (failure for an invalid user); 5761.
+    /// `Disconnected from user U A port N`: info; 5761.
     Disconnected,
     /// `Received disconnect from A port N:11: disconnected by user`: info; 5721.
     ReceivedDisconnect,
@@ -151,6 +154,50 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order of the declaration.
+    pub const ALL: [Kind; 40] = [
+        Kind::FailedPassword,
+        Kind::FailedPublickey,
+        Kind::FailedKeyboardInteractive,
+        Kind::FailedNone,
+        Kind::FailedOther,
+        Kind::InvalidUser,
+        Kind::PamAuthFailure,
+        Kind::PamMoreFailures,
+        Kind::PamUserUnknown,
+        Kind::PamError,
+        Kind::MaxAuthTries,
+        Kind::TooManyAuthFailures,
+        Kind::ChangeOfUsername,
+        Kind::NotAllowed,
+        Kind::AccountLocked,
+        Kind::RootLoginRefused,
+        Kind::ConnClosedPreauth,
+        Kind::ConnResetPreauth,
+        Kind::DisconnectedPreauth,
+        Kind::ReceivedDisconnectPreauth,
+        Kind::AuthFailDisconnect,
+        Kind::NoAuthMethods,
+        Kind::NoIdentification,
+        Kind::BadProtocolVersion,
+        Kind::KexIdentification,
+        Kind::BannerExchange,
+        Kind::NegotiationFailed,
+        Kind::LoginGraceTimeout,
+        Kind::PenaltyDrop,
+        Kind::CorruptMac,
+        Kind::MagicValueFailed,
+        Kind::ReadSocketReset,
+        Kind::RefusedConnect,
+        Kind::Accepted,
+        Kind::Postponed,
+        Kind::ConnClosed,
+        Kind::ConnReset,
+        Kind::Disconnected,
+        Kind::ReceivedDisconnect,
+        Kind::CloseSession,
+    ];
+
     /// The snake_case name used in the scan output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -228,4 +275,25 @@ pub struct Attempt {
     /// The Wazuh 4.x sshd rule id the same line ends in, if any.
     pub wazuh_rule: Option<u32>,
     pub origin: Origin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_the_serde_names_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in Kind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert!(seen.insert(kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn only_failures_and_probes_are_attacks() {
+        assert!(Outcome::Failure.is_attack() && Outcome::Probe.is_attack());
+        assert!(!Outcome::Success.is_attack() && !Outcome::Info.is_attack());
+    }
 }

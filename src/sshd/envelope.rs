@@ -14,7 +14,11 @@
 //! parser's `now`: the year of `now`, or the year before when that would put the stamp more
 //! than a day after `now`.
 
+use std::cell::Cell;
+
 use jiff::Timestamp;
+
+use super::lit;
 
 /// Which sshd program wrote the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,32 +39,43 @@ pub struct Envelope<'a> {
     pub message: &'a str,
 }
 
-/// What a year-less stamp needs to be dated: the reference instant, pre-split.
-#[derive(Debug, Clone, Copy)]
+/// What a year-less stamp needs to be dated: the reference instant, pre-split, and the
+/// last day looked up (consecutive lines almost always share it).
+#[derive(Debug, Clone)]
 pub struct Clock {
     now_secs: i64,
     now_year: i32,
+    /// (month, day) → start of that day this year and last year, when it exists.
+    last_day: Cell<(u8, u8, Option<i64>, Option<i64>)>,
 }
 
 impl Clock {
     pub fn new(now: Timestamp) -> Self {
         let now_secs = now.as_second();
         let (now_year, _, _) = civil_from_days(now_secs.div_euclid(86_400));
-        Clock { now_secs, now_year }
+        Clock {
+            now_secs,
+            now_year,
+            last_day: Cell::new((0, 0, None, None)),
+        }
     }
 
     /// The instant of a year-less stamp: this year, or last year when this year's would lie
     /// more than a day after `now`.
     fn date_yearless(&self, month: u8, day: u8, secs_of_day: i64) -> Option<Timestamp> {
-        let at = |year: i32| -> Option<i64> {
-            (day <= days_in_month(year, month))
-                .then(|| days_from_civil(year, month, day) * 86_400 + secs_of_day)
-        };
-        let this_year = at(self.now_year);
+        let (m, d, mut this_year, mut last_year) = self.last_day.get();
+        if (m, d) != (month, day) {
+            let start = |year: i32| -> Option<i64> {
+                (day <= days_in_month(year, month))
+                    .then(|| days_from_civil(year, month, day) * 86_400)
+            };
+            (this_year, last_year) = (start(self.now_year), start(self.now_year - 1));
+            self.last_day.set((month, day, this_year, last_year));
+        }
         let secs = match this_year {
-            Some(s) if s <= self.now_secs + 86_400 => s,
+            Some(s) if s + secs_of_day <= self.now_secs + 86_400 => s + secs_of_day,
             // Feb 29 of a leap year seen in a non-leap year, or a stamp in the future.
-            _ => at(self.now_year - 1)?,
+            _ => last_year? + secs_of_day,
         };
         Timestamp::new(secs, 0).ok()
     }
@@ -88,15 +103,15 @@ fn header<'a>(mut rest: &'a str, time: Option<Timestamp>, clock: &Clock) -> Opti
     let mut time = time;
     // host, facility.level, `<10.5>`: at most three tokens precede the program tag.
     for _ in 0..4 {
-        rest = rest.trim_start_matches(' ');
-        let end = rest.find(' ').unwrap_or(rest.len());
+        rest = lit::skip_spaces(rest);
+        let end = lit::space(rest).unwrap_or(rest.len());
         let token = &rest[..end];
         if token.is_empty() {
             return None;
         }
         match tag(token) {
             Tag::Sshd(program, pid) => {
-                let message = rest[end..].trim_start_matches(' ');
+                let message = lit::skip_spaces(&rest[end..]);
                 return Some(Envelope {
                     time,
                     host,
@@ -109,7 +124,7 @@ fn header<'a>(mut rest: &'a str, time: Option<Timestamp>, clock: &Clock) -> Opti
             Tag::Banner => {
                 // socklog: `auth.info: [Mmm dd hh:mm:ss ]sshd[pid]: …`
                 rest = &rest[end..];
-                if let Some((t, after)) = stamp(rest.trim_start_matches(' '), clock) {
+                if let Some((t, after)) = stamp(lit::skip_spaces(rest), clock) {
                     time = time.or(t);
                     rest = after;
                 }
@@ -220,7 +235,7 @@ fn rfc5424(line: &str) -> Option<Envelope<'_>> {
 
 /// One space-separated token and the rest after the single separating space.
 fn next_token(s: &str) -> Option<(&str, &str)> {
-    let end = s.find(' ')?;
+    let end = lit::space(s)?;
     Some((&s[..end], &s[end + 1..]))
 }
 
@@ -263,7 +278,7 @@ fn stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str
 /// `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit).
 fn bsd_stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str)> {
     let month = month_number(line.get(..3)?)?;
-    let rest = line.get(3..)?.strip_prefix(' ')?.trim_start_matches(' ');
+    let rest = lit::skip_spaces(line.get(3..)?.strip_prefix(' ')?);
     let (day_tok, rest) = next_token(rest)?;
     let day = u8::try_from(parse_u32(day_tok)?).ok()?;
     let b = rest.as_bytes();

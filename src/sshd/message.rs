@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::{Kind, Outcome};
 
+use super::lit;
 use super::rules;
 use super::tail::{
     Peer, Preamble, host_port, is_token, parse_port, preamble_host_port, preamble_user,
@@ -85,8 +86,17 @@ pub(crate) enum Level {
     Fatal,
 }
 
+/// sshd formats every log message into a 1024-byte buffer (`log.c` `MSGBUFSIZ`); with
+/// ` [preauth]` and syslog decorations a genuine message stays far below this. Longer
+/// "messages" are not sshd's, and refusing them keeps the right-to-left searches linear in
+/// practice whatever a 10 MB line holds.
+pub const MAX_MESSAGE: usize = 2048;
+
 /// Reads one sshd message (no envelope). `None`: not an authentication event.
 pub fn parse(message: &str) -> Option<Message<'_>> {
+    if message.len() > MAX_MESSAGE {
+        return None;
+    }
     let body = body(message);
     let text = body.text;
     let first = *text.as_bytes().first()?;
@@ -96,8 +106,7 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
         b'P' => failed_or_accepted(text, "Postponed ")
             .or_else(|| pam_more(text))
             .or_else(|| pam_error(text)),
-        b'I' => invalid_user(text, "Invalid user "),
-        b'i' => invalid_user(text, "Illegal user ").or_else(|| kex_ident(text)),
+        b'I' => invalid_user(text, "Invalid user ").or_else(|| invalid_user(text, "Illegal user ")),
         b'U' => user_not_allowed(text).or_else(|| unable_to_negotiate(text)),
         b'R' => root_refused(text)
             .or_else(|| received_disconnect(text, body.preauth))
@@ -128,6 +137,9 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
 /// Reads the message of the old `sshd(pam_unix)[pid]:` program: Linux-PAM's own text
 /// without the `pam_unix(sshd:auth): ` prefix.
 pub fn parse_pam_program(message: &str) -> Option<Message<'_>> {
+    if message.len() > MAX_MESSAGE {
+        return None;
+    }
     let body = body(message);
     let text = body.text;
     let msg = if text == "check pass; user unknown" {
@@ -155,11 +167,11 @@ pub(crate) fn body(message: &str) -> Body<'_> {
     let mut full = message;
     // Solaris: `[ID 800047 auth.info] `; journal: `kernel:[  970.69]: `, `kernel: [  970.69] `.
     if full.starts_with("[ID ") {
-        if let Some(i) = full.find("] ") {
+        if let Some(i) = lit::find(full, "] ") {
             full = &full[i + 2..];
         }
     } else if let Some(rest) = full.strip_prefix("kernel:") {
-        let rest = rest.trim_start_matches(' ');
+        let rest = lit::skip_spaces(rest);
         if let Some(rest) = rest.strip_prefix('[')
             && let Some(i) = rest.find(']')
         {
@@ -170,9 +182,9 @@ pub(crate) fn body(message: &str) -> Body<'_> {
                 .trim_start_matches(' ');
         }
     }
-    let full = full.trim_end_matches([' ', '\t', '\r', '\n']);
+    let full = lit::trim_end_blanks(full);
     let (text, preauth) = match full.strip_suffix(" [preauth]") {
-        Some(t) => (t.trim_end_matches(' '), true),
+        Some(t) => (lit::trim_end_blanks(t), true),
         None => (full, false),
     };
     let (text, level) = if let Some(t) = text.strip_prefix("error: ") {
@@ -203,7 +215,7 @@ fn event(ev: MsgEvent<'_>) -> Option<Message<'_>> {
 /// the tail must end the line, so text typed as a user name cannot supply it.
 fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
     let rest = text.strip_prefix(verb)?;
-    let (method, rest) = rest.split_once(' ')?;
+    let (method, rest) = lit::split_once(rest, " ")?;
     let rest = rest.strip_prefix("for ")?;
     let invalid_rest = rest
         .strip_prefix("invalid user ")
@@ -236,9 +248,9 @@ fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
 /// (Solaris, macOS). The first ` from ` after it is sshd's; auth-info may follow.
 fn account_user(rest: &str) -> Option<(&str, Peer<'_>)> {
     let user_end = if rest.starts_with('<') {
-        rest.find("> ").map(|i| i + 1)?
+        lit::find(rest, "> ").map(|i| i + 1)?
     } else {
-        rest.find(' ')?
+        lit::space(rest)?
     };
     let tail = rest[user_end..].strip_prefix(" from ")?;
     Some((&rest[..user_end], auth_tail(tail, true)?))
@@ -282,7 +294,7 @@ fn failed_kind(method: &str, invalid: bool) -> (Kind, Outcome) {
 
 /// `HOST[ port N][ sshV][: INFO]` (the `: INFO` only where the method has one).
 fn auth_tail(tail: &str, info_allowed: bool) -> Option<Peer<'_>> {
-    let (main, _info) = match tail.find(": ") {
+    let (main, _info) = match lit::find(tail, ": ") {
         Some(i) if info_allowed => (&tail[..i], Some(&tail[i + 2..])),
         Some(_) => return None,
         None => (tail, None),
@@ -313,8 +325,7 @@ fn invalid_user<'a>(text: &'a str, lead: &str) -> Option<Message<'a>> {
 /// `User U not allowed because account is locked` (attributed by pid).
 fn user_not_allowed(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("User ")?;
-    let finder = memchr::memmem::FinderRev::new(" not allowed because ");
-    let at = finder.rfind(rest.as_bytes())?;
+    let at = lit::rfind(rest, " not allowed because ")?;
     let head = &rest[..at];
     let reason = &rest[at + 21..];
     if let Some((user, peer)) = rightmost_from(head, host_port) {
@@ -347,7 +358,7 @@ fn unable_to_negotiate(text: &str) -> Option<Message<'_>> {
 /// `HOST port N: …` or the old `HOST: …` at the start of `s` (nothing client-controlled
 /// precedes it). IPv6 in the old form ends in `:` too: `2001:db8::1: …`.
 fn leading_peer(s: &str) -> Option<Peer<'_>> {
-    let space = s.find(' ').unwrap_or(s.len());
+    let space = lit::space(s).unwrap_or(s.len());
     let token = &s[..space];
     if let Some(after) = s[space..].strip_prefix(" port ") {
         let end = after
@@ -363,7 +374,7 @@ fn leading_peer(s: &str) -> Option<Peer<'_>> {
 /// `fatal: no matching mac found: client … server …` (old OpenSSH, by pid).
 fn no_matching(text: &str, level: Level) -> Option<Message<'_>> {
     let rest = text.strip_prefix("no matching ")?;
-    let (_alg, after) = rest.split_once(" found")?;
+    let (_alg, after) = lit::split_once(rest, " found")?;
     (level == Level::Fatal && (after.is_empty() || after.starts_with(':')))
         .then(|| Message::Event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None)))
 }
@@ -382,14 +393,12 @@ fn received_disconnect(text: &str, preauth: bool) -> Option<Message<'_>> {
     let peer = leading_peer(rest)?;
     let after_host = &rest[peer.host.len()..];
     let after = match peer.port {
-        Some(_) => after_host
-            .trim_start_matches(|c: char| c != ':')
-            .strip_prefix(':')?,
+        Some(_) => lit::split_once(after_host, ":")?.1,
         None => after_host.strip_prefix(':')?,
     };
-    let after = after.trim_start_matches(' ');
-    let (code, reason) = after.split_once(':').unwrap_or((after, ""));
-    let reason = reason.trim_start_matches(' ');
+    let after = lit::skip_spaces(after);
+    let (code, reason) = lit::split_once(after, ":").unwrap_or((after, ""));
+    let reason = lit::skip_spaces(reason);
     let (kind, outcome) = match code {
         "3" if reason.ends_with("Auth fail") => (Kind::AuthFailDisconnect, Outcome::Failure),
         "14" => (Kind::NoAuthMethods, Outcome::Probe),
@@ -417,6 +426,7 @@ fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
     };
     let (preamble, peer) = preamble_host_port(tail)?;
     let (user, who) = preamble_user(preamble)?;
+    let preauth = preauth || before_auth(who);
     let (kind, outcome) = match (closed, preauth) {
         (true, true) => (Kind::ConnClosedPreauth, preauth_outcome(who, false)),
         (false, true) => (Kind::ConnResetPreauth, preauth_outcome(who, false)),
@@ -424,6 +434,12 @@ fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
         (false, false) => (Kind::ConnReset, Outcome::Info),
     };
     event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+}
+
+/// An `invalid user` or `authenticating user` preamble means the connection never
+/// authenticated, whether or not the line carries ` [preauth]` (Wazuh's tests drop it).
+fn before_auth(who: Preamble) -> bool {
+    matches!(who, Preamble::Invalid | Preamble::Authenticating)
 }
 
 /// A pre-authentication close is a probe, or a failure when it names an invalid user (and,
@@ -439,11 +455,11 @@ fn preauth_outcome(who: Preamble, disconnected: bool) -> Outcome {
 /// `Connection from HOST port N on ADDR port N[ rdomain "…"]` (or the old `Connection from
 /// HOST`): no event, but the pid's client.
 fn connection_from(s: &str) -> Option<Message<'_>> {
-    let s = match s.find(" rdomain ") {
+    let s = match lit::find(s, " rdomain ") {
         Some(i) => &s[..i],
         None => s,
     };
-    let s = match s.find(" on ") {
+    let s = match lit::find(s, " on ") {
         Some(i) => &s[..i],
         None => s,
     };
@@ -455,10 +471,10 @@ fn disconnected(text: &str, preauth: bool) -> Option<Message<'_>> {
     let tail = text.strip_prefix("Disconnected from ")?;
     let (preamble, peer) = preamble_host_port(tail)?;
     let (user, who) = preamble_user(preamble)?;
-    let (kind, outcome) = match (preauth, who) {
-        (true, _) => (Kind::DisconnectedPreauth, preauth_outcome(who, true)),
-        (false, Preamble::Invalid) => (Kind::Disconnected, Outcome::Failure),
-        (false, _) => (Kind::Disconnected, Outcome::Info),
+    let (kind, outcome) = if preauth || before_auth(who) {
+        (Kind::DisconnectedPreauth, preauth_outcome(who, true))
+    } else {
+        (Kind::Disconnected, Outcome::Info)
     };
     event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
 }
@@ -560,14 +576,14 @@ fn banner_exchange(text: &str) -> Option<Message<'_>> {
     event(MsgEvent::new(Kind::BannerExchange, Outcome::Probe, Some(peer)).ends())
 }
 
-/// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner.
-/// No address: attributed by pid.
+/// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner
+/// (`Connection closed by remote host`, `client sent invalid protocol identifier "…"`,
+/// `banner line contains invalid characters`, …). No address: attributed by pid.
 fn kex_ident(text: &str) -> Option<Message<'_>> {
-    let rest = text.strip_prefix("kex_exchange_identification: ")?;
-    let hostile = rest.starts_with("client sent invalid protocol identifier")
-        || rest.starts_with("Connection closed by remote host")
-        || rest.starts_with("read: Connection reset by peer");
-    hostile.then(|| Message::Event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None)))
+    // Every one of these is sshd failing to read the client's identification: the client
+    // closed, reset, or sent something that is not SSH (fail2ban lists three of them).
+    text.strip_prefix("kex_exchange_identification: ")?;
+    event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None))
 }
 
 /// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`.
@@ -585,7 +601,7 @@ fn max_auth_tries(text: &str) -> Option<Message<'_>> {
 /// `pam_unix(sshd:auth): check pass; user unknown` (by pid).
 fn pam_unix(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("pam_")?;
-    let (_module, rest) = rest.split_once("(sshd:auth): ")?;
+    let (_module, rest) = lit::split_once(rest, "(sshd:auth): ")?;
     if rest == "check pass; user unknown" {
         return event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None));
     }
@@ -610,12 +626,11 @@ fn pam_more_fields(rest: &str) -> Option<Message<'_>> {
 /// `logname=… uid=… euid=… tty=… ruser=R rhost=H[ [ ]user=U]`: `ruser` comes before `rhost`
 /// and may be the client's, so the last ` rhost=` is sshd's.
 fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
-    let finder = memchr::memmem::FinderRev::new("rhost=");
-    let at = finder.rfind(fields.as_bytes())?;
+    let at = lit::rfind(fields, "rhost=")?;
     let after = &fields[at + 6..];
     let (host, user) = match after.find(' ') {
         Some(i) => {
-            let user = after[i..].trim_start_matches(' ').strip_prefix("user=")?;
+            let user = lit::skip_spaces(&after[i..]).strip_prefix("user=")?;
             (&after[..i], Some(user))
         }
         None => (after, None),
@@ -628,7 +643,7 @@ fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
 /// old Linux): the address is the rightmost ` from `.
 fn pam_error(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("PAM: ")?;
-    let (_what, rest) = rest.split_once(" for ")?;
+    let (_what, rest) = lit::split_once(rest, " for ")?;
     let (user, peer) = rightmost_from(rest, pam_error_tail)?;
     let user = user
         .strip_prefix("illegal user ")
@@ -639,7 +654,7 @@ fn pam_error(text: &str) -> Option<Message<'_>> {
 
 /// `HOST[ via ADDR]`, the whole tail of an `error: PAM:` line.
 fn pam_error_tail(t: &str) -> Option<Peer<'_>> {
-    let host = match t.split_once(" via ") {
+    let host = match lit::split_once(t, " via ") {
         Some((h, via)) if is_token(via) => h,
         Some(_) => return None,
         None => t,
@@ -677,7 +692,7 @@ fn timeout(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Timeout before authentication for ")?;
     let peer = match rest.strip_prefix("connection from ") {
         Some(r) => {
-            let end = r.find(" to ")?;
+            let end = lit::find(r, " to ")?;
             Peer::new(&r[..end], None)
         }
         None => host_port(rest)?,
@@ -688,8 +703,8 @@ fn timeout(text: &str) -> Option<Message<'_>> {
 /// `drop connection #N from [ADDR]:PORT on [ADDR]:PORT penalty: REASON` (9.8+).
 fn penalty_drop(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("drop connection #")?;
-    let (_, rest) = rest.split_once(" from [")?;
-    let (host, rest) = rest.split_once("]:")?;
+    let (_, rest) = lit::split_once(rest, " from [")?;
+    let (host, rest) = lit::split_once(rest, "]:")?;
     let end = rest.find(' ').unwrap_or(rest.len());
     let port = parse_port(&rest[..end]);
     let peer = Peer::new(host, port);
@@ -701,9 +716,8 @@ fn penalty_drop(text: &str) -> Option<Message<'_>> {
 /// sshd's, so the rightmost `: ` whose head ends in `HOST port N` splits it.
 fn dispatch_fatal(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("ssh_dispatch_run_fatal: Connection from ")?;
-    let finder = memchr::memmem::FinderRev::new(": ");
     let mut end = rest.len();
-    while let Some(at) = finder.rfind(&rest.as_bytes()[..end]) {
+    while let Some(at) = lit::rfind(&rest[..end], ": ") {
         if let Some((preamble, peer)) = preamble_host_port(&rest[..at])
             && let (Some((user, _)), Some(_)) = (preamble_user(preamble), peer.port)
         {
@@ -732,7 +746,7 @@ fn read_socket(text: &str) -> Option<Message<'_>> {
 fn close_session(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Close session: user ")?;
     let (user, peer) = rightmost_from(rest, |t| {
-        let (hp, id) = t.rsplit_once(" id ")?;
+        let (hp, id) = lit::rsplit_once(t, " id ")?;
         id.parse::<u32>().ok()?;
         host_port(hp)
     })?;
@@ -742,7 +756,7 @@ fn close_session(text: &str) -> Option<Message<'_>> {
 /// `SSH: Server;Ltype: …;Remote: HOST-PORT;…` (old SUSE audit lines): the pid's client.
 fn ssh_remote(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("SSH: Server;")?;
-    let (_, remote) = rest.split_once(";Remote: ")?;
+    let (_, remote) = lit::split_once(rest, ";Remote: ")?;
     let remote = remote.split(';').next()?;
     let (host, port) = remote.rsplit_once('-')?;
     let peer = Peer::new(host, parse_port(port));

@@ -17,6 +17,7 @@
 //! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
 
 pub mod envelope;
+mod lit;
 pub mod message;
 pub mod pids;
 pub mod rules;

@@ -4,7 +4,7 @@
 //! many authentication failures`, PAM `check pass; user unknown`); like fail2ban, repute
 //! attributes them through an earlier line of the same pid. The table is a fixed array of
 //! slots indexed by (host, pid), direct-mapped: a new connection simply overwrites whatever
-//! older one shared its slot, so memory is constant (about 400 KiB) whatever the input, and
+//! older one shared its slot, so memory is constant (under half a MiB) whatever the input, and
 //! no line costs more than one probe. Entries are forgotten when a connection ends, and an
 //! entry older than [`MAX_AGE_SECS`] is not trusted, so a recycled pid does not inherit an
 //! old connection's address.
@@ -41,9 +41,19 @@ pub struct Known {
 }
 
 /// The bounded table of connections by (host, pid).
-#[derive(Debug)]
 pub struct PidTable {
     slots: Box<[Slot]>,
+}
+
+impl std::fmt::Debug for PidTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| s.pid1 != 0).count();
+        write!(
+            f,
+            "PidTable {{ {used} of {} slots used }}",
+            self.slots.len()
+        )
+    }
 }
 
 impl Default for PidTable {
@@ -179,6 +189,11 @@ mod tests {
             t.remember(pid, h, None, None, None);
         }
         assert_eq!(t.slots.len(), SLOTS);
+        assert!(SLOTS * std::mem::size_of::<Slot>() < 512 * 1024);
+        assert_eq!(
+            format!("{t:?}"),
+            format!("PidTable {{ {SLOTS} of {SLOTS} slots used }}")
+        );
         assert!(t.get(199_999, h, None).is_some());
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::Kind;
 
+use super::lit;
 use super::message::{Body, Level, MsgEvent};
 
 /// The rule id for an event read from `body`.
@@ -46,9 +47,8 @@ fn pam_rule(kind: Kind, body: &Body<'_>) -> Option<u32> {
 /// Whether sshd's own text names an invalid user. Only called when the client-controlled
 /// text holds no space, so it cannot be the one spelling `invalid user`.
 fn invalid(body: &Body<'_>) -> bool {
-    let hay = body.full.as_bytes();
-    memchr::memmem::find(hay, b"invalid user").is_some()
-        || memchr::memmem::find(hay, b"illegal user").is_some()
+    let hay = body.full;
+    lit::find(hay, "invalid user").is_some() || lit::find(hay, "illegal user").is_some()
 }
 
 /// The rule for a line whose client-controlled text holds no space.
@@ -86,6 +86,7 @@ fn per_family(ev: &MsgEvent<'_>, body: &Body<'_>) -> u32 {
         Kind::NotAllowed | Kind::AccountLocked => 5718,
         Kind::RootLoginRefused => 5700,
         Kind::ConnClosedPreauth | Kind::ConnClosed => 5722,
+        Kind::ConnResetPreauth | Kind::ConnReset if inv() => 5710,
         Kind::ConnResetPreauth | Kind::ConnReset => 5762,
         Kind::DisconnectedPreauth if inv() => 5710,
         Kind::DisconnectedPreauth => 5700,
@@ -245,8 +246,7 @@ fn failed_5760(lower: &str) -> bool {
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    lit::find_ci(hay, needle).is_some()
 }
 
 fn starts_with_ci(hay: &str, needle: &str) -> bool {

@@ -7,9 +7,10 @@
 //! interface `%zone`; IPv4-mapped IPv6 is unwrapped to IPv4; host names (UseDNS) are kept as
 //! text but give no address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::envelope::parse_u32;
+use super::lit;
 
 /// Where the client is, as sshd wrote it: the host token (an address or a DNS name), its
 /// parsed address when it is one, and the port when given.
@@ -37,6 +38,9 @@ pub fn parse_ip(token: &str) -> Option<IpAddr> {
     if !(first.is_ascii_hexdigit() || first == b':') {
         return None;
     }
+    if let Some(v4) = dotted_quad(token.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
     let bare = match token.find('%') {
         Some(i) => &token[..i],
         None => token,
@@ -46,6 +50,35 @@ pub fn parse_ip(token: &str) -> Option<IpAddr> {
         return None;
     }
     Some(ip.to_canonical())
+}
+
+/// The common case, IPv4 in dotted-quad form, without the general parser: four decimal
+/// parts of 0–255 and, like `std`, no leading zeros (`010` could mean octal). `None` for
+/// anything else, which then goes to the `std` parser.
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut part, mut value, mut digits) = (0usize, 0u32, 0u32);
+    for &c in b {
+        match c {
+            b'.' if digits > 0 && part < 3 => {
+                octets[part] = value as u8;
+                (part, value, digits) = (part + 1, 0, 0);
+            }
+            b'0'..=b'9' if !(digits > 0 && value == 0) => {
+                value = value * 10 + u32::from(c - b'0');
+                digits += 1;
+                if value > 255 {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A port number: 1–5 ASCII digits up to 65535.
@@ -58,7 +91,7 @@ pub fn parse_port(s: &str) -> Option<u16> {
 
 /// `HOST` or `HOST port N`, the whole of `s`. The host is one token.
 pub fn host_port(s: &str) -> Option<Peer<'_>> {
-    if let Some(i) = s.rfind(" port ") {
+    if let Some(i) = lit::rfind(s, " port ") {
         let port = parse_port(&s[i + 6..])?;
         let host = &s[..i];
         return is_token(host).then(|| Peer::new(host, Some(port)));
@@ -69,7 +102,7 @@ pub fn host_port(s: &str) -> Option<Peer<'_>> {
 /// `PREAMBLE HOST port N` or `PREAMBLE HOST` (old sshd): the host is the last token, the
 /// preamble (a `… user NAME` or nothing) is everything before it.
 pub fn preamble_host_port(s: &str) -> Option<(&str, Peer<'_>)> {
-    let (head, port) = match s.rfind(" port ") {
+    let (head, port) = match lit::rfind(s, " port ") {
         Some(i) => match parse_port(&s[i + 6..]) {
             Some(p) => (&s[..i], Some(p)),
             None => (s, None),
@@ -92,9 +125,8 @@ pub fn rightmost_from<'a, T>(
     s: &'a str,
     mut tail: impl FnMut(&'a str) -> Option<T>,
 ) -> Option<(&'a str, T)> {
-    let finder = memchr::memmem::FinderRev::new(" from ");
     let mut end = s.len();
-    while let Some(i) = finder.rfind(&s.as_bytes()[..end]) {
+    while let Some(i) = lit::rfind(&s[..end], " from ") {
         if let Some(t) = tail(&s[i + 6..]) {
             return Some((&s[..i], t));
         }
@@ -160,6 +192,14 @@ mod tests {
         assert_eq!(parse_ip("192.0.2.256"), None);
         assert_eq!(parse_ip("192.030.0.6"), None);
         assert_eq!(parse_ip(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dotted_quad_agrees_with_std(s in "[0-9.]{0,17}") {
+            let std = s.parse::<Ipv4Addr>().ok();
+            proptest::prop_assert_eq!(dotted_quad(s.as_bytes()), std, "{}", s);
+        }
     }
 
     #[test]

@@ -58,3 +58,171 @@ fn kex_line_is_attributed_through_the_pid() {
     let b = p.parse_line("Jun  7 04:29:10 other sshd[649921]: error: kex_exchange_identification: read: Connection reset by peer").unwrap();
     assert_eq!(b.srcip, None);
 }
+
+#[test]
+fn every_envelope_gives_the_same_attempt() {
+    let msg = "Invalid user admin from 198.51.100.9 port 4242";
+    for line in [
+        format!("Mar  1 10:00:00 srv01 sshd[77]: {msg}"),
+        format!("Mar  1 10:00:00 sshd[77]: {msg}"),
+        format!("2026-03-01T10:00:00.000000+00:00 srv01 sshd[77]: {msg}"),
+        format!("2026-03-01T11:00:00+0100 srv01 sshd-session[77]: {msg}"),
+        format!("<38>1 2026-03-01T10:00:00Z srv01 sshd 77 - - {msg}"),
+        format!("<38>1 2026-03-01T10:00:00Z srv01 sshd-session 77 - [meta sequenceId=\"1\"] {msg}"),
+        format!("2026-03-01 03:00:00.000000-0700  srv01 sshd[77]: {msg}"),
+        format!("Mar  1 10:00:00 srv01 auth.info sshd[77]: {msg}"),
+        format!("srv01 sshd[77]: {msg}"),
+    ] {
+        let a = one(&line);
+        assert_eq!(a.kind, Kind::InvalidUser, "{line}");
+        assert_eq!(a.srcip, ip("198.51.100.9"), "{line}");
+        assert_eq!(a.pid, Some(77), "{line}");
+        assert_eq!(a.wazuh_rule, Some(5710), "{line}");
+        if !line.starts_with("srv01") {
+            assert_eq!(
+                a.time,
+                Some("2026-03-01T10:00:00Z".parse().unwrap()),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn too_many_failures_takes_the_address_of_earlier_lines_of_its_pid() {
+    let mut p = parser();
+    let a = p.parse_line("Nov 28 09:16:05 srv sshd[32310]: Failed publickey for git from 192.0.2.111 port 57910 ssh2: RSA SHA256:x").unwrap();
+    assert_eq!(a.outcome, Outcome::Info);
+    let b = p.parse_line("Nov 28 09:16:05 srv sshd[32310]: Disconnecting: Too many authentication failures for git [preauth]").unwrap();
+    assert_eq!(
+        (b.kind, b.outcome),
+        (Kind::TooManyAuthFailures, Outcome::Failure)
+    );
+    assert_eq!(
+        (b.srcip, b.srcport, b.user.as_deref()),
+        (ip("192.0.2.111"), Some(57910), Some("git"))
+    );
+    // The connection ends; its pid is forgotten.
+    let c = p.parse_line("Nov 28 09:16:05 srv sshd[32310]: Connection closed by 192.0.2.111 port 57910 [preauth]").unwrap();
+    assert_eq!(c.kind, Kind::ConnClosedPreauth);
+    let d = p.parse_line("Nov 28 09:16:06 srv sshd[32310]: error: kex_exchange_identification: Connection closed by remote host").unwrap();
+    assert_eq!(d.srcip, None);
+}
+
+#[test]
+fn an_address_less_probe_makes_the_following_close_a_probe() {
+    let mut p = parser();
+    let a = p.parse_line("Jun  7 04:10:35 host sshd[424228]: error: kex_exchange_identification: Connection closed by remote host").unwrap();
+    assert_eq!((a.outcome, a.srcip), (Outcome::Probe, None));
+    let b = p
+        .parse_line("Jun  7 04:10:35 host sshd[424228]: Connection closed by 192.0.2.15 port 35352")
+        .unwrap();
+    assert_eq!(
+        (b.kind, b.outcome, b.srcip),
+        (Kind::ConnClosed, Outcome::Probe, ip("192.0.2.15"))
+    );
+    // Without the probe before it, the same close is a normal logout.
+    let c = p
+        .parse_line("Jun  7 04:10:36 host sshd[5]: Connection closed by 192.0.2.15 port 35353")
+        .unwrap();
+    assert_eq!(c.outcome, Outcome::Info);
+}
+
+#[test]
+fn stale_pid_entries_are_not_trusted_and_reset_forgets() {
+    let mut p = parser();
+    p.parse_line("Mar  1 10:00:00 h sshd[9]: Invalid user a from 192.0.2.9 port 1");
+    let late = p
+        .parse_line("Mar  1 12:00:00 h sshd[9]: Disconnecting: Too many authentication failures")
+        .unwrap();
+    assert_eq!(late.srcip, None);
+    p.parse_line("Mar  1 10:00:00 h sshd[10]: Invalid user a from 192.0.2.9 port 1");
+    p.reset();
+    let after = p
+        .parse_line("Mar  1 10:00:01 h sshd[10]: Disconnecting: Too many authentication failures")
+        .unwrap();
+    assert_eq!(after.srcip, None);
+}
+
+#[test]
+fn journald_parts_and_bare_messages() {
+    let mut p = parser();
+    p.parse_parts(
+        None,
+        Some("h"),
+        Some(3),
+        "Connection from 192.0.2.3 port 39678 on 192.0.2.1 port 22",
+    );
+    let e = p
+        .parse_parts(
+            None,
+            Some("h"),
+            Some(3),
+            "fatal: Unable to negotiate a key exchange method [preauth]",
+        )
+        .unwrap();
+    assert_eq!(
+        (e.kind, e.srcip, e.wazuh_rule),
+        (Kind::NegotiationFailed, ip("192.0.2.3"), Some(5752))
+    );
+    let a =
+        parse_message("Failed password for invalid user x from 2001:db8::5 port 2 ssh2").unwrap();
+    assert_eq!((a.srcip, a.pid, a.time), (ip("2001:db8::5"), None, None));
+    assert_eq!(parse_message("Connection from 192.0.2.3 port 39678"), None);
+}
+
+#[test]
+fn old_red_hat_pam_program() {
+    let a = one(
+        "Nov 11 22:46:29 localhost sshd(pam_unix)[15794]: 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.3.1  user=root",
+    );
+    assert_eq!(
+        (a.kind, a.srcip, a.wazuh_rule),
+        (Kind::PamMoreFailures, ip("10.0.3.1"), Some(2502))
+    );
+    let b = one(
+        "Nov 11 22:46:29 localhost sshd(pam_unix)[15794]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=192.0.2.7  user=nobody",
+    );
+    assert_eq!(
+        (b.kind, b.srcip, b.wazuh_rule),
+        (Kind::PamAuthFailure, ip("192.0.2.7"), Some(5503))
+    );
+}
+
+#[test]
+fn injection_through_a_whole_line_gives_the_real_address() {
+    let a = one(
+        "Mar  1 10:00:05 srv01 sshd[4005]: Connection closed by invalid user x 198.51.100.7 203.0.113.50 port 4242 [preauth]",
+    );
+    assert_eq!(a.srcip, ip("203.0.113.50"));
+    assert_eq!(a.user.as_deref(), Some("x 198.51.100.7"));
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Arbitrary bytes (as a lossy string) never panic, alone or after an sshd head.
+        #[test]
+        fn no_line_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut p = parser();
+            let _ = p.parse_line(&text);
+            let _ = p.parse_line(&format!("Mar  1 10:00:00 h sshd[1]: {text}"));
+            let _ = p.parse_line(&format!("<38>1 2026-01-01T00:00:00Z h sshd 1 - {text}"));
+            let _ = parse_message(&text);
+        }
+
+        /// Any printable line, with or without an envelope, never panics.
+        #[test]
+        fn no_printable_line_panics(line in "\\PC{0,200}") {
+            let mut p = parser();
+            let _ = p.parse_line(&line);
+            let _ = p.parse_line(&format!("srv sshd[2]: {line}"));
+        }
+    }
+}
