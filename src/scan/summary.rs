@@ -6,6 +6,7 @@
 //! separate parts of the input merge into one ([`Summary::merge`]) in input order.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -25,7 +26,7 @@ pub const USERS_SHOWN: usize = 4;
 /// saw the input in.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    first_at: HashMap<Box<str>, u64>,
+    first_at: HashMap<Box<str>, u64, SeededHash>,
     overflow: bool,
 }
 
@@ -165,7 +166,7 @@ impl Totals {
 /// Attempts per address, plus totals.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    by_addr: HashMap<IpAddr, AddrSummary>,
+    by_addr: HashMap<IpAddr, AddrSummary, SeededHash>,
     pub totals: Totals,
 }
 
@@ -242,6 +243,89 @@ impl Summary {
     /// The summary of one address, if it appeared.
     pub fn get(&self, ip: IpAddr) -> Option<&AddrSummary> {
         self.by_addr.get(&addr::canonical(ip))
+    }
+}
+
+/// The hash of the summary maps: a seeded multiply-and-fold hash (the construction of
+/// `foldhash`), several times cheaper than std's SipHash on these short keys. Keys are
+/// attacker-chosen (addresses, user names), so the seed is random per map, drawn from std's
+/// own random keys; and a user map never holds more than [`MAX_USERS_TRACKED`] names, so
+/// even a collision flood stays bounded.
+#[derive(Clone)]
+struct SeededHash {
+    seed: u64,
+}
+
+impl Default for SeededHash {
+    fn default() -> Self {
+        let mut random = RandomState::new().build_hasher();
+        random.write_u8(0);
+        SeededHash {
+            seed: random.finish() | 1,
+        }
+    }
+}
+
+impl BuildHasher for SeededHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            state: self.seed,
+            seed: self.seed,
+        }
+    }
+}
+
+struct FoldHasher {
+    state: u64,
+    seed: u64,
+}
+
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a).wrapping_mul(u128::from(b));
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.state = folded_multiply(self.state ^ word, MULTIPLIER ^ self.seed);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state, self.seed.rotate_left(32) | 1)
     }
 }
 
@@ -351,6 +435,28 @@ mod tests {
             assert_eq!(a.users.count(), b.users.count());
             assert!(a.users.first_tried().eq(b.users.first_tried()));
         }
+    }
+
+    #[test]
+    fn seeded_hash_spreads_similar_keys() {
+        let build = SeededHash::default();
+        let hash = |ip: IpAddr| build.hash_one(ip);
+        let mut buckets = [0u32; 64];
+        for i in 0..64_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0xc01f_c400 + i));
+            buckets[(hash(ip) >> 58) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (700..1300).contains(&n)),
+            "{buckets:?}"
+        );
+        let a = hash("2001:db8::1".parse().unwrap());
+        assert_ne!(a, hash("2001:db8::2".parse().unwrap()));
+        assert_ne!(
+            a,
+            SeededHash::default().hash_one("2001:db8::1".parse::<IpAddr>().unwrap())
+        );
+        assert_ne!(build.hash_one("root"), build.hash_one("root\0"));
     }
 
     #[test]
