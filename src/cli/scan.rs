@@ -27,6 +27,13 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Table columns: ATTEMPTS = failures + probes (pre-auth aborts, scans, timeouts); OK = accepted \
+logins from the same address; USERS = distinct user names tried (\"1000+\" past the cap); \
+times are UTC.
+
+Exit status: 0 at least one attack found, 1 none found, 2 an input could not be read (the \
+others are still scanned).")]
 pub struct Args {
     /// Log files to read (plain or gzip, told apart by content); `-` or nothing reads stdin.
     #[arg(value_name = "FILE")]
