@@ -245,6 +245,27 @@ fn multiple_files_keep_their_names_and_line_numbers() {
 }
 
 #[test]
+fn users_are_shown_in_the_order_tried_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first file's names sit at larger byte offsets than the second file's: order must
+    // come from the file order first.
+    let mut first = "noise line that only pads the offsets\n".repeat(50);
+    for (i, user) in ["zed", "yak"].iter().enumerate() {
+        first += &(invalid_user(i as u32, user, PUBLIC_A, 1) + "\n");
+    }
+    let mut second = String::new();
+    for (i, user) in ["alf", "bob", "yak"].iter().enumerate() {
+        second += &(invalid_user(10 + i as u32, user, PUBLIC_A, 1) + "\n");
+    }
+    let a = write(dir.path(), "a.log", first);
+    let b = write(dir.path(), "b.log", second);
+    let out = repute().arg("scan").arg(&a).arg(&b).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text.lines().find(|l| l.starts_with(PUBLIC_A)).unwrap();
+    assert!(row.ends_with("zed, yak, alf, bob"), "{row}");
+}
+
+#[test]
 fn only_public_filters_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     let log = write(dir.path(), "auth.log", sample_log());

@@ -44,6 +44,10 @@ use crate::sshd::{Event, Parser};
 use lines::{Line, LineCounts, read_lines};
 use open::Opened;
 
+/// Input positions (byte offsets) of input `i` are shifted by `i << INPUT_POSITION_SHIFT`:
+/// room for 65,536 inputs of up to 256 TiB each.
+const INPUT_POSITION_SHIFT: u32 = 48;
+
 /// A plain file smaller than this is read on one thread: splitting costs more than it saves.
 const PARALLEL_MIN_BYTES: u64 = 4 << 20;
 
@@ -135,19 +139,21 @@ pub fn summarize(
 ) -> (Summary, Vec<InputError>) {
     let mut summary = Summary::default();
     let mut errors = Vec::new();
-    for input in inputs {
+    for (index, input) in inputs.iter().enumerate() {
+        let mut part = Summary::default();
         let result = match open::open(input) {
             Err(e) => Err(e),
             Ok(Opened::PlainFile { file, len })
                 if opts.threads > 1 && len >= PARALLEL_MIN_BYTES =>
             {
-                summarize_file_split(&file, len, opts, progress, &mut summary)
+                summarize_file_split(&file, len, opts, progress, &mut part)
             }
-            Ok(Opened::PlainFile { file, .. }) => {
-                summarize_stream(file, opts, progress, &mut summary)
-            }
-            Ok(Opened::Stream(src)) => summarize_stream(src, opts, progress, &mut summary),
+            Ok(Opened::PlainFile { file, .. }) => summarize_stream(file, opts, progress, &mut part),
+            Ok(Opened::Stream(src)) => summarize_stream(src, opts, progress, &mut part),
         };
+        // Positions are offsets within one input: later inputs come after earlier ones.
+        part.shift_positions((index as u64) << INPUT_POSITION_SHIFT);
+        summary.merge(part);
         if let Err(source) = result {
             errors.push(InputError {
                 name: input.name(),

@@ -43,6 +43,12 @@ impl Users {
         self.first_at.insert(user.into(), position);
     }
 
+    fn shift_positions(&mut self, by: u64) {
+        for position in self.first_at.values_mut() {
+            *position = position.saturating_add(by);
+        }
+    }
+
     fn merge(&mut self, other: Users) {
         for (user, position) in other.first_at {
             self.add(&user, position);
@@ -220,6 +226,14 @@ impl Summary {
                     slot.insert(theirs);
                 }
             }
+        }
+    }
+
+    /// Moves every recorded position `by` further along the input (used to put a later
+    /// input's summary after an earlier one's).
+    pub fn shift_positions(&mut self, by: u64) {
+        for addr in self.by_addr.values_mut() {
+            addr.users.shift_positions(by);
         }
     }
 
