@@ -92,7 +92,7 @@ fn parse_chunks(
             &mut counts,
             |_| {},
             |line| {
-                if let Some(event) = judge.judge(line.bytes) {
+                if let Some(event) = judge.judge(&line) {
                     summary.add_event(line.offset, &event);
                 }
                 ControlFlow::Continue(())

@@ -25,6 +25,8 @@ pub struct Line<'a> {
     pub offset: u64,
     /// The line without its `\n` (and without a `\r` before it).
     pub bytes: &'a [u8],
+    /// The same line as text, or `None` when it is not UTF-8.
+    pub text: Option<&'a str>,
 }
 
 /// What the reader skipped.
@@ -79,10 +81,13 @@ pub fn read_lines<R: Read>(
         if read == 0 {
             if len > 0 && !skipping {
                 number += 1;
+                let bytes = trim_cr(&buf[..len]);
+                let text = std::str::from_utf8(bytes).ok();
                 let line = Line {
                     number,
                     offset: buf_offset,
-                    bytes: trim_cr(&buf[..len]),
+                    bytes,
+                    text,
                 };
                 if emit(line, counts, &mut on_line).is_break() {
                     number -= 1;
@@ -94,6 +99,10 @@ pub fn read_lines<R: Read>(
         on_read(read);
         let scan_from = len;
         len += read;
+        // Validating all complete lines at once is several times cheaper than line by line;
+        // a block with invalid bytes falls back to line by line.
+        let complete = memchr::memrchr(b'\n', &buf[scan_from..len]).map_or(0, |n| scan_from + n);
+        let block_text = std::str::from_utf8(&buf[..complete]).ok();
         let mut line_start = 0;
         for newline in memchr::memchr_iter(b'\n', &buf[scan_from..len]) {
             let end = scan_from + newline;
@@ -102,10 +111,18 @@ pub fn read_lines<R: Read>(
             } else {
                 number += 1;
                 let offset = buf_offset + line_start as u64;
+                let bytes = trim_cr(&buf[line_start..end]);
+                let text = match block_text {
+                    // A line of a valid block starts and ends at ASCII bytes, so at
+                    // character boundaries: `get` cannot fail, and would fall back if it did.
+                    Some(block) => block.get(line_start..line_start + bytes.len()),
+                    None => std::str::from_utf8(bytes).ok(),
+                };
                 let line = Line {
                     number,
                     offset,
-                    bytes: trim_cr(&buf[line_start..end]),
+                    bytes,
+                    text,
                 };
                 if emit(line, counts, &mut on_line).is_break() {
                     counts.lines += number - 1;
@@ -214,6 +231,43 @@ mod tests {
         );
         let after = lines.iter().find(|l| l.2 == "after").unwrap();
         assert_eq!(&input[after.1 as usize..after.1 as usize + 5], b"after");
+    }
+
+    #[test]
+    fn text_is_given_for_utf8_lines_only() {
+        let bad = b"bad \xff byte";
+        let mut data = b"ascii\n".to_vec();
+        data.extend("ünïcödé €\r\n".as_bytes());
+        data.extend(bad);
+        data.extend(b"\nlast ok\n");
+        data.extend("no newline ✓".as_bytes());
+        let mut counts = LineCounts::default();
+        let mut texts = Vec::new();
+        read_lines(
+            &data[..],
+            0,
+            false,
+            &mut counts,
+            |_| {},
+            |line| {
+                texts.push(line.text.map(String::from));
+                assert_eq!(
+                    line.text.map(str::as_bytes).unwrap_or(line.bytes),
+                    line.bytes
+                );
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        let expected = [
+            Some("ascii"),
+            Some("ünïcödé €"),
+            None,
+            Some("last ok"),
+            Some("no newline ✓"),
+        ];
+        let expected: Vec<Option<String>> = expected.iter().map(|t| t.map(String::from)).collect();
+        assert_eq!(texts, expected);
     }
 
     #[test]

@@ -115,12 +115,12 @@ impl LineJudge {
         }
     }
 
-    fn judge<'a>(&mut self, bytes: &'a [u8]) -> Option<Event<'a>> {
-        let Ok(text) = std::str::from_utf8(bytes) else {
+    fn judge<'a>(&mut self, line: &Line<'a>) -> Option<Event<'a>> {
+        let Some(text) = line.text else {
             self.invalid_utf8 += 1;
             return None;
         };
-        self.sshd.find(bytes)?;
+        self.sshd.find(line.bytes)?;
         self.parser.parse_line_ref(text)
     }
 
@@ -259,7 +259,7 @@ fn summarize_range(
             if end.is_some_and(|end| line.offset >= end) {
                 return ControlFlow::Break(());
             }
-            if let Some(event) = judge.judge(line.bytes) {
+            if let Some(event) = judge.judge(&line) {
                 summary.add_event(line.offset, &event);
             }
             ControlFlow::Continue(())
@@ -314,7 +314,7 @@ fn write_stream_events<R: Read + Send + 'static>(
         let totals = &mut report.totals;
         let attacks_written = &mut report.attacks_written;
         let result = read_lines(src, 0, false, &mut counts, on_read, |line: Line<'_>| {
-            let Some(attempt) = judge.judge(line.bytes) else {
+            let Some(attempt) = judge.judge(&line) else {
                 return ControlFlow::Continue(());
             };
             totals.events += 1;
