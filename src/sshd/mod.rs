@@ -175,9 +175,16 @@ impl Parser {
                 {
                     out.outcome = Outcome::Probe;
                 }
+                // A host name (UseDNS, PAM's rhost) is the same client as the address an
+                // earlier line of the connection gave.
+                let known_ip = known.and_then(|k| k.ip);
+                if peer.ip.is_none() && known_ip.is_some() {
+                    out.srcip = known_ip;
+                    out.srcport = out.srcport.or(known.and_then(|k| k.port));
+                }
                 if ev.ends_connection {
                     self.pids.forget(pid, host);
-                } else {
+                } else if peer.ip.is_some() || known_ip.is_none() {
                     self.pids.remember(pid, host, peer.ip, peer.port, secs);
                 }
             }

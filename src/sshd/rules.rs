@@ -7,7 +7,7 @@
 //! reach (the ids and patterns of `docs/wazuh.md` §3.3; the level-0-first order is what the
 //! ruleset's own tests require, e.g. `input_userauth_request: invalid user` not ending in
 //! 5710). Because the walk matches words anywhere, a user name such as `invalid user x` or
-//! `Connection closed` changes the id; [`wazuh_rule`] therefore uses a per-family answer for
+//! `Connection closed` changes the id; `wazuh_rule` therefore uses a per-family answer for
 //! ordinary lines and runs the full walk only when the client-controlled text holds a
 //! space (every pattern that could be smuggled in holds one). A unit test checks that both
 //! agree on every fixture. Frequency rules (5712, 5720, 5763, …) need several lines and are

@@ -226,3 +226,24 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_host_name_line_takes_the_address_of_its_connection() {
+    let mut p = parser();
+    p.parse_line(
+        "Mar  1 10:00:00 h sshd[42]: Connection from 192.0.2.42 port 5555 on 192.0.2.1 port 22",
+    );
+    let a = p.parse_line("Mar  1 10:00:01 h sshd[42]: error: PAM: Authentication failure for bob from client.example.net").unwrap();
+    assert_eq!(
+        (a.kind, a.srcip, a.srcport),
+        (Kind::PamError, ip("192.0.2.42"), Some(5555))
+    );
+    // The host name did not erase the address for later lines.
+    let b = p
+        .parse_line("Mar  1 10:00:02 h sshd[42]: Disconnecting: Too many authentication failures")
+        .unwrap();
+    assert_eq!(b.srcip, ip("192.0.2.42"));
+    // Without an earlier line, a host name gives no address.
+    let c = p.parse_line("Mar  1 10:00:03 h sshd[43]: error: PAM: Authentication failure for bob from client.example.net").unwrap();
+    assert_eq!(c.srcip, None);
+}
