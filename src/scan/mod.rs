@@ -282,7 +282,13 @@ pub fn write_events(
         let result = match open::open(input) {
             Err(e) => Err(e),
             Ok(Opened::PlainFile { file, .. }) => {
-                write_stream_events(file, &name, opts, progress, out, &mut report)?
+                // Reading a plain file costs little next to parsing: a read-ahead thread
+                // would only add copies.
+                let one_thread = Options {
+                    threads: 1,
+                    ..opts.clone()
+                };
+                write_stream_events(file, &name, &one_thread, progress, out, &mut report)?
             }
             Ok(Opened::Stream(src)) => {
                 write_stream_events(src, &name, opts, progress, out, &mut report)?
