@@ -1,10 +1,10 @@
 //! `repute scan`: reading logs (plain files, gzip, stdin) in a streaming way, turning sshd
-//! lines into [`Attempt`]s, and either writing them out one JSON object per event
+//! lines into [`Attempt`](crate::Attempt)s (borrowed as [`Event`]s), and either writing them out one JSON object per event
 //! ([`write_events`], the `--format jsonl` contract) or summarising them per address
 //! ([`summarize`], the `--format table` view).
 //!
 //! Memory does not grow with the input: lines are cut out of one fixed block buffer
-//! ([`lines`]), a line never costs an allocation unless it is an sshd event, and a summary
+//! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
 //! grows with distinct addresses only. Lines that cannot be judged (not UTF-8, longer than
 //! [`MAX_LINE`]) are counted in [`Totals`] and skipped; an input that cannot be read becomes
 //! an [`InputError`] and the others are still read.
@@ -17,7 +17,7 @@
 //! without an address whose connection started in the previous range loses its address (a
 //! handful of lines per range boundary, counted in `attacks_without_address`). Compressed
 //! input and stdin are read (and decoded) on the calling thread and parsed in newline-aligned
-//! chunks by the others ([`chunks`]). JSON lines keep input order, so `write_events` parses
+//! chunks by the others (`scan/chunks.rs`). JSON lines keep input order, so `write_events` parses
 //! on one thread, with decoding on a read-ahead thread.
 
 mod chunks;
@@ -36,7 +36,7 @@ use memchr::memmem;
 
 pub use lines::{BLOCK, MAX_LINE};
 pub use open::Input;
-pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, Users};
+pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, USERS_SHOWN, Users};
 pub use table::write_table;
 
 use crate::addr;
@@ -165,7 +165,7 @@ pub fn summarize(
 }
 
 /// Summarises one stream front to back: on this thread, or with `opts.threads > 1` read here
-/// and parsed in chunks by that many threads ([`chunks`]). What was read before an error
+/// and parsed in chunks by that many threads (see `scan/chunks.rs`). What was read before an error
 /// stays in `summary`.
 pub fn summarize_stream<R: Read>(
     src: R,
