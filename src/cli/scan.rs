@@ -66,7 +66,13 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         threads: args.threads.map_or_else(default_threads, usize::from),
         only_public: args.only_public,
     };
-    let bar = progress_bar(&inputs);
+    // JSON lines printed on the terminal would be torn by a bar drawn on the same screen.
+    let printing_events = args.format == Format::Jsonl && std::io::stdout().is_terminal();
+    let bar = if printing_events {
+        None
+    } else {
+        progress_bar(&inputs)
+    };
     let progress: &dyn Progress = match &bar {
         Some(bar) => bar,
         None => &(),
