@@ -36,7 +36,8 @@ pub fn summarize_chunked<R: Read>(
     summary: &mut Summary,
 ) -> io::Result<()> {
     let workers = opts.threads.max(1);
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(workers);
+    // Two chunks queued are enough to keep every parser fed; more would only cost memory.
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(2);
     let chunk_rx = Mutex::new(chunk_rx);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let mut skipped = LineCounts::default();
