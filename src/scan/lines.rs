@@ -46,14 +46,48 @@ pub struct LineCounts {
 /// up to and including the first newline are dropped without being counted: a reader that
 /// starts in the middle of a file uses it to leave the partial line to its neighbour.
 pub fn read_lines<R: Read>(
+    src: R,
+    base_offset: u64,
+    skip_first: bool,
+    counts: &mut LineCounts,
+    on_read: impl FnMut(usize),
+    on_line: impl FnMut(Line<'_>) -> ControlFlow<()>,
+) -> io::Result<()> {
+    let limits = Limits {
+        block: BLOCK,
+        max_line: MAX_LINE,
+    };
+    read_lines_limited(
+        src,
+        base_offset,
+        skip_first,
+        limits,
+        counts,
+        on_read,
+        on_line,
+    )
+}
+
+/// Buffer size and longest line; `block` must exceed `max_line + 1` so that a line that
+/// fills the buffer is always overlong. (Tests use tiny limits to reach every branch.)
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    block: usize,
+    max_line: usize,
+}
+
+fn read_lines_limited<R: Read>(
     mut src: R,
     base_offset: u64,
     skip_first: bool,
+    limits: Limits,
     counts: &mut LineCounts,
     mut on_read: impl FnMut(usize),
     mut on_line: impl FnMut(Line<'_>) -> ControlFlow<()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; BLOCK];
+    debug_assert!(limits.block > limits.max_line + 1);
+    let max_line = limits.max_line;
+    let mut buf = vec![0u8; limits.block];
     let mut len = 0; // bytes in buf that belong to an unfinished line
     let mut buf_offset = base_offset; // file offset of buf[0]
     let mut skipping = skip_first; // inside a line that is not ours or is overlong
@@ -89,7 +123,7 @@ pub fn read_lines<R: Read>(
                     bytes,
                     text,
                 };
-                if emit(line, counts, &mut on_line).is_break() {
+                if emit(line, max_line, counts, &mut on_line).is_break() {
                     number -= 1;
                 }
             }
@@ -124,7 +158,7 @@ pub fn read_lines<R: Read>(
                     bytes,
                     text,
                 };
-                if emit(line, counts, &mut on_line).is_break() {
+                if emit(line, max_line, counts, &mut on_line).is_break() {
                     counts.lines += number - 1;
                     return Ok(());
                 }
@@ -139,10 +173,11 @@ pub fn read_lines<R: Read>(
 
 fn emit(
     line: Line<'_>,
+    max_line: usize,
     counts: &mut LineCounts,
     on_line: &mut impl FnMut(Line<'_>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
-    if line.bytes.len() > MAX_LINE {
+    if line.bytes.len() > max_line {
         counts.overlong += 1;
         return ControlFlow::Continue(());
     }
@@ -268,6 +303,83 @@ mod tests {
         ];
         let expected: Vec<Option<String>> = expected.iter().map(|t| t.map(String::from)).collect();
         assert_eq!(texts, expected);
+    }
+
+    /// A reader that hands out at most `step` bytes per read, as pipes and decoders do.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    type Seen = (Vec<(u64, u64, Vec<u8>, Option<String>)>, LineCounts);
+
+    /// The obvious model: split at every newline, drop one `\r`, filter by length.
+    fn reference(data: &[u8], max_line: usize) -> Seen {
+        let mut lines = Vec::new();
+        let mut counts = LineCounts::default();
+        let mut offset = 0u64;
+        let mut pieces: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if pieces.last().is_some_and(|p| p.is_empty()) {
+            pieces.pop();
+        }
+        for (i, piece) in pieces.iter().enumerate() {
+            let bytes = trim_cr(piece);
+            counts.lines += 1;
+            if bytes.len() > max_line {
+                counts.overlong += 1;
+            } else {
+                let text = std::str::from_utf8(bytes).ok().map(String::from);
+                lines.push((i as u64 + 1, offset, bytes.to_vec(), text));
+            }
+            offset += piece.len() as u64 + 1;
+        }
+        (lines, counts)
+    }
+
+    fn actual(data: &[u8], step: usize, limits: Limits) -> Seen {
+        let mut lines = Vec::new();
+        let mut counts = LineCounts::default();
+        let src = Trickle { data, step };
+        read_lines_limited(
+            src,
+            0,
+            false,
+            limits,
+            &mut counts,
+            |_| {},
+            |line| {
+                let text = line.text.map(String::from);
+                lines.push((line.number, line.offset, line.bytes.to_vec(), text));
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        (lines, counts)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_obvious_model(
+            data in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'\n', b'\r', 0xc3, 0xa9, 0xff, b' ']),
+                0..400,
+            ),
+            step in 1usize..40,
+            max_line in 1usize..20,
+            slack in 2usize..12,
+        ) {
+            let limits = Limits { block: max_line + slack, max_line };
+            proptest::prop_assert_eq!(actual(&data, step, limits), reference(&data, max_line));
+        }
     }
 
     #[test]
