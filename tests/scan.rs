@@ -559,6 +559,71 @@ fn threads_do_not_change_the_table() {
     assert_eq!(one.stdout, three.stdout);
 }
 
+/// A connection whose address is on one line and whose next line has none.
+fn connection_pair(pid: u32) -> (String, String) {
+    let from = format!(
+        "Mar  1 10:00:00 srv01 sshd[{pid}]: Connection from {PUBLIC_B} port 5555 on 10.0.0.5 port 22 rdomain \"\"\n"
+    );
+    let kex = format!(
+        "Mar  1 10:00:01 srv01 sshd[{pid}]: error: kex_exchange_identification: Connection closed by remote host\n"
+    );
+    (from, kex)
+}
+
+const PAD: &str = "Mar  1 10:00:00 srv01 CRON[1]: (root) CMD (true)\n";
+
+/// The address of the kex line, as the jsonl output of one thread gives it, must also be
+/// found by several threads when the two lines fall on either side of a thread boundary.
+fn assert_same_with_threads(path: &Path) {
+    let one = repute()
+        .args(["scan", "--threads", "1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let two = repute()
+        .args(["scan", "--threads", "2"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(one.stdout.clone()).unwrap();
+    assert!(text.contains("0 attacks without an address"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with(PUBLIC_B)), "{text}");
+    assert_eq!(String::from_utf8(two.stdout).unwrap(), text);
+}
+
+#[test]
+fn a_connection_across_a_range_boundary_keeps_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, kex) = connection_pair(4242);
+    assert!(from.len() >= kex.len());
+    // Equal padding on both sides: the file's middle (where the second thread starts) falls
+    // inside `from`, so `kex` belongs to the second range.
+    let pad = PAD.repeat(50_000); // 2.4 MB each side, more than the 4 MiB split threshold
+    let log = format!("{pad}{from}{kex}{pad}");
+    assert!(log.len() as u64 >= 4 << 20);
+    assert_same_with_threads(&write(dir.path(), "auth.log", log));
+}
+
+#[test]
+fn a_connection_across_a_chunk_boundary_keeps_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, kex) = connection_pair(4343);
+    // Stream chunks are 2 MiB: `from` ends just before the first boundary, `kex` crosses it.
+    let chunk = 2 << 20;
+    let mut log = PAD.repeat((chunk - from.len() - 10) / PAD.len());
+    log += &"x".repeat(chunk - from.len() - 10 - log.len());
+    log += "\n";
+    log += &from;
+    assert!(
+        log.len() < chunk && log.len() + kex.len() > chunk,
+        "{}",
+        log.len()
+    );
+    log += &kex;
+    log += &PAD.repeat(1000);
+    assert_same_with_threads(&write(dir.path(), "auth.log.gz", gzip(log.as_bytes())));
+}
+
 #[test]
 fn the_example_log_scans_without_framing_decoys() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/auth.log");

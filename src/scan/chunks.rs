@@ -7,8 +7,9 @@
 //! and recycled, whatever the stream's length.
 //!
 //! Each chunk starts with a clean pid table, since the previous chunk may have gone to
-//! another thread: a line without an address whose connection began in the previous chunk
-//! stays without one (counted in `attacks_without_address`).
+//! another thread, and is preceded by the last [`WARM_UP`] bytes of the previous chunk,
+//! parsed without being counted, so that connections open across the boundary keep their
+//! address. One silent for longer than that loses it (counted in `attacks_without_address`).
 
 use std::io::{self, Read};
 use std::ops::ControlFlow;
@@ -26,7 +27,14 @@ struct Chunk {
     /// Stream offset of `data[0]`.
     offset: u64,
     data: Vec<u8>,
+    /// The last whole lines before `data` (at most [`WARM_UP`] bytes), parsed first so that
+    /// connections open across the boundary keep their address.
+    warm_up: Vec<u8>,
 }
+
+/// Bytes of the previous chunk repeated before each chunk: small next to [`CHUNK`] (3 %
+/// more parsing), and in the benchmark file enough that no line loses its address.
+const WARM_UP: usize = 64 * 1024;
 
 /// Summarises `src` on `opts.threads` parser threads (the calling thread reads).
 pub fn summarize_chunked<R: Read>(
@@ -85,6 +93,12 @@ fn parse_chunks(
         };
         let Ok(chunk) = next else { break };
         judge.parser.reset();
+        for line in chunk.warm_up.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Ok(text) = std::str::from_utf8(line) {
+                judge.parser.parse_line_ref(text);
+            }
+        }
         // Reading from a slice cannot fail.
         let _ = read_lines(
             &chunk.data[..],
@@ -118,6 +132,7 @@ fn cut_chunks<R: Read>(
     let mut offset = 0u64; // stream offset of the first byte of `carry`
     let mut carry: Vec<u8> = Vec::new(); // the unfinished last line of the previous read
     let mut skipping = false; // inside an overlong line
+    let mut previous_tail = Vec::new(); // the last lines of the previous chunk
     loop {
         let mut buf = spare
             .try_recv()
@@ -161,7 +176,16 @@ fn cut_chunks<R: Read>(
             None => {}
         }
         let sent_len = buf.len() as u64;
-        if sent_len > 0 && chunks.send(Chunk { offset, data: buf }).is_err() {
+        let warm_up = std::mem::replace(&mut previous_tail, last_lines(&buf, WARM_UP));
+        if sent_len > 0
+            && chunks
+                .send(Chunk {
+                    offset,
+                    data: buf,
+                    warm_up,
+                })
+                .is_err()
+        {
             return Err(io::Error::other("the scan threads stopped"));
         }
         offset += sent_len;
@@ -172,6 +196,17 @@ fn cut_chunks<R: Read>(
             return Ok(());
         }
     }
+}
+
+/// The whole lines in the last `max` bytes of `data` (which ends at a line end).
+fn last_lines(data: &[u8], max: usize) -> Vec<u8> {
+    let window = &data[data.len().saturating_sub(max)..];
+    let whole = if window.len() == data.len() {
+        window
+    } else {
+        memchr::memchr(b'\n', window).map_or(&[][..], |n| &window[n + 1..])
+    };
+    whole.to_vec()
 }
 
 /// Reads into `buf` until it holds [`CHUNK`] bytes or the input ends; returns (end of
