@@ -210,30 +210,22 @@ fn last_lines(data: &[u8], max: usize) -> Vec<u8> {
 }
 
 /// Reads into `buf` until it holds [`CHUNK`] bytes or the input ends; returns (end of
-/// input, error).
+/// input, error). `read_to_end` fills the spare capacity without zeroing it first, which a
+/// `resize` + `read` loop would do for every chunk.
 fn fill(
     src: &mut impl Read,
     buf: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> (bool, Option<io::Error>) {
-    let mut filled = buf.len();
-    buf.resize(CHUNK, 0);
-    let outcome = loop {
-        if filled == CHUNK {
-            break (false, None);
-        }
-        match src.read(&mut buf[filled..]) {
-            Ok(0) => break (true, None),
-            Ok(n) => {
-                filled += n;
-                progress.advance(n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break (false, Some(e)),
-        }
-    };
-    buf.truncate(filled);
-    outcome
+    let before = buf.len();
+    let wanted = CHUNK.saturating_sub(before);
+    // Bytes read before an error stay in `buf` (documented by `read_to_end`).
+    let result = src.by_ref().take(wanted as u64).read_to_end(buf);
+    progress.advance((buf.len() - before) as u64);
+    match result {
+        Ok(n) => (n < wanted, None),
+        Err(e) => (false, Some(e)),
+    }
 }
 
 #[cfg(test)]
