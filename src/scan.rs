@@ -1,1 +1,0 @@
-//! `repute scan`: streaming reading of logs and per-address summaries. (Skeleton.)

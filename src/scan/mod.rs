@@ -1,0 +1,506 @@
+//! `repute scan`: reading logs (plain files, gzip, stdin) in a streaming way, turning sshd
+//! lines into [`Attempt`](crate::Attempt)s (borrowed as [`Event`]s), and either writing them out one JSON object per event
+//! ([`write_events`], the `--format jsonl` contract) or summarising them per address
+//! ([`summarize`], the `--format table` view).
+//!
+//! Memory does not grow with the input: lines are cut out of one fixed block buffer
+//! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
+//! grows with distinct addresses only. Lines that cannot be judged (not UTF-8, longer than
+//! [`MAX_LINE`]) are counted in [`Totals`] and skipped; an input that cannot be read becomes
+//! an [`InputError`] and the others are still read.
+//!
+//! Speed: a line that does not contain `sshd` is dropped after one `memmem` search (every
+//! syslog envelope the parser accepts names the program, and only `sshd`/`sshd-session`
+//! are sshd), so only sshd lines reach the parser. With more than one thread, a plain file
+//! is cut into as many byte ranges as threads, each read with `pread` and parsed by its own
+//! [`Parser`] into its own [`Summary`], merged at the end. Each thread first reads the
+//! 256 KiB before its range without counting them, so that a line without an address
+//! (attributed through its connection's pid) keeps the address an earlier line gave; only a
+//! connection that stayed silent for longer than that across a boundary loses it (counted
+//! in `attacks_without_address`). Compressed input and stdin are read (and decoded) on the
+//! calling thread and parsed in newline-aligned chunks by the others (`scan/chunks.rs`), with
+//! the same warm-up. On the 1M-line benchmark file every thread count gives the same table
+//! as one thread. JSON lines keep input order, so `write_events` parses on one thread, with
+//! decoding on a read-ahead thread.
+
+mod chunks;
+mod jsonl;
+mod lines;
+mod open;
+mod summary;
+mod table;
+
+use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use memchr::memmem;
+
+pub use lines::{BLOCK, MAX_LINE};
+pub use open::Input;
+pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, USERS_SHOWN, Users};
+pub use table::write_table;
+
+use crate::addr;
+use crate::sshd::{Event, Parser};
+use lines::{Line, LineCounts, read_lines};
+use open::Opened;
+
+/// Input positions (byte offsets) of input `i` are shifted by `i << INPUT_POSITION_SHIFT`:
+/// room for 65,536 inputs of up to 256 TiB each.
+const INPUT_POSITION_SHIFT: u32 = 48;
+
+/// A plain file smaller than this is read on one thread: splitting costs more than it saves.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+
+/// How a scan runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Year-less syslog stamps are dated relative to this instant.
+    pub now: jiff::Timestamp,
+    /// Threads to use (1 = everything on the calling thread).
+    pub threads: usize,
+    /// Only events from public addresses (see [`crate::addr`]).
+    pub only_public: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            now: jiff::Timestamp::now(),
+            threads: 1,
+            only_public: false,
+        }
+    }
+}
+
+/// Told how many input bytes were read, for a progress bar.
+pub trait Progress: Sync {
+    fn advance(&self, bytes: u64);
+}
+
+/// No progress reporting.
+impl Progress for () {
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// An input that could not be read (or not to its end).
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {source}")]
+pub struct InputError {
+    pub name: Arc<str>,
+    pub source: io::Error,
+}
+
+/// The outcome of a `write_events` run.
+#[derive(Debug, Default)]
+pub struct EventsReport {
+    pub totals: Totals,
+    /// Attack events written (after `only_public` filtering).
+    pub attacks_written: u64,
+    pub errors: Vec<InputError>,
+}
+
+/// Decides, line by line, whether a line is an sshd event, counting what it must skip.
+struct LineJudge {
+    parser: Parser,
+    sshd: memmem::Finder<'static>,
+    invalid_utf8: u64,
+}
+
+impl LineJudge {
+    fn new(now: jiff::Timestamp) -> Self {
+        LineJudge {
+            parser: Parser::new(now),
+            sshd: memmem::Finder::new(b"sshd"),
+            invalid_utf8: 0,
+        }
+    }
+
+    fn judge<'a>(&mut self, line: &Line<'a>) -> Option<Event<'a>> {
+        let Some(text) = line.text else {
+            self.invalid_utf8 += 1;
+            return None;
+        };
+        self.sshd.find(line.bytes)?;
+        self.parser.parse_line_ref(text)
+    }
+
+    fn add_counts(&self, counts: LineCounts, totals: &mut Totals) {
+        totals.lines += counts.lines;
+        totals.overlong += counts.overlong;
+        totals.invalid_utf8 += self.invalid_utf8;
+    }
+}
+
+/// Summarises every input; inputs that cannot be read are reported and skipped.
+pub fn summarize(
+    inputs: &[Input],
+    opts: &Options,
+    progress: &dyn Progress,
+) -> (Summary, Vec<InputError>) {
+    let mut summary = Summary::default();
+    let mut errors = Vec::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let mut part = Summary::default();
+        let result = match open::open(input) {
+            Err(e) => Err(e),
+            Ok(Opened::PlainFile { file, len })
+                if opts.threads > 1 && len >= PARALLEL_MIN_BYTES =>
+            {
+                summarize_file_split(&file, len, opts, progress, &mut part)
+            }
+            Ok(Opened::PlainFile { file, .. }) => summarize_stream(file, opts, progress, &mut part),
+            Ok(Opened::Stream(src)) => summarize_stream(src, opts, progress, &mut part),
+        };
+        // Positions are offsets within one input: later inputs come after earlier ones.
+        part.shift_positions((index as u64) << INPUT_POSITION_SHIFT);
+        summary.merge(part);
+        if let Err(source) = result {
+            errors.push(InputError {
+                name: input.name(),
+                source,
+            });
+        }
+    }
+    (summary, errors)
+}
+
+/// Summarises one stream front to back: on this thread, or with `opts.threads > 1` read here
+/// and parsed in chunks by that many threads (see `scan/chunks.rs`). What was read before an error
+/// stays in `summary`.
+pub fn summarize_stream<R: Read>(
+    src: R,
+    opts: &Options,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    if opts.threads <= 1 {
+        summarize_range(src, 0, false, None, opts.now, progress, summary)
+    } else {
+        chunks::summarize_chunked(src, opts, progress, summary)
+    }
+}
+
+/// Summarises one plain file, cut into `opts.threads` byte ranges parsed in parallel.
+pub fn summarize_file_split(
+    file: &std::fs::File,
+    len: u64,
+    opts: &Options,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    let parts = opts.threads.max(1) as u64;
+    let bounds: Vec<u64> = (0..=parts).map(|i| len * i / parts).collect();
+    let results: Vec<(Summary, io::Result<()>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = bounds
+            .windows(2)
+            .map(|range| {
+                let (start, end) = (range[0], range[1]);
+                scope.spawn(move || {
+                    let mut part = Summary::default();
+                    let mut judge = LineJudge::new(opts.now);
+                    if start > 0 {
+                        let from = start.saturating_sub(WARM_UP_BYTES);
+                        let src = RangeReader { file, pos: from };
+                        warm_up(&mut judge.parser, src, from, from > 0, start);
+                    }
+                    // A range after the first starts one byte early and drops the partial
+                    // line, so a line that begins exactly at `start` is still its own.
+                    let from = start.saturating_sub(1);
+                    let src = RangeReader { file, pos: from };
+                    let result = summarize_range_with(
+                        &mut judge,
+                        src,
+                        from,
+                        start > 0,
+                        Some(end),
+                        progress,
+                        &mut part,
+                    );
+                    (part, result)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| (Summary::default(), Err(worker_panicked())))
+            })
+            .collect()
+    });
+    let mut first_error = None;
+    for (part, result) in results {
+        summary.merge(part);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn worker_panicked() -> io::Error {
+    io::Error::other("a scan thread failed")
+}
+
+/// Parses the lines of `src` that start before `end` into `summary`.
+fn summarize_range(
+    src: impl Read,
+    base_offset: u64,
+    skip_first: bool,
+    end: Option<u64>,
+    now: jiff::Timestamp,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    let mut judge = LineJudge::new(now);
+    summarize_range_with(
+        &mut judge,
+        src,
+        base_offset,
+        skip_first,
+        end,
+        progress,
+        summary,
+    )
+}
+
+fn summarize_range_with(
+    judge: &mut LineJudge,
+    src: impl Read,
+    base_offset: u64,
+    skip_first: bool,
+    end: Option<u64>,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> io::Result<()> {
+    let mut counts = LineCounts::default();
+    let on_read = |n: usize| progress.advance(n as u64);
+    let result = read_lines(src, base_offset, skip_first, &mut counts, on_read, |line| {
+        if end.is_some_and(|end| line.offset >= end) {
+            return ControlFlow::Break(());
+        }
+        if let Some(event) = judge.judge(&line) {
+            summary.add_event(line.offset, &event);
+        }
+        ControlFlow::Continue(())
+    });
+    judge.add_counts(counts, &mut summary.totals);
+    result
+}
+
+/// How far before its range a thread starts reading to learn the connections (pids) that
+/// are already open there: lines without an address (`kex_exchange_identification`, `Too
+/// many authentication failures`) take theirs from an earlier line of the connection.
+pub(crate) const WARM_UP_BYTES: u64 = 256 * 1024;
+
+/// Feeds the parser the lines of `src` before `until`, counting and recording nothing.
+fn warm_up(parser: &mut Parser, src: impl Read, base_offset: u64, skip_first: bool, until: u64) {
+    let mut ignored = LineCounts::default();
+    // A read error here only costs attribution; the range's own read will report it.
+    let _ = read_lines(
+        src,
+        base_offset,
+        skip_first,
+        &mut ignored,
+        |_| {},
+        |line| {
+            if line.offset >= until {
+                return ControlFlow::Break(());
+            }
+            if let Some(text) = line.text {
+                parser.parse_line_ref(text);
+            }
+            ControlFlow::Continue(())
+        },
+    );
+}
+
+/// Writes every event of every input as a JSON line, in input order.
+pub fn write_events(
+    inputs: &[Input],
+    opts: &Options,
+    progress: &dyn Progress,
+    out: &mut dyn Write,
+) -> io::Result<EventsReport> {
+    let mut report = EventsReport::default();
+    for input in inputs {
+        let name = input.name();
+        let result = match open::open(input) {
+            Err(e) => Err(e),
+            Ok(Opened::PlainFile { file, .. }) => {
+                // Reading a plain file costs little next to parsing: a read-ahead thread
+                // would only add copies.
+                let one_thread = Options {
+                    threads: 1,
+                    ..opts.clone()
+                };
+                write_stream_events(file, &name, &one_thread, progress, out, &mut report)?
+            }
+            Ok(Opened::Stream(src)) => {
+                write_stream_events(src, &name, opts, progress, out, &mut report)?
+            }
+        };
+        if let Err(source) = result {
+            report.errors.push(InputError { name, source });
+        }
+    }
+    Ok(report)
+}
+
+/// Writes the events of one stream. The outer `Result` is an output error (stop
+/// everything), the inner one an input error (report it, go on with the next input).
+fn write_stream_events<R: Read + Send + 'static>(
+    src: R,
+    name: &str,
+    opts: &Options,
+    progress: &dyn Progress,
+    out: &mut dyn Write,
+    report: &mut EventsReport,
+) -> io::Result<io::Result<()>> {
+    let mut out_error = None;
+    let mut events = jsonl::EventBuffer::default();
+    let input_result = with_read_ahead(src, opts.threads, |src| {
+        let mut judge = LineJudge::new(opts.now);
+        let mut counts = LineCounts::default();
+        let on_read = |n: usize| progress.advance(n as u64);
+        let totals = &mut report.totals;
+        let attacks_written = &mut report.attacks_written;
+        let result = read_lines(src, 0, false, &mut counts, on_read, |line: Line<'_>| {
+            let Some(attempt) = judge.judge(&line) else {
+                return ControlFlow::Continue(());
+            };
+            totals.events += 1;
+            totals.attacks += u64::from(attempt.outcome.is_attack());
+            if opts.only_public
+                && !attempt
+                    .srcip
+                    .is_some_and(|ip| addr::classify(ip).is_public())
+            {
+                return ControlFlow::Continue(());
+            }
+            *attacks_written += u64::from(attempt.outcome.is_attack());
+            events.push(name, line.number, &attempt);
+            match events.flush_when_full(&mut *out) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    out_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        });
+        judge.add_counts(counts, totals);
+        result
+    });
+    match out_error {
+        Some(e) => Err(e),
+        None => events.flush(out).map(|()| input_result),
+    }
+}
+
+/// Runs `body` over `src` directly, or — with more than one thread — over a reader fed by a
+/// thread that reads (and decompresses) `src` ahead, so decoding and parsing overlap.
+///
+/// The read-ahead thread is not joined: when `body` stops early (a closed output pipe) while
+/// the thread waits on a silent stdin, the process must still be able to end.
+fn with_read_ahead<R: Read + Send + 'static, T>(
+    src: R,
+    threads: usize,
+    body: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+) -> io::Result<T> {
+    if threads <= 1 {
+        let mut src = src;
+        return body(&mut src);
+    }
+    const DEPTH: usize = 4;
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(DEPTH);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+    std::thread::spawn(move || read_ahead(src, full_tx, empty_rx));
+    let mut reader = ChannelReader {
+        full: full_rx,
+        empty: empty_tx,
+        current: Vec::new(),
+        pos: 0,
+    };
+    body(&mut reader)
+    // Dropping `reader` closes both channels, which stops the read-ahead thread at its next
+    // block.
+}
+
+/// The read-ahead thread: fills recycled blocks from `src` until the end, an error, or the
+/// consumer goes away.
+fn read_ahead<R: Read>(
+    mut src: R,
+    full: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    empty: mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut block = empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+        block.resize(BLOCK, 0);
+        let filled = loop {
+            match src.read(&mut block) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let message = match filled {
+            Ok(0) => return,
+            Ok(n) => {
+                block.truncate(n);
+                Ok(block)
+            }
+            Err(e) => Err(e),
+        };
+        let stop = message.is_err();
+        if full.send(message).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// The consuming side of the read-ahead channel, as a `Read`.
+struct ChannelReader {
+    full: mpsc::Receiver<io::Result<Vec<u8>>>,
+    empty: mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.full.recv() {
+                Ok(Ok(block)) => {
+                    let used = std::mem::replace(&mut self.current, block);
+                    let _ = self.empty.try_send(used);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Reads a file from an offset with `pread`, so several threads share one open file.
+struct RangeReader<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
