@@ -2,13 +2,14 @@
 //!
 //! Many processes open it at once (integratord starts one per alert, a daemon may hold it
 //! open, an administrator runs `repute block list`), so it is always opened the same way:
-//! WAL journal, `synchronous=NORMAL`, a generous busy timeout. Writers that read then write use
-//! `BEGIN IMMEDIATE` or single-statement upserts (see `docs/rust-crates.md` §3.2).
+//! WAL journal (the switch retried while another process makes it), `synchronous=NORMAL`, a
+//! generous busy timeout. Writers that read then write use `BEGIN IMMEDIATE` or
+//! single-statement upserts (see `docs/rust-crates.md` §3.2).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,7 +32,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         set_mode(path, FILE_MODE);
     }
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    switch_to_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // A per-alert process is usually the only connection, so closing would checkpoint and
     // delete the WAL (two fsyncs), and the next writer would recreate it (two more): half the
@@ -41,6 +42,30 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         true,
     )?;
     Ok(conn)
+}
+
+/// Puts the store in WAL mode, waiting (up to [`BUSY_TIMEOUT`]) for another process doing the
+/// same. On a new file the switch rewrites the header in a read transaction upgraded to a
+/// write one, and SQLite never calls the busy handler for such an upgrade (it could deadlock):
+/// a process that loses the race to convert a fresh store gets `SQLITE_BUSY` at once, however
+/// long the busy timeout. Once the winner has committed, a retry finds the file in WAL.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e) if is_busy(&e) && Instant::now() + pause < deadline => {
+                tracing::debug!(error = %e, "store busy while switching to WAL; trying again");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
 }
 
 /// Creates `dir` (and missing parents) when absent; only the directories made here get
@@ -82,5 +107,36 @@ mod tests {
         assert_eq!(mode(&path), FILE_MODE);
         // The temporary directory existed already and keeps its own mode.
         assert_ne!(mode(tmp.path()), DIR_MODE);
+    }
+
+    /// A storm's first alerts open a store that does not exist yet, all at once. Threads hold
+    /// separate connections, which SQLite locks against each other as it does processes;
+    /// before the WAL switch was retried, one round in a few had an opener fail with
+    /// "database is locked" (and the integration then ran without its cache).
+    #[test]
+    fn connections_opening_a_fresh_store_at_once_all_get_it_in_wal() {
+        use std::sync::{Arc, Barrier};
+        const OPENERS: usize = 8;
+        const ROUNDS: usize = 60;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for round in 0..ROUNDS {
+            let path = tmp.path().join(format!("{round}/repute.sqlite"));
+            let start = Arc::new(Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let conn = open(&path)?;
+                        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x)")?;
+                        conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let mode = opener.join().expect("opener thread");
+                assert_eq!(mode.as_deref().ok(), Some("wal"), "round {round}: {mode:?}");
+            }
+        }
     }
 }
