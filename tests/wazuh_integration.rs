@@ -622,7 +622,7 @@ fn without_any_key_the_dashboard_hears_it_and_the_api_is_not_called() {
 }
 
 #[test]
-fn a_cache_that_cannot_be_opened_still_gives_an_answer() {
+fn a_cache_that_cannot_be_opened_still_gives_an_answer_and_says_so_in_the_log() {
     let s = Setup::new();
     let file = s.tree.write_alert("j.alert", &alert("49.88.112.73", AGENT));
     let options = s.tree.path().join("tmp/j.options");
@@ -647,4 +647,9 @@ fn a_cache_that_cannot_be_opened_still_gives_an_answer() {
     let (_, event) = only_event(&s);
     assert_eq!(event["abuseipdb"]["abuse_confidence_score"], json!(100));
     assert_eq!(event["abuseipdb"]["answer_source"], json!("api"));
+    // The administrator learns why every alert costs a call: the library's warning lands in
+    // integrations.log (never on stdout/stderr, which integratord copies into ossec.log).
+    let log = s.tree.log();
+    assert!(log.contains("cache unavailable"), "{log}");
+    assert!(!log.contains(KEY));
 }

@@ -69,8 +69,10 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> Report {
+    let home = home::current_wazuh_home();
+    log_library_warnings(&home);
     let ctx = Context {
-        home: home::current_wazuh_home(),
+        home,
         name,
         env: Env::from_process(),
         open: &integration::open_engine,
@@ -80,6 +82,26 @@ fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> R
 }
 
 /// Nothing on success; one line naming what went wrong otherwise.
+/// The library's warnings (a cache that cannot be opened, a lease that could not be released)
+/// go to `logs/integrations.log`, where an administrator looks; stdout and stderr stay quiet,
+/// because integratord copies their last line into `ossec.log`. The library never logs the key.
+fn log_library_warnings(home: &Path) {
+    let path = home.join("logs").join("integrations.log");
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
 fn exit_with(report: Report) -> ExitCode {
     if report.exit != integration::Exit::Done {
         eprintln!("repute: {}", report.summary);
