@@ -404,3 +404,54 @@ fn api_flags_need_enrich_and_a_bad_config_is_one_line() {
     assert_eq!(stdout(&out), "", "nothing scanned with a bad configuration");
     assert_eq!(mock.count("check"), 0);
 }
+
+#[test]
+fn a_provider_that_keeps_failing_is_left_alone_and_the_cache_still_answers() {
+    let mock = MockAbuseIpdb::start();
+    let s = Setup::new();
+    let addresses: Vec<String> = (1..=6).map(|i| format!("192.31.196.{i}")).collect();
+    let cached = &addresses[5];
+    // The last row's address is in the cache from an earlier scan.
+    let earlier = s.dir.path().join("earlier.log");
+    std::fs::write(&earlier, failed_password(0, "root", cached) + "\n").expect("log");
+    run(s.cmd(&mock), &["--enrich"], &earlier);
+    assert_eq!(mock.count("check"), 1);
+
+    // Two attempts from each address but the cached one, so it comes last.
+    let mut log = String::new();
+    for (i, ip) in addresses.iter().enumerate() {
+        let times = if ip == cached { 1 } else { 2 };
+        for t in 0..times {
+            log += &(failed_password((i * 2 + t) as u32, "root", ip) + "\n");
+        }
+    }
+    let path = s.dir.path().join("many.log");
+    std::fs::write(&path, log).expect("log");
+    mock.always(Fault::server_error(503));
+    let out = run(s.cmd(&mock), &["--enrich"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        mock.count("check"),
+        1 + 3,
+        "three failures in a row, then no call: {text}"
+    );
+    let rows = table(&text);
+    for ip in &addresses[..5] {
+        assert_eq!(row(&rows, ip)["SCORE"], "- provider failed", "{text}");
+    }
+    assert_eq!(
+        row(&rows, cached)["SCORE"],
+        derived_score(cached).to_string()
+    );
+    assert_eq!(
+        reputation_line(&text),
+        "reputation: 0 from the API, 1 from the cache, 5 skipped (5 provider failed)"
+    );
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("repute: no reputation for 5 public addresses: provider failed (HTTP 503)"),
+        "{err}"
+    );
+}

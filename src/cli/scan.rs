@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use repute::config::{Config, Overrides};
 use repute::engine::Engine;
-use repute::scan::enrich::{self, EventReputation};
+use repute::scan::enrich::{self, EventReputation, ScanLookups};
 use repute::scan::{self, Input, Options, Progress, Totals};
 
 use super::Global;
@@ -160,7 +160,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             match &engine {
                 Some(engine) => {
                     let shown = enrich::shown_addresses(&summary, opts.only_public, args.top);
-                    let lookups = engine.lookup_distinct(shown);
+                    let lookups = ScanLookups::new(engine).lookup_distinct(shown);
                     failure = enrich::Tally::of(lookups.values()).common_failure();
                     scan::write_table_enriched(
                         &mut out,

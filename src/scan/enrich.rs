@@ -6,7 +6,8 @@
 //! table shows, so `--top` spends no quota on rows it hides), the table's reputation cells,
 //! the tally of where the answers came from, and the `reputation` member that JSON events of
 //! public addresses get ([`EventReputation`], one lookup per distinct address while
-//! streaming). A failed lookup is a cell or a `reason`, never an error of the scan.
+//! streaming). A failed lookup is a cell or a `reason`, never an error of the scan, and a
+//! provider that keeps failing is left alone for the rest of the scan ([`ScanLookups`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -178,11 +179,78 @@ impl Tally {
     }
 }
 
+/// Failed lookups in a row after which a scan stops asking the provider.
+pub const GIVE_UP_AFTER: u32 = 3;
+
+/// The lookups of one scan. A provider that is down (or refuses the key) would cost every
+/// remaining address its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is
+/// not asked again; cached answers are still served, and misses carry the last failure.
+pub struct ScanLookups<'e> {
+    engine: &'e Engine,
+    failures_in_a_row: u32,
+    last_failure: Option<NoReputation>,
+}
+
+impl<'e> ScanLookups<'e> {
+    pub fn new(engine: &'e Engine) -> Self {
+        ScanLookups {
+            engine,
+            failures_in_a_row: 0,
+            last_failure: None,
+        }
+    }
+
+    /// The answer for one address (see [`Engine::lookup`]).
+    pub fn lookup(&mut self, ip: IpAddr) -> Lookup {
+        if self.failures_in_a_row >= GIVE_UP_AFTER
+            && let Some(why) = &self.last_failure
+        {
+            return self.engine.lookup_cached(ip, given_up(why));
+        }
+        let lookup = self.engine.lookup(ip);
+        match (&lookup.source, &lookup.missing) {
+            (Source::Api, _) => self.failures_in_a_row = 0,
+            (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
+                self.failures_in_a_row += 1;
+                self.last_failure = Some(why.clone());
+            }
+            _ => {}
+        }
+        lookup
+    }
+
+    /// One lookup per distinct (canonical) address.
+    pub fn lookup_distinct(
+        &mut self,
+        ips: impl IntoIterator<Item = IpAddr>,
+    ) -> BTreeMap<IpAddr, Lookup> {
+        let mut answers = BTreeMap::new();
+        for ip in ips {
+            let ip = crate::addr::canonical(ip);
+            if let std::collections::btree_map::Entry::Vacant(slot) = answers.entry(ip) {
+                slot.insert(self.lookup(ip));
+            }
+        }
+        answers
+    }
+}
+
+/// The reason given to an address the provider was not asked about, after `last` failures.
+fn given_up(last: &NoReputation) -> NoReputation {
+    match last {
+        NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
+            status: *status,
+            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
+        },
+        other => other.clone(),
+    }
+}
+
 /// The `reputation` member of JSON events (`repute scan --format jsonl --enrich`): the
 /// `repute check --format json` object of the event's address, looked up once per distinct
 /// address and kept, serialised, for its later events.
 pub struct EventReputation<'e> {
-    engine: &'e Engine,
+    lookups: ScanLookups<'e>,
     members: HashMap<IpAddr, String>,
     tally: Tally,
 }
@@ -190,7 +258,7 @@ pub struct EventReputation<'e> {
 impl<'e> EventReputation<'e> {
     pub fn new(engine: &'e Engine) -> Self {
         EventReputation {
-            engine,
+            lookups: ScanLookups::new(engine),
             members: HashMap::new(),
             tally: Tally::default(),
         }
@@ -204,9 +272,9 @@ impl<'e> EventReputation<'e> {
 
 impl Enricher for EventReputation<'_> {
     fn event_members(&mut self, ip: IpAddr) -> &str {
-        let (engine, tally) = (self.engine, &mut self.tally);
+        let (lookups, tally) = (&mut self.lookups, &mut self.tally);
         self.members.entry(ip).or_insert_with(|| {
-            let lookup = engine.lookup(ip);
+            let lookup = lookups.lookup(ip);
             tally.add(&lookup);
             // A record of plain data always serialises; an empty member is the fallback.
             serde_json::to_string(&lookup.record())
