@@ -319,24 +319,44 @@ impl Engine {
 
     /// The answer for one address; never fails, never looks up a non-public address.
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
-        let ip = crate::addr::canonical(ip);
-        let class = crate::addr::classify(ip);
-        if !class.is_public() {
-            return Lookup::skipped(ip, class, NoReputation::NotPublic(class));
-        }
-        if self.policy.allowlist.iter().any(|net| net.contains(&ip)) {
-            return Lookup::skipped(ip, class, NoReputation::Allowlisted);
-        }
-        let key = CacheKey::new(ip, self.policy.max_age_days);
-        if let Some(rep) = self.cached(&key) {
-            return Lookup::found(ip, class, Source::Cache, rep);
-        }
+        let (ip, class, key) = match self.answer_without_provider(ip) {
+            Ok(answer) => return answer,
+            Err(miss) => miss,
+        };
         let Some(provider) = self.provider.as_deref() else {
             return Lookup::skipped(ip, class, NoReputation::NoApiKey);
         };
         match self.fetch_under_lease(&key, provider) {
             Ok((source, rep)) => Lookup::found(ip, class, source, rep),
             Err(why) => Lookup::skipped(ip, class, why),
+        }
+    }
+
+    /// As [`Engine::lookup`], but a cache miss costs no call and answers `instead`: for a
+    /// caller that has given up on the provider for now (`repute scan --enrich` after
+    /// repeated failures), so cached answers are still served.
+    pub fn lookup_cached(&self, ip: IpAddr, instead: NoReputation) -> Lookup {
+        match self.answer_without_provider(ip) {
+            Ok(answer) => answer,
+            Err((ip, class, _)) => Lookup::skipped(ip, class, instead),
+        }
+    }
+
+    /// The answer of the class gate, the allowlist and the cache, or the canonical address,
+    /// its class and its cache key when only the provider can answer.
+    fn answer_without_provider(&self, ip: IpAddr) -> Result<Lookup, (IpAddr, AddrClass, CacheKey)> {
+        let ip = crate::addr::canonical(ip);
+        let class = crate::addr::classify(ip);
+        if !class.is_public() {
+            return Ok(Lookup::skipped(ip, class, NoReputation::NotPublic(class)));
+        }
+        if self.policy.allowlist.iter().any(|net| net.contains(&ip)) {
+            return Ok(Lookup::skipped(ip, class, NoReputation::Allowlisted));
+        }
+        let key = CacheKey::new(ip, self.policy.max_age_days);
+        match self.cached(&key) {
+            Some(rep) => Ok(Lookup::found(ip, class, Source::Cache, rep)),
+            None => Err((ip, class, key)),
         }
     }
 

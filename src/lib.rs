@@ -14,7 +14,7 @@
 //! - [`addr`] classifies an address against the IANA special-purpose registries. Only
 //!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
 //! - [`scan`] reads files, `.gz` files and stdin in a streaming way and summarises attempts per
-//!   address (the `repute scan` door).
+//!   address (the `repute scan` door); `scan::enrich` adds reputation through the [`engine`].
 //! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the HTTP client,
 //!   and quota state. [`cache`] keeps answers in SQLite (shared safely by many processes) so a
 //!   storm costs one lookup per address.

@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    init_logging();
+    super::init_logging();
     let ips = parse_ips(&args.ips)?;
     let flags = Overrides {
         api_key_file: args.api_key_file.clone(),
@@ -158,17 +158,4 @@ fn table_row(l: &Lookup) -> [String; 7] {
             why.as_ref().map(|w| w.to_string()).unwrap_or_default(),
         ],
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings). Never fails: a second call or
-/// a bad filter keeps the default.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }

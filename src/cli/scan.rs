@@ -2,8 +2,14 @@
 //!
 //! `--format table` (the default, on a terminal or not: a pipe gets the same view a person
 //! gets, and scripts ask for `--format jsonl` explicitly) prints attempts per address;
-//! `--format jsonl` writes the event contract of DESIGN.md. The reading and counting live in
-//! [`repute::scan`]; this file only wires arguments, progress and exit codes.
+//! `--format jsonl` writes the event contract of DESIGN.md. `--enrich` adds reputation
+//! (AbuseIPDB through the cache, configured as for `repute check`): table columns SCORE,
+//! COUNTRY, REPORTS, USAGE and a line saying where the answers came from, or a `reputation`
+//! object on each JSON event of a public address; one lookup per distinct address, and only
+//! for the rows shown. A failed lookup never fails the scan (nor changes its exit code): the
+//! row says why, and a reason shared by every failure is said once on stderr. The reading
+//! and counting live in [`repute::scan`]; this file only wires arguments, progress and exit
+//! codes.
 //!
 //! Exit codes, as ripgrep's: 0 at least one attack (failure or probe) was found, 1 none was,
 //! 2 an input could not be read (the other inputs are still scanned and reported). A closed
@@ -14,6 +20,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use repute::config::{Config, Overrides};
+use repute::engine::Engine;
+use repute::scan::enrich::{self, EventReputation, ScanLookups};
 use repute::scan::{self, Input, Options, Progress, Totals};
 
 use super::Global;
@@ -30,7 +39,8 @@ pub enum Format {
 #[command(after_help = "\
 Table columns: ATTEMPTS = failures + probes (pre-auth aborts, scans, timeouts); OK = accepted \
 logins from the same address; USERS = distinct user names tried (\"1000+\" past the cap); \
-times are UTC.
+times are UTC. With --enrich: SCORE = AbuseIPDB abuse confidence (or - and why there is none), \
+COUNTRY, REPORTS, USAGE; only the rows shown are looked up.
 
 Exit status: 0 at least one attack found, 1 none found, 2 an input could not be read (the \
 others are still scanned).")]
@@ -50,12 +60,58 @@ pub struct Args {
     /// Threads to use [default: the number of CPUs, at most 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Add each public address's reputation (AbuseIPDB, through the cache): one lookup per
+    /// distinct address shown; JSON events get a `reputation` object.
+    #[arg(long)]
+    pub enrich: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Where `--enrich` looks addresses up (as `repute check`; the environment works too).
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// AbuseIPDB's window in days (1..=365; default 90).
+    #[arg(long, value_name = "DAYS", requires = "enrich")]
+    pub max_age_days: Option<u16>,
+    /// SQLite cache file, or `none` (as REPUTE_CACHE).
+    #[arg(long, value_name = "PATH|none", requires = "enrich")]
+    pub cache: Option<String>,
+    /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
+    #[arg(long, value_name = "URL", requires = "enrich")]
+    pub api_url: Option<String>,
+    /// File holding the API key (as ABUSEIPDB_API_KEY_FILE), so it never appears in argv.
+    #[arg(long, value_name = "FILE", requires = "enrich")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            api_key_file: self.api_key_file.clone(),
+            api_url: self.api_url.clone(),
+            cache: self.cache.clone(),
+            max_age_days: self.max_age_days,
+            ..Overrides::default()
+        }
+    }
 }
 
 /// Inputs at least this big (in total) get a progress bar when stderr is a terminal.
 const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 
-pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    // The configuration is read before the scan, so a mistake in it costs no scan time.
+    let engine = if args.enrich {
+        super::init_logging();
+        let config = Config::load_with(global.config.as_deref(), &args.api.overrides())?;
+        tracing::debug!(config = %config.summary(), "scan --enrich");
+        // A cache this user cannot open (the system one, say) is no reason to refuse:
+        // lookups go to the provider directly, with a warning.
+        Some(Engine::new_or_uncached(&config))
+    } else {
+        None
+    };
     let inputs: Vec<Input> = if args.files.is_empty() {
         vec![Input::Stdin]
     } else {
@@ -78,10 +134,22 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         None => &(),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    // Why no address got a score, when one reason explains every failed lookup.
+    let mut failure = None;
     let (found, totals, errors) = match args.format {
         Format::Jsonl => {
-            let report = scan::write_events(&inputs, &opts, progress, &mut out)
-                .context("writing JSON lines")?;
+            let mut enricher = engine.as_ref().map(EventReputation::new);
+            let report = scan::write_events_enriched(
+                &inputs,
+                &opts,
+                progress,
+                &mut out,
+                enricher.as_mut().map(|e| e as &mut dyn scan::Enricher),
+            )
+            .context("writing JSON lines")?;
+            if let Some(enricher) = &enricher {
+                failure = enricher.tally().common_failure();
+            }
             (report.attacks_written > 0, report.totals, report.errors)
         }
         Format::Table => {
@@ -89,8 +157,22 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
             if let Some(bar) = &bar {
                 bar.0.finish_and_clear();
             }
-            scan::write_table(&mut out, &summary, opts.only_public, args.top)
-                .context("writing the table")?;
+            match &engine {
+                Some(engine) => {
+                    let shown = enrich::shown_addresses(&summary, opts.only_public, args.top);
+                    let lookups = ScanLookups::new(engine).lookup_distinct(shown);
+                    failure = enrich::Tally::of(lookups.values()).common_failure();
+                    scan::write_table_enriched(
+                        &mut out,
+                        &summary,
+                        opts.only_public,
+                        args.top,
+                        &lookups,
+                    )
+                }
+                None => scan::write_table(&mut out, &summary, opts.only_public, args.top),
+            }
+            .context("writing the table")?;
             (
                 !summary.attackers(opts.only_public).is_empty(),
                 summary.totals,
@@ -106,6 +188,9 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         eprintln!("repute: cannot read {error}");
     }
     report_skipped(&totals);
+    if let Some(failure) = failure {
+        eprintln!("repute: {failure}");
+    }
     Ok(exit_code(found, !errors.is_empty()))
 }
 

@@ -22,7 +22,14 @@ impl EventBuffer {
 
     /// Appends one event as a JSON line. `srcip` is written unwrapped (`::ffff:a.b.c.d` as
     /// `a.b.c.d`), the form it is classified and summarised in.
+    #[cfg(test)]
     pub fn push(&mut self, file: &str, line: u64, a: &Event<'_>) {
+        self.push_with(file, line, a, "");
+    }
+
+    /// As [`EventBuffer::push`], with `extra` (JSON members, each starting with a comma)
+    /// appended after the contract's fields, which stay first and unchanged.
+    pub fn push_with(&mut self, file: &str, line: u64, a: &Event<'_>, extra: &str) {
         if self.file != file || self.file_json.is_empty() {
             self.file = file.to_string();
             self.file_json.clear();
@@ -69,6 +76,7 @@ impl EventBuffer {
         });
         out.extend_from_slice(b",\"wazuh_rule\":");
         json_opt_u64(out, a.wazuh_rule.map(u64::from));
+        out.extend_from_slice(extra.as_bytes());
         out.extend_from_slice(b"}\n");
     }
 

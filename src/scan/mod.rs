@@ -24,6 +24,7 @@
 //! decoding on a read-ahead thread.
 
 mod chunks;
+pub mod enrich;
 mod jsonl;
 mod lines;
 mod open;
@@ -31,6 +32,7 @@ mod summary;
 mod table;
 
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -40,7 +42,7 @@ use memchr::memmem;
 pub use lines::{BLOCK, MAX_LINE};
 pub use open::Input;
 pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, USERS_SHOWN, Users};
-pub use table::write_table;
+pub use table::{write_table, write_table_enriched};
 
 use crate::addr;
 use crate::sshd::{Event, Parser};
@@ -318,12 +320,32 @@ fn warm_up(parser: &mut Parser, src: impl Read, base_offset: u64, skip_first: bo
     );
 }
 
+/// Adds members to the JSON events of public addresses (`repute scan --enrich` adds the
+/// address's reputation). The scan core knows nothing of where the members come from.
+pub trait Enricher {
+    /// JSON members for the events of `ip` (canonical and public), each starting with a
+    /// comma (`,"reputation":{…}`), or an empty string.
+    fn event_members(&mut self, ip: IpAddr) -> &str;
+}
+
 /// Writes every event of every input as a JSON line, in input order.
 pub fn write_events(
     inputs: &[Input],
     opts: &Options,
     progress: &dyn Progress,
     out: &mut dyn Write,
+) -> io::Result<EventsReport> {
+    write_events_enriched(inputs, opts, progress, out, None)
+}
+
+/// As [`write_events`], with the members `enricher` gives added to each event of a public
+/// address.
+pub fn write_events_enriched(
+    inputs: &[Input],
+    opts: &Options,
+    progress: &dyn Progress,
+    out: &mut dyn Write,
+    mut enricher: Option<&mut dyn Enricher>,
 ) -> io::Result<EventsReport> {
     let mut report = EventsReport::default();
     for input in inputs {
@@ -337,10 +359,18 @@ pub fn write_events(
                     threads: 1,
                     ..opts.clone()
                 };
-                write_stream_events(file, &name, &one_thread, progress, out, &mut report)?
+                let sink = EventSink {
+                    out: &mut *out,
+                    enricher: reborrow(&mut enricher),
+                };
+                write_stream_events(file, &name, &one_thread, progress, sink, &mut report)?
             }
             Ok(Opened::Stream(src)) => {
-                write_stream_events(src, &name, opts, progress, out, &mut report)?
+                let sink = EventSink {
+                    out: &mut *out,
+                    enricher: reborrow(&mut enricher),
+                };
+                write_stream_events(src, &name, opts, progress, sink, &mut report)?
             }
         };
         if let Err(source) = result {
@@ -357,9 +387,10 @@ fn write_stream_events<R: Read + Send + 'static>(
     name: &str,
     opts: &Options,
     progress: &dyn Progress,
-    out: &mut dyn Write,
+    sink: EventSink<'_, '_>,
     report: &mut EventsReport,
 ) -> io::Result<io::Result<()>> {
+    let EventSink { out, mut enricher } = sink;
     let mut out_error = None;
     let mut events = jsonl::EventBuffer::default();
     let input_result = with_read_ahead(src, opts.threads, |src| {
@@ -382,7 +413,15 @@ fn write_stream_events<R: Read + Send + 'static>(
                 return ControlFlow::Continue(());
             }
             *attacks_written += u64::from(attempt.outcome.is_attack());
-            events.push(name, line.number, &attempt);
+            let members = match enricher.as_deref_mut() {
+                Some(enricher) => attempt
+                    .srcip
+                    .map(addr::canonical)
+                    .filter(|ip| addr::classify(*ip).is_public())
+                    .map_or("", |ip| enricher.event_members(ip)),
+                None => "",
+            };
+            events.push_with(name, line.number, &attempt, members);
             match events.flush_when_full(&mut *out) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
@@ -398,6 +437,21 @@ fn write_stream_events<R: Read + Send + 'static>(
         Some(e) => Err(e),
         None => events.flush(out).map(|()| input_result),
     }
+}
+
+/// A shorter-lived `Option<&mut dyn Enricher>` (which `as_deref_mut` cannot give: the trait
+/// object's own lifetime must shrink too).
+fn reborrow<'a>(enricher: &'a mut Option<&mut dyn Enricher>) -> Option<&'a mut dyn Enricher> {
+    match enricher {
+        Some(e) => Some(&mut **e),
+        None => None,
+    }
+}
+
+/// Where the events of one stream go: the output, and what to add to them.
+struct EventSink<'o, 'e> {
+    out: &'o mut dyn Write,
+    enricher: Option<&'e mut dyn Enricher>,
 }
 
 /// Runs `body` over `src` directly, or — with more than one thread — over a reader fed by a

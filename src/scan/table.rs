@@ -4,11 +4,15 @@
 //! from attackers, so they are printed escaped (`{:?}`-style, without quotes) and cut short:
 //! a name with control characters or 100 bytes of padding cannot break the layout.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use jiff::Timestamp;
 
+use super::enrich::{self, ReputationCells};
 use super::summary::{AddrSummary, Summary};
+use crate::engine::Lookup;
 
 /// Longest user name shown, in characters.
 const USER_SHOWN_CHARS: usize = 24;
@@ -20,6 +24,29 @@ pub fn write_table(
     only_public: bool,
     top: Option<usize>,
 ) -> io::Result<()> {
+    write_table_with(out, summary, only_public, top, None)
+}
+
+/// As [`write_table`], with the reputation columns (SCORE, COUNTRY, REPORTS, USAGE) filled
+/// from `lookups` (see [`super::enrich`]) and a line saying where the answers came from.
+pub fn write_table_enriched(
+    out: &mut impl Write,
+    summary: &Summary,
+    only_public: bool,
+    top: Option<usize>,
+    lookups: &BTreeMap<IpAddr, Lookup>,
+) -> io::Result<()> {
+    write_table_with(out, summary, only_public, top, Some(lookups))?;
+    writeln!(out, "{}", enrich::Tally::of(lookups.values()).line())
+}
+
+fn write_table_with(
+    out: &mut impl Write,
+    summary: &Summary,
+    only_public: bool,
+    top: Option<usize>,
+    lookups: Option<&BTreeMap<IpAddr, Lookup>>,
+) -> io::Result<()> {
     let rows = summary.attackers(only_public);
     let shown = &rows[..top.map_or(rows.len(), |n| n.min(rows.len()))];
     let addr_width = shown
@@ -28,33 +55,85 @@ pub fn write_table(
         .max()
         .unwrap_or(0)
         .max(7);
+    let reputation: Option<Vec<ReputationCells>> =
+        lookups.map(|l| shown.iter().map(|r| enrich::cells(l.get(&r.ip))).collect());
+    let widths = reputation.as_deref().map(RepWidths::of);
     if !shown.is_empty() {
+        write!(
+            out,
+            "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  ",
+            "ADDRESS", "CLASS", "ATTEMPTS", "FAILURES", "OK", "USERS"
+        )?;
+        if let Some(w) = &widths {
+            w.write(out, &ReputationCells::header())?;
+        }
         writeln!(
             out,
-            "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  {:<20}  {:<20}  USERS TRIED",
-            "ADDRESS", "CLASS", "ATTEMPTS", "FAILURES", "OK", "USERS", "FIRST SEEN", "LAST SEEN"
+            "{:<20}  {:<20}  USERS TRIED",
+            "FIRST SEEN", "LAST SEEN"
         )?;
     }
-    for row in shown {
-        write_row(out, row, addr_width)?;
+    for (i, row) in shown.iter().enumerate() {
+        let cells = reputation.as_ref().and_then(|r| r.get(i));
+        write_row(out, row, addr_width, cells.zip(widths.as_ref()))?;
     }
     write_totals(out, summary, &rows, shown.len(), only_public)
 }
 
-fn write_row(out: &mut impl Write, row: &AddrSummary, addr_width: usize) -> io::Result<()> {
+/// The widths of the reputation columns, from their cells.
+struct RepWidths([usize; 4]);
+
+impl RepWidths {
+    fn of(rows: &[ReputationCells]) -> Self {
+        let mut widths = ReputationCells::header()
+            .columns()
+            .map(|c| c.chars().count());
+        for row in rows {
+            for (w, cell) in widths.iter_mut().zip(row.columns()) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        RepWidths(widths)
+    }
+
+    /// Score left-aligned (it may carry a reason), reports right-aligned, each followed by
+    /// two spaces.
+    fn write(&self, out: &mut impl Write, cells: &ReputationCells) -> io::Result<()> {
+        let [score, country, reports, usage] = self.0;
+        write!(
+            out,
+            "{:<score$}  {:<country$}  {:>reports$}  {:<usage$}  ",
+            cells.score, cells.country, cells.reports, cells.usage
+        )
+    }
+}
+
+fn write_row(
+    out: &mut impl Write,
+    row: &AddrSummary,
+    addr_width: usize,
+    reputation: Option<(&ReputationCells, &RepWidths)>,
+) -> io::Result<()> {
     let users = match (row.users.count(), row.users.is_lower_bound()) {
         (n, true) => format!("{n}+"),
         (n, false) => n.to_string(),
     };
-    writeln!(
+    write!(
         out,
-        "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  {:<20}  {:<20}  {}",
+        "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  ",
         row.ip.to_string(),
         row.class.as_str(),
         row.attempts,
         row.failures,
         row.successes,
         users,
+    )?;
+    if let Some((cells, widths)) = reputation {
+        widths.write(out, cells)?;
+    }
+    writeln!(
+        out,
+        "{:<20}  {:<20}  {}",
         time_cell(row.first_seen),
         time_cell(row.last_seen),
         users_cell(row),
@@ -107,13 +186,19 @@ fn users_cell(row: &AddrSummary) -> String {
 
 /// An attacker-chosen name, made safe to print: escaped and cut short.
 fn shown_user(name: &str) -> String {
-    let escaped: String = name.escape_debug().collect();
-    let escaped = if escaped.is_empty() {
+    let escaped = shown_text(name, USER_SHOWN_CHARS);
+    if escaped.is_empty() {
         "\"\"".to_string()
     } else {
         escaped
-    };
-    match escaped.char_indices().nth(USER_SHOWN_CHARS) {
+    }
+}
+
+/// Text from outside (attackers, the provider), made safe to print: escaped, and cut to
+/// `max` characters and an ellipsis.
+pub(super) fn shown_text(text: &str, max: usize) -> String {
+    let escaped: String = text.escape_debug().collect();
+    match escaped.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
         None => escaped,
     }
