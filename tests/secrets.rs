@@ -1,6 +1,7 @@
-//! The API key never appears in any output, log or file: `repute check` runs with a
-//! distinctive key through success and every error path, with `RUST_LOG=trace`, and
-//! everything it printed or wrote is searched for the key (and for a fragment of it).
+//! The API key never appears in any output, log or file: `repute check` and `repute scan
+//! --enrich` run with a distinctive key through success and every error path, with
+//! `RUST_LOG=trace`, and everything they printed or wrote is searched for the key (and for a
+//! fragment of it).
 
 mod support;
 
@@ -106,6 +107,33 @@ fn the_key_never_appears_in_output_logs_or_files() {
         base(d, &mock),
         &[&json[..], &["--api-key-file", flag, "9.9.9.10"]].concat(),
         &mut runs,
+    );
+
+    // `repute scan --enrich` looks the log's attackers up through the same engine.
+    let log = d.join("auth.log");
+    std::fs::write(
+        &log,
+        "Mar  1 10:00:00 srv sshd[7]: Failed password for root from 118.25.6.39 port 4242 ssh2\n\
+         Mar  1 10:00:01 srv sshd[8]: Invalid user admin from 45.33.32.200 port 4243\n",
+    )
+    .expect("log");
+    let log = log.to_str().expect("utf8");
+    run(
+        "scan --enrich, table",
+        with_file(),
+        &["scan", "--enrich", log],
+        &mut runs,
+    );
+    run(
+        "scan --enrich, JSON lines",
+        with_file(),
+        &["scan", "--enrich", "--format", "jsonl", log],
+        &mut runs,
+    );
+    let enriched = String::from_utf8_lossy(&runs[runs.len() - 1].output).into_owned();
+    assert!(
+        enriched.contains("\"abuse_confidence_score\""),
+        "scan --enrich got no answer: {enriched}"
     );
 
     let echo = format!(r#"{{"errors":[{{"detail":"The key {KEY} is revoked","status":401}}]}}"#);
