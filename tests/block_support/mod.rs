@@ -136,6 +136,17 @@ impl Netns {
         self.repute().args(args).output().expect("spawn repute")
     }
 
+    /// `repute args…` started inside the namespace without waiting: stdout discarded, stderr
+    /// kept for the test's message. For processes that race each other.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.repute()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn repute")
+    }
+
     /// Addresses in our nft sets, straight from `nft -j` (not through repute).
     pub fn nft_elements(&self, table: &str) -> Vec<String> {
         let out = self
