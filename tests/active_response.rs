@@ -6,11 +6,10 @@
 mod block_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use block_support::execd::{self, Execution, expected_check_keys};
 use block_support::{Netns, listed};
 use repute::cache::{Cache, CacheKey, SqliteCache};
 use repute::reputation::Reputation;
@@ -47,7 +46,7 @@ impl FakeWazuh {
     }
 
     fn program(&self) -> PathBuf {
-        self.home.join("active-response/bin/repute-block")
+        self.home.join(execd::PROGRAM)
     }
 
     /// The log lines, each checked for Wazuh's format, with the prefix cut off.
@@ -74,155 +73,36 @@ fn strip_log_prefix(line: &str) -> &str {
         .unwrap_or_else(|| panic!("program name in {line:?}"))
 }
 
-/// What one execution looked like from execd's side.
-struct Execution {
-    /// The line the program wrote (the `check_keys` message), if any.
-    check_keys: Option<String>,
-    code: Option<i32>,
-}
-
-/// An execd message for `command` with the given alert `data` and `extra_args`.
+/// An execd message for `command` with an sshd alert carrying `data`, and `extra_args`.
 fn message(command: &str, data: Value, extra_args: &[&str]) -> String {
-    json!({
-        "version": 1,
-        "origin": { "name": "node01", "module": "wazuh-execd" },
-        "command": command,
-        "parameters": {
-            "extra_args": extra_args,
-            "alert": {
-                "timestamp": "2026-11-28T10:00:00.000+0000",
-                "rule": { "level": 10, "description": "sshd: brute force trying to get access to the system. Authentication failed.", "id": "5763" },
-                "agent": { "id": "000", "name": "manager" },
-                "id": "1764324000.1234",
-                "full_log": "Nov 28 10:00:00 host sshd[4242]: Failed password for root from 45.155.205.233 port 4242 ssh2",
-                "data": data,
-                "location": "/var/log/auth.log"
-            },
-            "program": "active-response/bin/repute-block"
-        }
-    })
-    .to_string()
-}
-
-fn execd_reply(command: &str) -> String {
-    json!({
-        "version": 1,
-        "origin": { "name": "node01", "module": "wazuh-execd" },
-        "command": command,
-        "parameters": {}
-    })
-    .to_string()
+    let alert = json!({
+        "timestamp": "2026-11-28T10:00:00.000+0000",
+        "rule": { "level": 10, "description": "sshd: brute force trying to get access to the system. Authentication failed.", "id": "5763" },
+        "agent": { "id": "000", "name": "manager" },
+        "id": "1764324000.1234",
+        "full_log": "Nov 28 10:00:00 host sshd[4242]: Failed password for root from 45.155.205.233 port 4242 ssh2",
+        "data": data,
+        "location": "/var/log/auth.log"
+    });
+    execd::message(command, extra_args, alert)
 }
 
 /// Runs the program as execd does: cwd = the Wazuh home, argv = `[active-response/bin/…]`,
 /// the message and a newline on stdin, then (for a handshake) one reply line.
 fn execute(netns: &Netns, wazuh: &FakeWazuh, input: &[u8], reply: Option<&str>) -> Execution {
-    execute_with(
+    execd::execute(
         netns,
-        wazuh,
-        "active-response/bin/repute-block".as_ref(),
+        &wazuh.home,
+        execd::PROGRAM.as_ref(),
         input,
         reply,
         |_| {},
     )
 }
 
-fn execute_with(
-    netns: &Netns,
-    wazuh: &FakeWazuh,
-    program: &std::path::Path,
-    input: &[u8],
-    reply: Option<&str>,
-    adjust: impl FnOnce(&mut std::process::Command),
-) -> Execution {
-    let mut cmd = netns.command(program);
-    netns.clean_env(&mut cmd);
-    cmd.current_dir(&wazuh.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    adjust(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn the active response");
-    let mut stdin = Some(child.stdin.take().expect("stdin"));
-    // A program that refuses early may close its stdin first: that is not the test's failure.
-    if let Some(pipe) = stdin.as_mut() {
-        let _ = pipe.write_all(input).and_then(|()| pipe.flush());
-    }
-    if !input.ends_with(b"\n") {
-        // Without a newline the program waits for more or for the end: give it the end.
-        stdin = None;
-    }
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let watchdog = Watchdog::start(child.id());
-    stdout.read_line(&mut line).expect("read stdout");
-    watchdog.stop();
-    let check_keys = (!line.is_empty()).then(|| line.clone());
-    if let (Some(_), Some(reply), Some(pipe)) = (&check_keys, reply, stdin.as_mut()) {
-        pipe.write_all(format!("{reply}\n").as_bytes())
-            .expect("reply");
-    }
-    drop(stdin);
-    Execution {
-        check_keys,
-        code: wait_bounded(&mut child),
-    }
-}
-
-/// How long one execution may take before the test kills it and fails.
-const EXECUTION_LIMIT: Duration = Duration::from_secs(30);
-
-/// Kills a program that neither writes nor exits, so a hang fails the test instead of
-/// stalling it. The child is not reaped while the watchdog runs, so its pid cannot be reused.
-struct Watchdog {
-    done: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Watchdog {
-    fn start(pid: u32) -> Watchdog {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(EXECUTION_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-            {
-                let pid = libc::pid_t::try_from(pid).unwrap_or(0);
-                // SAFETY: plain kill(2) on our own unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        });
-        Watchdog { done, thread }
-    }
-
-    fn stop(self) {
-        let _ = self.done.send(());
-        let _ = self.thread.join();
-    }
-}
-
-fn wait_bounded(child: &mut std::process::Child) -> Option<i32> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status.code();
-        }
-        if start.elapsed() > EXECUTION_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the active response did not exit within {EXECUTION_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn add(netns: &Netns, wazuh: &FakeWazuh, data: Value, extra: &[&str], reply: &str) -> Execution {
     let input = format!("{}\n", message("add", data, extra));
-    execute(netns, wazuh, input.as_bytes(), Some(&execd_reply(reply)))
-}
-
-fn expected_check_keys(ip: &str) -> String {
-    format!(
-        "{{\"version\":1,\"origin\":{{\"name\":\"repute-block\",\"module\":\"active-response\"}},\"command\":\"check_keys\",\"parameters\":{{\"keys\":[\"{ip}\"]}}}}\n"
-    )
+    execute(netns, wazuh, input.as_bytes(), Some(&execd::reply(reply)))
 }
 
 #[test]
@@ -336,10 +216,10 @@ fn a_copied_binary_finds_its_home_from_its_own_path() {
     let input = format!("{}\n", message("add", json!({ "srcip": V4 }), &[]));
     // Started by absolute path from another directory: only the executable's path tells.
     let program = wazuh.program();
-    let reply = execd_reply("continue");
-    let run = execute_with(
+    let reply = execd::reply("continue");
+    let run = execd::execute(
         &netns,
-        &wazuh,
+        &wazuh.home,
         &program,
         input.as_bytes(),
         Some(&reply),
@@ -365,9 +245,16 @@ fn wazuh_home_can_be_overridden() {
     std::fs::create_dir_all(other.join("logs")).expect("logs");
     let input = format!("{}\n", message("delete", json!({ "srcip": V4 }), &[]));
     let program = wazuh.program();
-    let run = execute_with(&netns, &wazuh, &program, input.as_bytes(), None, |cmd| {
-        cmd.env("WAZUH_HOME", &other);
-    });
+    let run = execd::execute(
+        &netns,
+        &wazuh.home,
+        &program,
+        input.as_bytes(),
+        None,
+        |cmd| {
+            cmd.env("WAZUH_HOME", &other);
+        },
+    );
     assert_eq!(run.code, Some(0));
     let log = std::fs::read_to_string(other.join("logs/active-responses.log")).unwrap_or_default();
     assert!(log.contains(&format!("{V4} was not blocked")), "{log}");
@@ -455,7 +342,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
             &netns,
             &wazuh,
             input.as_bytes(),
-            Some(&execd_reply("continue")),
+            Some(&execd::reply("continue")),
         );
         assert_eq!(run.code, Some(1), "{name}");
         assert_eq!(run.check_keys, None, "{name}: no handshake");
@@ -705,12 +592,12 @@ fn min_score_gate_asks_abuseipdb() {
             "{}\n",
             message("add", json!({ "srcip": ip }), &["--min-score", "50"])
         );
-        execute_with(
+        execd::execute(
             &netns,
-            &wazuh,
+            &wazuh.home,
             &program,
             input.as_bytes(),
-            Some(&execd_reply("continue")),
+            Some(&execd::reply("continue")),
             |cmd| {
                 cmd.env("ABUSEIPDB_API_KEY", key)
                     .env("ABUSEIPDB_API_URL", mock.base_url());

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod execd;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
