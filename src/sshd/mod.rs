@@ -3,11 +3,11 @@
 //! A line is read in two steps, both hand-written single passes (no regex, no allocation
 //! until an attempt is returned): [`envelope`] takes off the syslog head (time, host, the
 //! `sshd`/`sshd-session` tag and pid) and [`message`] recognises the message family and reads
-//! the client address from the right end of the message, where sshd appends it after any
-//! client-controlled text. [`rules`] names the Wazuh rule the same line ends in, [`pids`]
-//! remembers each connection's client so that address-less lines of the same pid
-//! (`kex_exchange_identification: …`, `Disconnecting: Too many authentication failures`) can
-//! be attributed.
+//! the client address from the right end of the message ([`tail`]), where sshd appends it
+//! after any client-controlled text; `lit` is the literal search they share. [`rules`] names
+//! the Wazuh rule the same line ends in, [`pids`] remembers each connection's client so that
+//! address-less lines of the same pid (`kex_exchange_identification: …`, `Disconnecting: Too
+//! many authentication failures`) can be attributed.
 //!
 //! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
 //! given to [`Parser::new`] (or the year before, when that would put them more than a day
