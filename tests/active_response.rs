@@ -73,7 +73,8 @@ fn strip_log_prefix(line: &str) -> &str {
         .unwrap_or_else(|| panic!("program name in {line:?}"))
 }
 
-/// An execd message for `command` with an sshd alert carrying `data`, and `extra_args`.
+/// An execd message for `command` with an sshd alert carrying `data`, and `extra_args`, as
+/// the line execd writes (with its newline).
 fn message(command: &str, data: Value, extra_args: &[&str]) -> String {
     let alert = json!({
         "timestamp": "2026-11-28T10:00:00.000+0000",
@@ -84,7 +85,7 @@ fn message(command: &str, data: Value, extra_args: &[&str]) -> String {
         "data": data,
         "location": "/var/log/auth.log"
     });
-    execd::message(command, extra_args, alert)
+    format!("{}\n", execd::message(command, extra_args, alert))
 }
 
 /// Runs the program as execd does: cwd = the Wazuh home, argv = `[active-response/bin/…]`,
@@ -101,8 +102,21 @@ fn execute(netns: &Netns, wazuh: &FakeWazuh, input: &[u8], reply: Option<&str>) 
 }
 
 fn add(netns: &Netns, wazuh: &FakeWazuh, data: Value, extra: &[&str], reply: &str) -> Execution {
-    let input = format!("{}\n", message("add", data, extra));
+    let input = message("add", data, extra);
     execute(netns, wazuh, input.as_bytes(), Some(&execd::reply(reply)))
+}
+
+/// `add` for an sshd alert that names only `ip`.
+fn add_ip(netns: &Netns, wazuh: &FakeWazuh, ip: &str, extra: &[&str], reply: &str) -> Execution {
+    add(netns, wazuh, json!({ "srcip": ip }), extra, reply)
+}
+
+/// The reason recorded for the first blocked entry.
+fn first_reason(netns: &Netns) -> String {
+    listed(netns)[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -142,7 +156,7 @@ fn add_with_continue_blocks_and_delete_unblocks() {
     assert_eq!(log.last().map(String::as_str), Some("Ended"));
 
     // execd's timeout: the same message with "delete", no handshake, stdout ignored.
-    let input = format!("{}\n", message("delete", json!({ "srcip": V4 }), &[]));
+    let input = message("delete", json!({ "srcip": V4 }), &[]);
     let run = execute(&netns, &wazuh, input.as_bytes(), None);
     assert_eq!(run.code, Some(0));
     assert_eq!(run.check_keys, None, "delete does no handshake");
@@ -155,7 +169,7 @@ fn add_with_continue_blocks_and_delete_unblocks() {
 fn abort_is_logged_and_blocks_nothing() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(&netns, &wazuh, json!({ "srcip": V4 }), &[], "abort");
+    let run = add_ip(&netns, &wazuh, V4, &[], "abort");
     assert_eq!(run.code, Some(0));
     assert!(run.check_keys.is_some());
     assert!(netns.nft_elements("repute").is_empty());
@@ -166,21 +180,9 @@ fn abort_is_logged_and_blocks_nothing() {
 fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--for", "20s"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--for", "20s"], "continue");
     assert_eq!(run.code, Some(0));
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--for", "1h"],
-        "abort",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--for", "1h"], "abort");
     assert_eq!(run.code, Some(0));
     let left = listed(&netns)[0]["remaining_secs"].as_u64().unwrap_or(0);
     assert!(left > 600, "renewed to 1h, {left}s left");
@@ -195,7 +197,7 @@ fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
 fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(&netns, &wazuh, json!({ "srcip": V6 }), &[], "continue");
+    let run = add_ip(&netns, &wazuh, V6, &[], "continue");
     assert_eq!(
         run.check_keys.as_deref(),
         Some(expected_check_keys(V6).as_str())
@@ -213,7 +215,7 @@ fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
 fn a_copied_binary_finds_its_home_from_its_own_path() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::copied(&netns);
-    let input = format!("{}\n", message("add", json!({ "srcip": V4 }), &[]));
+    let input = message("add", json!({ "srcip": V4 }), &[]);
     // Started by absolute path from another directory: only the executable's path tells.
     let program = wazuh.program();
     let reply = execd::reply("continue");
@@ -243,7 +245,7 @@ fn wazuh_home_can_be_overridden() {
     let wazuh = FakeWazuh::symlinked(&netns);
     let other = netns.dir.path().join("elsewhere");
     std::fs::create_dir_all(other.join("logs")).expect("logs");
-    let input = format!("{}\n", message("delete", json!({ "srcip": V4 }), &[]));
+    let input = message("delete", json!({ "srcip": V4 }), &[]);
     let program = wazuh.program();
     let run = execd::execute(
         &netns,
@@ -266,7 +268,7 @@ fn wazuh_home_can_be_overridden() {
 fn bad_input_ends_in_a_logged_error_and_no_block() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let valid = |data: Value| format!("{}\n", message("add", data, &[]));
+    let valid = |data: Value| message("add", data, &[]);
     let drop_member = |member: &str| {
         let mut v: Value =
             serde_json::from_str(&message("add", json!({ "srcip": V4 }), &[])).unwrap_or_default();
@@ -303,7 +305,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
         ),
         (
             "unknown command".into(),
-            format!("{}\n", message("restart", json!({ "srcip": V4 }), &[])),
+            message("restart", json!({ "srcip": V4 }), &[]),
             "invalid command \"restart\"",
         ),
         (
@@ -328,10 +330,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
         ),
         (
             "bad min score".into(),
-            format!(
-                "{}\n",
-                message("add", json!({ "srcip": V4 }), &["--min-score", "200"])
-            ),
+            message("add", json!({ "srcip": V4 }), &["--min-score", "200"]),
             "not a score 0-100",
         ),
         ("huge line".into(), huge, "longer than"),
@@ -358,7 +357,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
 fn an_unexpected_reply_from_execd_blocks_nothing() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let input = format!("{}\n", message("add", json!({ "srcip": V4 }), &[]));
+    let input = message("add", json!({ "srcip": V4 }), &[]);
     let run = execute(&netns, &wazuh, input.as_bytes(), Some("what?"));
     assert_eq!(run.code, Some(1));
     assert!(netns.nft_elements("repute").is_empty());
@@ -381,7 +380,7 @@ fn unsafe_addresses_are_refused_before_the_handshake() {
         ("81.2.69.160", "on the allowlist"),
         ("93.184.215.14", "this host's own addresses"),
     ] {
-        let run = add(&netns, &wazuh, json!({ "srcip": ip }), &[], "continue");
+        let run = add_ip(&netns, &wazuh, ip, &[], "continue");
         assert_eq!(run.code, Some(0), "{ip}");
         assert_eq!(
             run.check_keys, None,
@@ -431,10 +430,7 @@ fn min_score_gate_on_an_enrichment_alert() {
         Some(expected_check_keys(V6).as_str())
     );
     assert_eq!(netns.nft_elements("repute"), vec![V6]);
-    let reason = listed(&netns)[0]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = first_reason(&netns);
     assert!(
         reason.ends_with("(AbuseIPDB score 93 from alert, minimum 50)"),
         "{reason}"
@@ -458,24 +454,12 @@ fn min_score_gate_through_the_cache() {
             )
             .expect("put");
     }
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--min-score", "25"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--min-score", "25"], "continue");
     assert_eq!(run.check_keys, None);
     let declined =
         format!("Declined to block {V4}: AbuseIPDB score 8 (from cache) is below the minimum 25");
     assert!(wazuh.log().contains(&declined), "{:?}", wazuh.log());
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V6 }),
-        &["--min-score", "25"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V6, &["--min-score", "25"], "continue");
     assert!(run.check_keys.is_some());
     assert_eq!(netns.nft_elements("repute"), vec![V6]);
 }
@@ -485,26 +469,17 @@ fn min_score_gate_through_the_cache() {
 fn lookup_failure_blocks_by_default_and_skips_on_request() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--min-score", "50"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--min-score", "50"], "continue");
     assert!(run.check_keys.is_some());
     assert_eq!(netns.nft_elements("repute"), vec![V4]);
-    let reason = listed(&netns)[0]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = first_reason(&netns);
     assert!(
         reason.contains("no AbuseIPDB score: no API key configured; blocking anyway"),
         "{reason}"
     );
 
     let extra = ["--min-score", "50", "--on-lookup-failure", "skip"];
-    let run = add(&netns, &wazuh, json!({ "srcip": V6 }), &extra, "continue");
+    let run = add_ip(&netns, &wazuh, V6, &extra, "continue");
     assert_eq!(run.check_keys, None);
     assert!(wazuh.log().contains(&format!(
         "Declined to block {V6}: no AbuseIPDB score: no API key configured"
@@ -588,10 +563,7 @@ fn min_score_gate_asks_abuseipdb() {
     mock.set_answer(V6, &answer(V6, 88));
     let program = wazuh.program();
     let run_for = |ip: &str| {
-        let input = format!(
-            "{}\n",
-            message("add", json!({ "srcip": ip }), &["--min-score", "50"])
-        );
+        let input = message("add", json!({ "srcip": ip }), &["--min-score", "50"]);
         execd::execute(
             &netns,
             &wazuh.home,
