@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::mock_abuseipdb::MockAbuseIpdb;
-use support::wazuh_tree::{OSSEC_CONF, WazuhTree, split_message};
+use support::wazuh_tree::{OSSEC_CONF, WazuhTree, args_4_8, split_message};
 
 const KEY: &str = "install0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 
@@ -257,17 +257,8 @@ fn the_installed_integration_runs_with_the_installed_key() {
         r#"{"rule":{"id":"100001","description":"d"},"agent":{"id":"000","name":"m"},"id":"1.2","full_log":"x","data":{"srcip":"45.33.32.156"},"location":"/var/log/auth.log"}"#,
     );
     // As ossec.conf now says: no <api_key>, the hook URL (pointed at the mock here).
-    let url = mock.check_url();
-    let args = [
-        alert.to_str().unwrap(),
-        "",
-        &url,
-        "",
-        "",
-        "10",
-        "3",
-        "> /dev/null 2>&1",
-    ];
+    let args = args_4_8(alert.to_str().unwrap(), "", &mock.check_url());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let status = tree
         .integratord_command("custom-abuseipdb", &args)
         .stdin(Stdio::null())
