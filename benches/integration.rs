@@ -40,7 +40,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mock_abuseipdb::MockAbuseIpdb;
-use wazuh_tree::WazuhTree;
+use wazuh_tree::{WazuhTree, args_4_8};
 
 const KEY: &str = "bench0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0";
 const HIT_IP: &str = "45.33.32.156";
@@ -73,17 +73,9 @@ impl Fixture {
             .write_alert(&format!("custom-abuseipdb-{ip}.alert"), &alert(ip))
     }
 
+    /// The 4.8+ command line for `file`, as integratord gives it to either program.
     fn args(&self, file: &std::path::Path) -> Vec<String> {
-        vec![
-            file.to_string_lossy().into_owned(),
-            KEY.into(),
-            self.mock.check_url(),
-            String::new(),
-            String::new(),
-            "10".into(),
-            "3".into(),
-            "> /dev/null 2>&1".into(),
-        ]
+        args_4_8(&file.to_string_lossy(), KEY, &self.mock.check_url())
     }
 
     fn ours(&self, file: &std::path::Path) -> Command {

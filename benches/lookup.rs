@@ -34,6 +34,15 @@ fn config(mock: &MockAbuseIpdb, cache: CacheSetting) -> Config {
     }
 }
 
+/// An engine asking `mock`, caching in a SQLite file in `dir`.
+fn sqlite_engine(mock: &MockAbuseIpdb, dir: &tempfile::TempDir) -> Engine {
+    Engine::new(&config(
+        mock,
+        CacheSetting::Sqlite(dir.path().join("c.sqlite")),
+    ))
+    .expect("engine")
+}
+
 /// A fresh public address per call: 45.0.0.0/8 walked by a counter.
 fn next_address(counter: &AtomicU32) -> IpAddr {
     let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -45,11 +54,7 @@ fn next_address(counter: &AtomicU32) -> IpAddr {
 fn cache_hit(bencher: divan::Bencher) {
     let mock = MockAbuseIpdb::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let engine = Engine::new(&config(
-        &mock,
-        CacheSetting::Sqlite(dir.path().join("c.sqlite")),
-    ))
-    .expect("engine");
+    let engine = sqlite_engine(&mock, &dir);
     let ip: IpAddr = "118.25.6.39".parse().expect("ip");
     assert_eq!(engine.lookup(ip).source, Source::Api);
     bencher.bench_local(|| {
@@ -63,11 +68,7 @@ fn cache_hit(bencher: divan::Bencher) {
 fn cache_miss(bencher: divan::Bencher) {
     let mock = MockAbuseIpdb::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let engine = Engine::new(&config(
-        &mock,
-        CacheSetting::Sqlite(dir.path().join("c.sqlite")),
-    ))
-    .expect("engine");
+    let engine = sqlite_engine(&mock, &dir);
     let counter = AtomicU32::new(1);
     bencher.bench_local(|| {
         let l = engine.lookup(next_address(&counter));

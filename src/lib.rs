@@ -6,23 +6,29 @@
 //!
 //! The pipeline, left to right:
 //!
-//! - [`sshd`] turns one log line (any syslog envelope, sshd or sshd-session) into an
+//! - [`attempt`] defines the [`Attempt`] every reader produces and everything downstream
+//!   consumes (with its `Kind`, `Outcome` and `Origin`), so nothing downstream re-parses text.
+//! - [`sshd`] turns one log line (any syslog envelope, sshd or sshd-session), or a message
+//!   without its envelope (journald's `MESSAGE`, a Wazuh alert's `full_log`), into an
 //!   [`Attempt`]: who (address, port, user), what (`kind`, `outcome`) and the Wazuh rule the
 //!   same line would fire. The address is always the one sshd appended at the end of the
 //!   message, so text an attacker typed (a user name, an identification string) never becomes
 //!   the source.
 //! - [`addr`] classifies an address against the IANA special-purpose registries. Only
 //!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
-//! - [`scan`] reads files, `.gz` files and stdin in a streaming way and summarises attempts per
-//!   address (the `repute scan` door); `scan::enrich` adds reputation through the [`engine`].
-//! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the HTTP client,
-//!   and quota state. [`cache`] keeps answers in SQLite (shared safely by many processes) so a
-//!   storm costs one lookup per address.
+//! - [`scan`] reads files, `.gz` files and stdin in a streaming way and either writes attempts
+//!   out as JSON lines or summarises them per address (the `repute scan` door); `scan::enrich`
+//!   adds reputation through the [`engine`].
+//! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the provider
+//!   trait, and the HTTP client, which also reports the quota AbuseIPDB announces. [`cache`]
+//!   keeps answers and that quota state in SQLite (shared safely by many processes) so a storm
+//!   costs one lookup per address, or nowhere on disk when caching is off.
 //! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
 //!   provider, policy. [`config`] builds the settings every door uses (file, environment, flags),
 //!   and keeps the API key out of every output.
-//! - [`wazuh`] speaks Wazuh: the alert model, the integration protocol and queue socket framing,
-//!   the shipped ruleset, installation into a Wazuh tree, and active response.
+//! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
+//!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
+//!   tree (with a dry-run diff), and the active-response protocol.
 //! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.

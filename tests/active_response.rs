@@ -6,11 +6,10 @@
 mod block_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use block_support::execd::{self, Execution, expected_check_keys};
 use block_support::{Netns, listed};
 use repute::cache::{Cache, CacheKey, SqliteCache};
 use repute::reputation::Reputation;
@@ -47,7 +46,7 @@ impl FakeWazuh {
     }
 
     fn program(&self) -> PathBuf {
-        self.home.join("active-response/bin/repute-block")
+        self.home.join(execd::PROGRAM)
     }
 
     /// The log lines, each checked for Wazuh's format, with the prefix cut off.
@@ -74,155 +73,50 @@ fn strip_log_prefix(line: &str) -> &str {
         .unwrap_or_else(|| panic!("program name in {line:?}"))
 }
 
-/// What one execution looked like from execd's side.
-struct Execution {
-    /// The line the program wrote (the `check_keys` message), if any.
-    check_keys: Option<String>,
-    code: Option<i32>,
-}
-
-/// An execd message for `command` with the given alert `data` and `extra_args`.
+/// An execd message for `command` with an sshd alert carrying `data`, and `extra_args`, as
+/// the line execd writes (with its newline).
 fn message(command: &str, data: Value, extra_args: &[&str]) -> String {
-    json!({
-        "version": 1,
-        "origin": { "name": "node01", "module": "wazuh-execd" },
-        "command": command,
-        "parameters": {
-            "extra_args": extra_args,
-            "alert": {
-                "timestamp": "2026-11-28T10:00:00.000+0000",
-                "rule": { "level": 10, "description": "sshd: brute force trying to get access to the system. Authentication failed.", "id": "5763" },
-                "agent": { "id": "000", "name": "manager" },
-                "id": "1764324000.1234",
-                "full_log": "Nov 28 10:00:00 host sshd[4242]: Failed password for root from 45.155.205.233 port 4242 ssh2",
-                "data": data,
-                "location": "/var/log/auth.log"
-            },
-            "program": "active-response/bin/repute-block"
-        }
-    })
-    .to_string()
-}
-
-fn execd_reply(command: &str) -> String {
-    json!({
-        "version": 1,
-        "origin": { "name": "node01", "module": "wazuh-execd" },
-        "command": command,
-        "parameters": {}
-    })
-    .to_string()
+    let alert = json!({
+        "timestamp": "2026-11-28T10:00:00.000+0000",
+        "rule": { "level": 10, "description": "sshd: brute force trying to get access to the system. Authentication failed.", "id": "5763" },
+        "agent": { "id": "000", "name": "manager" },
+        "id": "1764324000.1234",
+        "full_log": "Nov 28 10:00:00 host sshd[4242]: Failed password for root from 45.155.205.233 port 4242 ssh2",
+        "data": data,
+        "location": "/var/log/auth.log"
+    });
+    format!("{}\n", execd::message(command, extra_args, alert))
 }
 
 /// Runs the program as execd does: cwd = the Wazuh home, argv = `[active-response/bin/…]`,
 /// the message and a newline on stdin, then (for a handshake) one reply line.
 fn execute(netns: &Netns, wazuh: &FakeWazuh, input: &[u8], reply: Option<&str>) -> Execution {
-    execute_with(
+    execd::execute(
         netns,
-        wazuh,
-        "active-response/bin/repute-block".as_ref(),
+        &wazuh.home,
+        execd::PROGRAM.as_ref(),
         input,
         reply,
         |_| {},
     )
 }
 
-fn execute_with(
-    netns: &Netns,
-    wazuh: &FakeWazuh,
-    program: &std::path::Path,
-    input: &[u8],
-    reply: Option<&str>,
-    adjust: impl FnOnce(&mut std::process::Command),
-) -> Execution {
-    let mut cmd = netns.command(program);
-    netns.clean_env(&mut cmd);
-    cmd.current_dir(&wazuh.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    adjust(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn the active response");
-    let mut stdin = Some(child.stdin.take().expect("stdin"));
-    // A program that refuses early may close its stdin first: that is not the test's failure.
-    if let Some(pipe) = stdin.as_mut() {
-        let _ = pipe.write_all(input).and_then(|()| pipe.flush());
-    }
-    if !input.ends_with(b"\n") {
-        // Without a newline the program waits for more or for the end: give it the end.
-        stdin = None;
-    }
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let watchdog = Watchdog::start(child.id());
-    stdout.read_line(&mut line).expect("read stdout");
-    watchdog.stop();
-    let check_keys = (!line.is_empty()).then(|| line.clone());
-    if let (Some(_), Some(reply), Some(pipe)) = (&check_keys, reply, stdin.as_mut()) {
-        pipe.write_all(format!("{reply}\n").as_bytes())
-            .expect("reply");
-    }
-    drop(stdin);
-    Execution {
-        check_keys,
-        code: wait_bounded(&mut child),
-    }
-}
-
-/// How long one execution may take before the test kills it and fails.
-const EXECUTION_LIMIT: Duration = Duration::from_secs(30);
-
-/// Kills a program that neither writes nor exits, so a hang fails the test instead of
-/// stalling it. The child is not reaped while the watchdog runs, so its pid cannot be reused.
-struct Watchdog {
-    done: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Watchdog {
-    fn start(pid: u32) -> Watchdog {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(EXECUTION_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-            {
-                let pid = libc::pid_t::try_from(pid).unwrap_or(0);
-                // SAFETY: plain kill(2) on our own unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        });
-        Watchdog { done, thread }
-    }
-
-    fn stop(self) {
-        let _ = self.done.send(());
-        let _ = self.thread.join();
-    }
-}
-
-fn wait_bounded(child: &mut std::process::Child) -> Option<i32> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status.code();
-        }
-        if start.elapsed() > EXECUTION_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the active response did not exit within {EXECUTION_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn add(netns: &Netns, wazuh: &FakeWazuh, data: Value, extra: &[&str], reply: &str) -> Execution {
-    let input = format!("{}\n", message("add", data, extra));
-    execute(netns, wazuh, input.as_bytes(), Some(&execd_reply(reply)))
+    let input = message("add", data, extra);
+    execute(netns, wazuh, input.as_bytes(), Some(&execd::reply(reply)))
 }
 
-fn expected_check_keys(ip: &str) -> String {
-    format!(
-        "{{\"version\":1,\"origin\":{{\"name\":\"repute-block\",\"module\":\"active-response\"}},\"command\":\"check_keys\",\"parameters\":{{\"keys\":[\"{ip}\"]}}}}\n"
-    )
+/// `add` for an sshd alert that names only `ip`.
+fn add_ip(netns: &Netns, wazuh: &FakeWazuh, ip: &str, extra: &[&str], reply: &str) -> Execution {
+    add(netns, wazuh, json!({ "srcip": ip }), extra, reply)
+}
+
+/// The reason recorded for the first blocked entry.
+fn first_reason(netns: &Netns) -> String {
+    listed(netns)[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -262,7 +156,7 @@ fn add_with_continue_blocks_and_delete_unblocks() {
     assert_eq!(log.last().map(String::as_str), Some("Ended"));
 
     // execd's timeout: the same message with "delete", no handshake, stdout ignored.
-    let input = format!("{}\n", message("delete", json!({ "srcip": V4 }), &[]));
+    let input = message("delete", json!({ "srcip": V4 }), &[]);
     let run = execute(&netns, &wazuh, input.as_bytes(), None);
     assert_eq!(run.code, Some(0));
     assert_eq!(run.check_keys, None, "delete does no handshake");
@@ -275,7 +169,7 @@ fn add_with_continue_blocks_and_delete_unblocks() {
 fn abort_is_logged_and_blocks_nothing() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(&netns, &wazuh, json!({ "srcip": V4 }), &[], "abort");
+    let run = add_ip(&netns, &wazuh, V4, &[], "abort");
     assert_eq!(run.code, Some(0));
     assert!(run.check_keys.is_some());
     assert!(netns.nft_elements("repute").is_empty());
@@ -286,21 +180,9 @@ fn abort_is_logged_and_blocks_nothing() {
 fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--for", "20s"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--for", "20s"], "continue");
     assert_eq!(run.code, Some(0));
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--for", "1h"],
-        "abort",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--for", "1h"], "abort");
     assert_eq!(run.code, Some(0));
     let left = listed(&netns)[0]["remaining_secs"].as_u64().unwrap_or(0);
     assert!(left > 600, "renewed to 1h, {left}s left");
@@ -315,7 +197,7 @@ fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
 fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(&netns, &wazuh, json!({ "srcip": V6 }), &[], "continue");
+    let run = add_ip(&netns, &wazuh, V6, &[], "continue");
     assert_eq!(
         run.check_keys.as_deref(),
         Some(expected_check_keys(V6).as_str())
@@ -333,13 +215,13 @@ fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
 fn a_copied_binary_finds_its_home_from_its_own_path() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::copied(&netns);
-    let input = format!("{}\n", message("add", json!({ "srcip": V4 }), &[]));
+    let input = message("add", json!({ "srcip": V4 }), &[]);
     // Started by absolute path from another directory: only the executable's path tells.
     let program = wazuh.program();
-    let reply = execd_reply("continue");
-    let run = execute_with(
+    let reply = execd::reply("continue");
+    let run = execd::execute(
         &netns,
-        &wazuh,
+        &wazuh.home,
         &program,
         input.as_bytes(),
         Some(&reply),
@@ -363,11 +245,18 @@ fn wazuh_home_can_be_overridden() {
     let wazuh = FakeWazuh::symlinked(&netns);
     let other = netns.dir.path().join("elsewhere");
     std::fs::create_dir_all(other.join("logs")).expect("logs");
-    let input = format!("{}\n", message("delete", json!({ "srcip": V4 }), &[]));
+    let input = message("delete", json!({ "srcip": V4 }), &[]);
     let program = wazuh.program();
-    let run = execute_with(&netns, &wazuh, &program, input.as_bytes(), None, |cmd| {
-        cmd.env("WAZUH_HOME", &other);
-    });
+    let run = execd::execute(
+        &netns,
+        &wazuh.home,
+        &program,
+        input.as_bytes(),
+        None,
+        |cmd| {
+            cmd.env("WAZUH_HOME", &other);
+        },
+    );
     assert_eq!(run.code, Some(0));
     let log = std::fs::read_to_string(other.join("logs/active-responses.log")).unwrap_or_default();
     assert!(log.contains(&format!("{V4} was not blocked")), "{log}");
@@ -379,7 +268,7 @@ fn wazuh_home_can_be_overridden() {
 fn bad_input_ends_in_a_logged_error_and_no_block() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let valid = |data: Value| format!("{}\n", message("add", data, &[]));
+    let valid = |data: Value| message("add", data, &[]);
     let drop_member = |member: &str| {
         let mut v: Value =
             serde_json::from_str(&message("add", json!({ "srcip": V4 }), &[])).unwrap_or_default();
@@ -416,7 +305,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
         ),
         (
             "unknown command".into(),
-            format!("{}\n", message("restart", json!({ "srcip": V4 }), &[])),
+            message("restart", json!({ "srcip": V4 }), &[]),
             "invalid command \"restart\"",
         ),
         (
@@ -441,10 +330,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
         ),
         (
             "bad min score".into(),
-            format!(
-                "{}\n",
-                message("add", json!({ "srcip": V4 }), &["--min-score", "200"])
-            ),
+            message("add", json!({ "srcip": V4 }), &["--min-score", "200"]),
             "not a score 0-100",
         ),
         ("huge line".into(), huge, "longer than"),
@@ -455,7 +341,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
             &netns,
             &wazuh,
             input.as_bytes(),
-            Some(&execd_reply("continue")),
+            Some(&execd::reply("continue")),
         );
         assert_eq!(run.code, Some(1), "{name}");
         assert_eq!(run.check_keys, None, "{name}: no handshake");
@@ -471,7 +357,7 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
 fn an_unexpected_reply_from_execd_blocks_nothing() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let input = format!("{}\n", message("add", json!({ "srcip": V4 }), &[]));
+    let input = message("add", json!({ "srcip": V4 }), &[]);
     let run = execute(&netns, &wazuh, input.as_bytes(), Some("what?"));
     assert_eq!(run.code, Some(1));
     assert!(netns.nft_elements("repute").is_empty());
@@ -494,7 +380,7 @@ fn unsafe_addresses_are_refused_before_the_handshake() {
         ("81.2.69.160", "on the allowlist"),
         ("93.184.215.14", "this host's own addresses"),
     ] {
-        let run = add(&netns, &wazuh, json!({ "srcip": ip }), &[], "continue");
+        let run = add_ip(&netns, &wazuh, ip, &[], "continue");
         assert_eq!(run.code, Some(0), "{ip}");
         assert_eq!(
             run.check_keys, None,
@@ -544,10 +430,7 @@ fn min_score_gate_on_an_enrichment_alert() {
         Some(expected_check_keys(V6).as_str())
     );
     assert_eq!(netns.nft_elements("repute"), vec![V6]);
-    let reason = listed(&netns)[0]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = first_reason(&netns);
     assert!(
         reason.ends_with("(AbuseIPDB score 93 from alert, minimum 50)"),
         "{reason}"
@@ -571,24 +454,12 @@ fn min_score_gate_through_the_cache() {
             )
             .expect("put");
     }
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--min-score", "25"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--min-score", "25"], "continue");
     assert_eq!(run.check_keys, None);
     let declined =
         format!("Declined to block {V4}: AbuseIPDB score 8 (from cache) is below the minimum 25");
     assert!(wazuh.log().contains(&declined), "{:?}", wazuh.log());
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V6 }),
-        &["--min-score", "25"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V6, &["--min-score", "25"], "continue");
     assert!(run.check_keys.is_some());
     assert_eq!(netns.nft_elements("repute"), vec![V6]);
 }
@@ -598,26 +469,17 @@ fn min_score_gate_through_the_cache() {
 fn lookup_failure_blocks_by_default_and_skips_on_request() {
     let netns = Netns::new();
     let wazuh = FakeWazuh::symlinked(&netns);
-    let run = add(
-        &netns,
-        &wazuh,
-        json!({ "srcip": V4 }),
-        &["--min-score", "50"],
-        "continue",
-    );
+    let run = add_ip(&netns, &wazuh, V4, &["--min-score", "50"], "continue");
     assert!(run.check_keys.is_some());
     assert_eq!(netns.nft_elements("repute"), vec![V4]);
-    let reason = listed(&netns)[0]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = first_reason(&netns);
     assert!(
         reason.contains("no AbuseIPDB score: no API key configured; blocking anyway"),
         "{reason}"
     );
 
     let extra = ["--min-score", "50", "--on-lookup-failure", "skip"];
-    let run = add(&netns, &wazuh, json!({ "srcip": V6 }), &extra, "continue");
+    let run = add_ip(&netns, &wazuh, V6, &extra, "continue");
     assert_eq!(run.check_keys, None);
     assert!(wazuh.log().contains(&format!(
         "Declined to block {V6}: no AbuseIPDB score: no API key configured"
@@ -701,16 +563,13 @@ fn min_score_gate_asks_abuseipdb() {
     mock.set_answer(V6, &answer(V6, 88));
     let program = wazuh.program();
     let run_for = |ip: &str| {
-        let input = format!(
-            "{}\n",
-            message("add", json!({ "srcip": ip }), &["--min-score", "50"])
-        );
-        execute_with(
+        let input = message("add", json!({ "srcip": ip }), &["--min-score", "50"]);
+        execd::execute(
             &netns,
-            &wazuh,
+            &wazuh.home,
             &program,
             input.as_bytes(),
-            Some(&execd_reply("continue")),
+            Some(&execd::reply("continue")),
             |cmd| {
                 cmd.env("ABUSEIPDB_API_KEY", key)
                     .env("ABUSEIPDB_API_URL", mock.base_url());

@@ -143,15 +143,7 @@ fn concurrent_setup_inserts_each_rule_once() {
     let netns = Netns::new();
     netns.write_config("[block]\nbackend = \"ipset\"\n");
     let children: Vec<_> = (1..=8)
-        .map(|i| {
-            netns
-                .repute()
-                .args(["block", "add", &format!("185.220.101.{i}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|i| netns.spawn(&["block", "add", &format!("185.220.101.{i}")]))
         .collect();
     for child in children {
         let out = child.wait_with_output().expect("wait");

@@ -341,15 +341,7 @@ fn concurrent_processes_each_get_their_block() {
     let addresses: Vec<String> = (1..=12).map(|i| format!("185.220.101.{i}")).collect();
     let children: Vec<_> = addresses
         .iter()
-        .map(|ip| {
-            netns
-                .repute()
-                .args(["block", "add", ip, "--reason", "parallel"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|ip| netns.spawn(&["block", "add", ip, "--reason", "parallel"]))
         .collect();
     for child in children {
         let out = child.wait_with_output().expect("wait");
@@ -368,15 +360,7 @@ fn the_entry_limit_holds_under_concurrency() {
     let netns = Netns::new();
     netns.write_config("[block]\nmax_entries = 5\n");
     let children: Vec<_> = (1..=12)
-        .map(|i| {
-            netns
-                .repute()
-                .args(["block", "add", &format!("185.220.101.{i}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|i| netns.spawn(&["block", "add", &format!("185.220.101.{i}")]))
         .collect();
     let mut refused = 0;
     for child in children {

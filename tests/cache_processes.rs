@@ -19,6 +19,27 @@ fn addresses() -> Vec<String> {
         .collect()
 }
 
+/// `repute check --format json addrs…` against the mock, with the key file in `dir` and the
+/// cache at `cache`, output piped; the caller adds its own setting and spawns it.
+fn check_command(
+    dir: &std::path::Path,
+    mock: &MockAbuseIpdb,
+    cache: &std::path::Path,
+    addrs: &[impl AsRef<std::ffi::OsStr>],
+) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("repute"));
+    cmd.args(["check", "--format", "json"])
+        .args(addrs)
+        .env_remove("ABUSEIPDB_API_KEY")
+        .env_remove("RUST_LOG")
+        .env("ABUSEIPDB_API_KEY_FILE", dir.join("key"))
+        .env("ABUSEIPDB_API_URL", mock.base_url())
+        .env("REPUTE_CACHE", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 #[test]
 fn concurrent_processes_share_one_lookup_per_address() {
     let mock = MockAbuseIpdb::start();
@@ -28,7 +49,6 @@ fn concurrent_processes_share_one_lookup_per_address() {
     let cache = dir.path().join("shared/cache.sqlite");
     std::fs::write(dir.path().join("key"), KEY).expect("key");
     let addrs = addresses();
-    let binary = assert_cmd::cargo::cargo_bin("repute");
 
     let children: Vec<_> = (0..PROCESSES)
         .map(|p| {
@@ -38,17 +58,8 @@ fn concurrent_processes_share_one_lookup_per_address() {
             if p % 2 == 1 {
                 order.reverse();
             }
-            Command::new(&binary)
-                .args(["check", "--format", "json"])
-                .args(&order)
-                .env_remove("ABUSEIPDB_API_KEY")
-                .env_remove("RUST_LOG")
-                .env("ABUSEIPDB_API_KEY_FILE", dir.path().join("key"))
-                .env("ABUSEIPDB_API_URL", mock.base_url())
-                .env("REPUTE_CACHE", &cache)
+            check_command(dir.path(), &mock, &cache, &order)
                 .env("REPUTE_TIMEOUT", "10s")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn repute")
         })
@@ -108,20 +119,10 @@ fn an_outage_costs_one_call_per_address_not_one_per_process() {
     let cache = dir.path().join("cache.sqlite");
     std::fs::write(dir.path().join("key"), KEY).expect("key");
     let addrs = ["185.220.101.1", "185.220.101.2", "185.220.101.3"];
-    let binary = assert_cmd::cargo::cargo_bin("repute");
     let children: Vec<_> = (0..16)
         .map(|_| {
-            Command::new(&binary)
-                .args(["check", "--format", "json"])
-                .args(addrs)
-                .env_remove("ABUSEIPDB_API_KEY")
-                .env_remove("RUST_LOG")
-                .env("ABUSEIPDB_API_KEY_FILE", dir.path().join("key"))
-                .env("ABUSEIPDB_API_URL", mock.base_url())
-                .env("REPUTE_CACHE", &cache)
+            check_command(dir.path(), &mock, &cache, &addrs)
                 .env("REPUTE_RETRIES", "0")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn repute")
         })

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::mock_abuseipdb::MockAbuseIpdb;
-use support::wazuh_tree::{OSSEC_CONF, WazuhTree, split_message};
+use support::wazuh_tree::{OSSEC_CONF, WazuhTree, args_4_8, split_message};
 
 const KEY: &str = "install0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 
@@ -257,17 +257,8 @@ fn the_installed_integration_runs_with_the_installed_key() {
         r#"{"rule":{"id":"100001","description":"d"},"agent":{"id":"000","name":"m"},"id":"1.2","full_log":"x","data":{"srcip":"45.33.32.156"},"location":"/var/log/auth.log"}"#,
     );
     // As ossec.conf now says: no <api_key>, the hook URL (pointed at the mock here).
-    let url = mock.check_url();
-    let args = [
-        alert.to_str().unwrap(),
-        "",
-        &url,
-        "",
-        "",
-        "10",
-        "3",
-        "> /dev/null 2>&1",
-    ];
+    let args = args_4_8(alert.to_str().unwrap(), "", &mock.check_url());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let status = tree
         .integratord_command("custom-abuseipdb", &args)
         .stdin(Stdio::null())
@@ -519,7 +510,7 @@ fn an_existing_repute_block_command_is_kept_and_not_duplicated() {
 /// `check_keys` read, `continue` written. The firewall is the namespace's, never the host's.
 #[test]
 fn the_installed_active_response_blocks_as_execd_drives_it() {
-    use block_support::Netns;
+    use block_support::{Netns, execd};
     use serde_json::json;
 
     let tree = WazuhTree::new();
@@ -533,35 +524,38 @@ fn the_installed_active_response_blocks_as_execd_drives_it() {
         .collect();
     let netns = Netns::new();
     let message = |command: &str, ip: &str| {
-        json!({
-            "version": 1,
-            "origin": { "name": "node01", "module": "wazuh-execd" },
-            "command": command,
-            "parameters": {
-                "extra_args": extra_args,
-                "alert": {
-                    "timestamp": "2026-11-28T10:00:00.000+0000",
-                    "rule": { "level": 14, "id": "100013", "description": "AbuseIPDB: known attacker" },
-                    "agent": { "id": "000", "name": "manager" },
-                    "id": "1764324000.99",
-                    "data": {
-                        "srcip": ip,
-                        "integration": "custom-abuseipdb",
-                        "abuseipdb": { "source": { "srcip": ip, "rule": "100001" }, "abuse_confidence_score": 97 }
-                    },
-                    "location": "abuseipdb"
-                },
-                "program": "active-response/bin/repute-block"
-            }
-        })
-        .to_string()
+        let alert = json!({
+            "timestamp": "2026-11-28T10:00:00.000+0000",
+            "rule": { "level": 14, "id": "100013", "description": "AbuseIPDB: known attacker" },
+            "agent": { "id": "000", "name": "manager" },
+            "id": "1764324000.99",
+            "data": {
+                "srcip": ip,
+                "integration": "custom-abuseipdb",
+                "abuseipdb": { "source": { "srcip": ip, "rule": "100001" }, "abuse_confidence_score": 97 }
+            },
+            "location": "abuseipdb"
+        });
+        format!("{}\n", execd::message(command, &extra_args, alert))
+    };
+    // As execd runs it: from the home, by its relative path.
+    let run = |input: &str, reply: Option<&str>| {
+        let reply = reply.map(execd::reply);
+        execd::execute(
+            &netns,
+            tree.path(),
+            execd::PROGRAM.as_ref(),
+            input.as_bytes(),
+            reply.as_deref(),
+            |_| {},
+        )
     };
     let v4 = "45.155.205.233";
-    let add = execd_run(&netns, tree.path(), &message("add", v4), Some("continue"));
+    let add = run(&message("add", v4), Some("continue"));
     assert_eq!(add.code, Some(0));
     assert_eq!(
         add.check_keys.as_deref(),
-        Some(format!("{{\"version\":1,\"origin\":{{\"name\":\"repute-block\",\"module\":\"active-response\"}},\"command\":\"check_keys\",\"parameters\":{{\"keys\":[\"{v4}\"]}}}}\n").as_str())
+        Some(execd::expected_check_keys(v4).as_str())
     );
     assert_eq!(netns.nft_elements("repute"), vec![v4]);
     let log = std::fs::read_to_string(tree.path().join("logs/active-responses.log")).unwrap();
@@ -573,81 +567,15 @@ fn the_installed_active_response_blocks_as_execd_drives_it() {
     );
 
     // A private address: refused before the handshake (so execd schedules nothing).
-    let private = execd_run(
-        &netns,
-        tree.path(),
-        &message("add", "192.168.1.50"),
-        Some("continue"),
-    );
+    let private = run(&message("add", "192.168.1.50"), Some("continue"));
     assert_eq!(private.code, Some(0));
     assert_eq!(private.check_keys, None);
     let log = std::fs::read_to_string(tree.path().join("logs/active-responses.log")).unwrap();
     assert!(log.contains("Refused to block 192.168.1.50: "), "{log}");
 
     // execd's timeout: delete, no handshake.
-    let delete = execd_run(&netns, tree.path(), &message("delete", v4), None);
+    let delete = run(&message("delete", v4), None);
     assert_eq!(delete.code, Some(0));
     assert_eq!(delete.check_keys, None);
     assert!(netns.nft_elements("repute").is_empty());
-}
-
-struct ExecdRun {
-    check_keys: Option<String>,
-    code: Option<i32>,
-}
-
-/// One execution as execd does it, bounded: a program that hangs is killed and fails the test.
-fn execd_run(
-    netns: &block_support::Netns,
-    home: &Path,
-    message: &str,
-    reply: Option<&str>,
-) -> ExecdRun {
-    use std::io::{BufRead, BufReader, Write};
-    let mut cmd = netns.command("active-response/bin/repute-block");
-    netns.clean_env(&mut cmd);
-    cmd.current_dir(home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn the active response");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let _ = stdin.write_all(format!("{message}\n").as_bytes());
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the active response neither wrote nor exited within 30 s");
-        }
-    };
-    let _ = reader.join();
-    let check_keys = (!line.is_empty()).then_some(line);
-    if let (Some(_), Some(reply)) = (&check_keys, reply) {
-        let answer = format!(
-            "{{\"version\":1,\"origin\":{{\"name\":\"node01\",\"module\":\"wazuh-execd\"}},\"command\":\"{reply}\",\"parameters\":{{}}}}\n"
-        );
-        let _ = stdin.write_all(answer.as_bytes());
-    }
-    drop(stdin);
-    let start = std::time::Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status.code();
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the active response did not exit within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    ExecdRun { check_keys, code }
 }

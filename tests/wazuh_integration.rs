@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::mock_abuseipdb::{Fault, MockAbuseIpdb};
-use support::wazuh_tree::{WazuhTree, split_message};
+use support::wazuh_tree::{WazuhTree, args_4_8, split_message};
 
 const KEY: &str = "k3y0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef012345";
 const NAME: &str = "custom-abuseipdb";
@@ -77,20 +77,12 @@ impl Setup {
         Setup { tree, mock }
     }
 
-    /// The 4.8+ command line without debug.
-    fn args_4_8(&self, alert_file: &str) -> Vec<String> {
-        vec![
-            alert_file.into(),
-            KEY.into(),
-            self.mock.check_url(),
-            String::new(),
-            String::new(),
-            "10".into(),
-            "3".into(),
-            REDIRECT.into(),
-        ]
+    /// The 4.8+ command line without debug, against the mock.
+    fn args_4_8(&self, alert_file: &str, key: &str) -> Vec<String> {
+        args_4_8(alert_file, key, &self.mock.check_url())
     }
 
+    /// Runs the integration installed as `NAME` with `args`, bounded.
     fn run(&self, args: &[String]) -> Output {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_bounded(
@@ -104,7 +96,7 @@ impl Setup {
         let file = self
             .tree
             .write_alert("custom-abuseipdb-1764325975--1274281529.alert", json);
-        self.run(&self.args_4_8(file.to_str().unwrap()))
+        self.run(&self.args_4_8(file.to_str().unwrap(), KEY))
     }
 }
 
@@ -310,7 +302,7 @@ fn a_py_name_works_too() {
     let s = Setup::new();
     s.tree.install_binary("custom-abuseipdb.py");
     let file = s.tree.write_alert("b.alert", &alert("49.88.112.73", AGENT));
-    let args = s.args_4_8(file.to_str().unwrap());
+    let args = s.args_4_8(file.to_str().unwrap(), KEY);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (out, _) = run_bounded(
         s.tree.integratord_command("custom-abuseipdb.py", &args),
@@ -570,21 +562,7 @@ fn without_a_key_in_ossec_conf_the_installed_key_file_is_used() {
     )
     .unwrap();
     let file = s.tree.write_alert("h.alert", &alert("49.88.112.73", AGENT));
-    let url = s.mock.check_url();
-    let args = [
-        file.to_str().unwrap(),
-        "",
-        url.as_str(),
-        "",
-        "",
-        "10",
-        "3",
-        REDIRECT,
-    ];
-    let (out, _) = run_bounded(
-        s.tree.integratord_command(NAME, &args),
-        Duration::from_secs(30),
-    );
+    let out = s.run(&s.args_4_8(file.to_str().unwrap(), ""));
     assert_eq!(out.status.code(), Some(0));
     let (_, event) = only_event(&s);
     assert_eq!(event["abuseipdb"]["found"], json!(1));
@@ -599,21 +577,7 @@ fn without_a_key_in_ossec_conf_the_installed_key_file_is_used() {
 fn without_any_key_the_dashboard_hears_it_and_the_api_is_not_called() {
     let s = Setup::new();
     let file = s.tree.write_alert("i.alert", &alert("49.88.112.73", AGENT));
-    let url = s.mock.check_url();
-    let args = [
-        file.to_str().unwrap(),
-        "",
-        url.as_str(),
-        "",
-        "",
-        "10",
-        "3",
-        REDIRECT,
-    ];
-    let (out, _) = run_bounded(
-        s.tree.integratord_command(NAME, &args),
-        Duration::from_secs(30),
-    );
+    let out = s.run(&s.args_4_8(file.to_str().unwrap(), ""));
     assert_eq!(out.status.code(), Some(0));
     assert_quiet(&out);
     let (_, event) = only_event(&s);

@@ -10,7 +10,7 @@
 //! [`Blocker`] puts the pieces together for the doors (`repute block`, the Wazuh active
 //! response): it refuses unsafe addresses ([`safety`]), enforces the entry limit, applies the
 //! block, and records why in the SQLite store ([`state`]), which `list` reconciles with the
-//! kernel.
+//! kernel. [`command`] runs the tools; [`duration`] reads block durations (`1h30m`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;

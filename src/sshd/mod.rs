@@ -3,11 +3,11 @@
 //! A line is read in two steps, both hand-written single passes (no regex, no allocation
 //! until an attempt is returned): [`envelope`] takes off the syslog head (time, host, the
 //! `sshd`/`sshd-session` tag and pid) and [`message`] recognises the message family and reads
-//! the client address from the right end of the message, where sshd appends it after any
-//! client-controlled text. [`rules`] names the Wazuh rule the same line ends in, [`pids`]
-//! remembers each connection's client so that address-less lines of the same pid
-//! (`kex_exchange_identification: …`, `Disconnecting: Too many authentication failures`) can
-//! be attributed.
+//! the client address from the right end of the message ([`tail`]), where sshd appends it
+//! after any client-controlled text; `lit` is the literal search they share. [`rules`] names
+//! the Wazuh rule the same line ends in, [`pids`] remembers each connection's client so that
+//! address-less lines of the same pid (`kex_exchange_identification: …`, `Disconnecting: Too
+//! many authentication failures`) can be attributed.
 //!
 //! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
 //! given to [`Parser::new`] (or the year before, when that would put them more than a day
@@ -62,7 +62,23 @@ pub struct Event<'a> {
     pub wazuh_rule: Option<u32>,
 }
 
-impl Event<'_> {
+impl<'a> Event<'a> {
+    /// What the message alone says: no time, host or pid (those come from an envelope), the
+    /// client as the message wrote it (a pid table may fill it in later).
+    fn from_message(ev: &MsgEvent<'a>) -> Event<'a> {
+        Event {
+            time: None,
+            host: None,
+            pid: None,
+            kind: ev.kind,
+            outcome: ev.outcome,
+            srcip: ev.srcip(),
+            srcport: ev.peer.and_then(|p| p.port),
+            user: ev.user,
+            wazuh_rule: ev.wazuh_rule,
+        }
+    }
+
     /// The owned [`Attempt`] (origin `Unknown`).
     pub fn to_attempt(&self) -> Attempt {
         Attempt {
@@ -156,12 +172,7 @@ impl Parser {
             time: env.time,
             host: env.host,
             pid: env.pid,
-            kind: ev.kind,
-            outcome: ev.outcome,
-            srcip: ev.srcip(),
-            srcport: ev.peer.and_then(|p| p.port),
-            user: ev.user,
-            wazuh_rule: ev.wazuh_rule,
+            ..Event::from_message(&ev)
         };
         let Some(pid) = env.pid else { return out };
         match ev.peer {
@@ -205,20 +216,7 @@ impl Parser {
 /// without pid attribution or time.
 pub fn parse_message(message: &str) -> Option<Attempt> {
     match message::parse(message)? {
-        Message::Event(ev) => Some(
-            Event {
-                time: None,
-                host: None,
-                pid: None,
-                kind: ev.kind,
-                outcome: ev.outcome,
-                srcip: ev.srcip(),
-                srcport: ev.peer.and_then(|p| p.port),
-                user: ev.user,
-                wazuh_rule: ev.wazuh_rule,
-            }
-            .to_attempt(),
-        ),
+        Message::Event(ev) => Some(Event::from_message(&ev).to_attempt()),
         Message::Peer(_) => None,
     }
 }

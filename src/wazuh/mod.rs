@@ -12,7 +12,8 @@
 //! - [`integration`] ties them together: one run per alert, bounded in time.
 //! - [`ruleset`] is the shipped XML rules; [`install`] puts binary, rules and configuration
 //!   (and, on request, the active response) into a Wazuh tree, editing `ossec.conf` with
-//!   [`ossec_conf`].
+//!   [`ossec_conf`]; `--dry-run` shows the edits as a unified [`diff`]. [`xml`] reads Wazuh's
+//!   XML dialect (rules files, `ossec.conf`) for all of them.
 //! - [`active_response`] is execd's side: the 4.2+ JSON protocol that `repute wazuh
 //!   active-response` speaks to block and unblock an address.
 

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod execd;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -134,6 +136,17 @@ impl Netns {
     /// `repute args…` inside the namespace.
     pub fn run(&self, args: &[&str]) -> Output {
         self.repute().args(args).output().expect("spawn repute")
+    }
+
+    /// `repute args…` started inside the namespace without waiting: stdout discarded, stderr
+    /// kept for the test's message. For processes that race each other.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.repute()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn repute")
     }
 
     /// Addresses in our nft sets, straight from `nft -j` (not through repute).

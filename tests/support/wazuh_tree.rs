@@ -185,6 +185,24 @@ fn collect(socket: &Arc<UnixDatagram>, received: &Mutex<Vec<String>>) {
     }
 }
 
+/// integratord's 4.8+ command line without debug: the alert file, `<api_key>` (empty: none
+/// configured), `<hook_url>`, no debug, no options file, timeout 10 s, 3 retries, and the
+/// redirect as one argument.
+pub fn args_4_8(alert_file: &str, key: &str, hook_url: &str) -> Vec<String> {
+    [
+        alert_file,
+        key,
+        hook_url,
+        "",
+        "",
+        "10",
+        "3",
+        "> /dev/null 2>&1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Splits a queue message into (location, payload), undoing the location escaping.
 pub fn split_message(message: &str) -> (String, serde_json::Value) {
     let rest = message.strip_prefix("1:").expect("queue id 1");
