@@ -2,12 +2,12 @@
 //!
 //! integratord builds one string and splits it on single spaces without a shell
 //! (`docs/wazuh.md` §1.5), so empty values are real empty arguments and the redirect text
-//! `> /dev/null 2>&1` arrives as a literal argument. After argv[0] (`integrations`):
+//! `> /dev/null 2>&1` arrives as a literal argument. After `argv[0]` (`integrations`):
 //!
 //! | Wazuh | arguments |
 //! |---|---|
-//! | 4.8+ | alert, key, hook, `debug`\|"", options\|"", timeout, retries, [`> /dev/null 2>&1`] |
-//! | 4.7  | alert, key, hook, `debug`\|"", options\|"", [`> /dev/null 2>&1`] |
+//! | 4.8+ | alert, key, hook, `debug`\|"", options\|"", timeout, retries, (`> /dev/null 2>&1`) |
+//! | 4.7  | alert, key, hook, `debug`\|"", options\|"", (`> /dev/null 2>&1`) |
 //! | ≤4.6 | alert, key, hook, `debug` \| ` > /dev/null 2>&1` |
 //!
 //! The redirect is recognised only as the last argument and never obeyed; the options file is
@@ -63,7 +63,7 @@ fn is_redirect(arg: &str) -> bool {
     arg.trim() == REDIRECT
 }
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after `argv[0]`.
 pub fn parse(args: &[OsString]) -> Result<IntegrationArgs, ArgsError> {
     let mut args: Vec<String> = args
         .iter()

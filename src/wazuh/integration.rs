@@ -1,7 +1,7 @@
 //! One integration run, as integratord starts it once per alert: read the alert, look the
 //! source address up, send the enrichment (or error) event to analysisd, log one line, exit.
 //!
-//! The whole run is bounded by integratord's `<timeout>` (argv[6], default 10 s): the HTTP
+//! The whole run is bounded by integratord's `<timeout>` (`argv[6]`, default 10 s): the HTTP
 //! attempts share it (see [`super::options`]), and a watchdog sends a 408 error event and ends
 //! the process if the lookup still has not returned when the budget is spent. integratord has
 //! no timeout of its own and runs integrations one at a time, so a hung child would stall
@@ -105,7 +105,7 @@ pub struct Context<'a> {
     pub exit_on_deadline: bool,
 }
 
-/// Runs the integration with the arguments after argv[0].
+/// Runs the integration with the arguments after `argv[0]`.
 pub fn run(argv: &[OsString], ctx: &Context) -> Report {
     let started = Instant::now();
     let args = match args::parse(argv) {
