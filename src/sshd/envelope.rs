@@ -313,7 +313,9 @@ fn iso_stamp(line: &str) -> Option<(Option<Timestamp>, &str)> {
 /// Where an ISO stamp that starts the line ends (the date/time separator may be a space).
 fn iso_end(line: &str) -> Option<usize> {
     let b = line.as_bytes();
-    if b.len() < 19 || (b[10] != b'T' && b[10] != b' ') {
+    // The stamp's 19 bytes must be ASCII: a multi-byte char across byte 19 would make the
+    // slice at the stamp's end panic (the loop below only steps over ASCII bytes).
+    if b.len() < 19 || !b[..19].is_ascii() || (b[10] != b'T' && b[10] != b' ') {
         return None;
     }
     let mut i = 19;
@@ -520,6 +522,36 @@ mod tests {
         assert_eq!(e.host, Some("host"));
         let e = env("2019-07-08T17:40:16.954167-04:00 h sshd[2]: m");
         assert_eq!(e.time, ts("2019-07-08T21:40:16.954167Z"));
+    }
+
+    #[test]
+    fn a_multi_byte_char_across_the_iso_stamp_end_is_no_stamp() {
+        // `é` spans bytes 18..20: slicing the stamp at byte 19 used to panic.
+        // Not a stamp, so the token is taken for the host name (as for any other word).
+        for line in [
+            "2026-11-28T09:00:0\u{e9} sshd[1]: x",
+            "2026-11-28T09:00:\u{e9}0 sshd[1]: x",
+        ] {
+            let e = env(line);
+            assert_eq!((e.time, e.message), (None, "x"), "{line}");
+        }
+        let e = env("2026-11-28T09:00:00\u{e9} sshd[1]: x");
+        assert_eq!((e.host, e.message), (Some("\u{e9}"), "x"));
+        assert_eq!(e.time, ts("2026-11-28T09:00:00Z"));
+    }
+
+    proptest::proptest! {
+        /// An ISO-like prefix cut anywhere and followed by arbitrary chars never panics.
+        #[test]
+        fn iso_prefix_then_any_chars_never_panics(
+            cut in 0usize..=32,
+            tail in "\\PC{0,12}",
+        ) {
+            let full = "2026-11-28T09:00:14.512093+00:00";
+            let line = format!("{}{tail} h sshd[1]: m", &full[..cut]);
+            let _ = split(&line, &clock());
+            let _ = iso_token(&line);
+        }
     }
 
     #[test]
