@@ -497,15 +497,27 @@ fn disconnecting(text: &str) -> Option<Message<'_>> {
             });
     }
     let rest = rest.strip_prefix(' ')?;
-    const CHANGE: &str = ": Change of username or service not allowed: ";
     const TOO_MANY: &str = ": Too many authentication failures";
     let (conn, kind) = if let Some(conn) = rest.strip_suffix(TOO_MANY) {
         (conn, Kind::TooManyAuthFailures)
-    } else if let Some(conn) = change_of_username_head(rest, CHANGE) {
-        (conn, Kind::ChangeOfUsername)
-    } else {
+    } else if lit::find(rest, CHANGE_OF_USERNAME).is_some() {
+        match change_of_username_head(rest) {
+            Some(conn) => (conn, Kind::ChangeOfUsername),
+            // No split sshd could have written: the address is left to the pid's client.
+            None => {
+                return event(MsgEvent::new(
+                    Kind::ChangeOfUsername,
+                    Outcome::Failure,
+                    None,
+                ));
+            }
+        }
+    } else if lit::find(rest, ": ").is_none() {
         // Wazuh's test `Disconnecting invalid user root 172.18.1.100 port 43042`: no reason.
+        // sshd itself always writes `: REASON`, whose client text must not be searched.
         (rest, Kind::Disconnected)
+    } else {
+        return None;
     };
     let (preamble, peer) = preamble_host_port(conn)?;
     peer.port?;
@@ -518,35 +530,54 @@ fn disconnecting(text: &str) -> Option<Message<'_>> {
     event(MsgEvent::new(kind, outcome, Some(peer)).user(user))
 }
 
-/// The connection id before `: Change of username …: (U,svc) -> (V,svc)`. Both the id's
-/// user and the reason hold client text, so a split only counts when the reason starts with
-/// the same user the id names; when two splits fit with different addresses, none is taken.
-fn change_of_username_head<'a>(rest: &'a str, marker: &str) -> Option<&'a str> {
-    let finder = memchr::memmem::Finder::new(marker);
-    let mut found: Option<(&str, &str)> = None;
-    for at in finder.find_iter(rest.as_bytes()) {
-        let head = &rest[..at];
-        let reason = &rest[at + marker.len()..];
-        let Some((preamble, peer)) = preamble_host_port(head) else {
-            continue;
-        };
-        let Some((Some(user), _)) = preamble_user(preamble) else {
-            continue;
-        };
-        let consistent = reason
-            .strip_prefix('(')
-            .and_then(|r| r.strip_prefix(user))
-            .is_some_and(|r| r.starts_with(','));
-        if !consistent || peer.port.is_none() {
-            continue;
-        }
-        match found {
-            Some((_, host)) if host != peer.host => return None,
-            Some(_) => {}
-            None => found = Some((head, peer.host)),
-        }
+/// The separator and fixed start of `auth2.c`'s reason `Change of username or service not
+/// allowed: (U,svc) -> (V,svc)`.
+const CHANGE_OF_USERNAME: &str = ": Change of username or service not allowed: ";
+
+/// `packet.c` cuts the reason of `"Disconnecting %s: %.100s"` to 100 bytes.
+const MAX_DISCONNECT_REASON: usize = 100;
+
+/// The connection id before `: Change of username …: (U,svc) -> (V,svc)`. The id's user and
+/// the reason are both client text, and the reason is cut to 100 bytes, so it need not repeat
+/// the id's user. sshd writes the fixed part of the reason before the cut, so the real
+/// separator is always there in full: when it occurs once, it is the real one. Otherwise the
+/// real one is the leftmost that sshd could have written: a reason of 100 bytes (cut) or a
+/// shorter one that starts with `(U,` for the id's user U. A separator further left (inside
+/// the user name) has the real separator, address and reason after it, longer than 100
+/// bytes; one further right lies inside the real reason. No such split gives `None`.
+fn change_of_username_head(rest: &str) -> Option<&str> {
+    let finder = memchr::memmem::Finder::new(CHANGE_OF_USERNAME);
+    let mut splits = finder.find_iter(rest.as_bytes());
+    let first = splits.next()?;
+    if splits.next().is_none() {
+        return change_of_username_split(rest, first, |_, _| true);
     }
-    found.map(|(head, _)| head)
+    finder.find_iter(rest.as_bytes()).find_map(|at| {
+        change_of_username_split(rest, at, |user, reason| {
+            reason.len() == MAX_DISCONNECT_REASON
+                || (reason.len() < MAX_DISCONNECT_REASON
+                    && reason
+                        .strip_prefix(&CHANGE_OF_USERNAME[2..])
+                        .and_then(|r| r.strip_prefix('('))
+                        .and_then(|r| r.strip_prefix(user))
+                        .is_some_and(|r| r.starts_with(',')))
+        })
+    })
+}
+
+/// The id before the separator at `at` when it names a user, an address and a port, and
+/// `fits(user, reason)` accepts it (the reason starts after the separator's `: `).
+fn change_of_username_split(
+    rest: &str,
+    at: usize,
+    fits: impl Fn(&str, &str) -> bool,
+) -> Option<&str> {
+    let head = &rest[..at];
+    let reason = &rest[at + 2..];
+    let (preamble, peer) = preamble_host_port(head)?;
+    peer.port?;
+    let user = preamble_user(preamble)?.0?;
+    fits(user, reason).then_some(head)
 }
 
 /// `Did not receive identification string from HOST[ port N]`.

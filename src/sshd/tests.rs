@@ -198,6 +198,47 @@ fn injection_through_a_whole_line_gives_the_real_address() {
     assert_eq!(a.user.as_deref(), Some("x 198.51.100.7"));
 }
 
+/// `Disconnecting invalid user U 203.0.113.50 port 4242: REASON [preauth]` with the reason
+/// cut to 100 bytes as `packet.c` does (`%.100s`).
+fn cut_change_of_username_line(pid: u32, user: &str) -> String {
+    let reason = format!(
+        "Change of username or service not allowed: ({user},ssh-connection) -> (b,ssh-connection)"
+    );
+    let reason = reason.get(..100).unwrap_or(&reason);
+    format!(
+        "Mar  1 10:00:06 srv01 sshd[{pid}]: Disconnecting invalid user {user} 203.0.113.50 port 4242: {reason} [preauth]"
+    )
+}
+
+#[test]
+fn a_cut_change_of_username_reason_never_gives_the_decoy() {
+    let user = format!("{} 198.51.100.7 port 1z", "a".repeat(36));
+    let a = one(&cut_change_of_username_line(4006, &user));
+    assert_eq!(
+        (a.kind, a.srcip, a.srcport, a.user.as_deref()),
+        (
+            Kind::ChangeOfUsername,
+            ip("203.0.113.50"),
+            Some(4242),
+            Some(user.as_str())
+        )
+    );
+    // No split sshd could have written: the pid's client gives the address.
+    let mut p = parser();
+    p.parse_line(
+        "Mar  1 10:00:05 srv01 sshd[4007]: Connection from 203.0.113.50 port 4242 on 192.0.2.1 port 22",
+    );
+    let line = cut_change_of_username_line(
+        4007,
+        "x :: port 5: Change of username or service not allowed: x",
+    );
+    let a = p.parse_line(&line).unwrap();
+    assert_eq!(
+        (a.kind, a.srcip),
+        (Kind::ChangeOfUsername, ip("203.0.113.50"))
+    );
+}
+
 mod props {
     use proptest::prelude::*;
 

@@ -338,6 +338,69 @@ fn known_injections_give_the_real_address() {
     }
 }
 
+/// The line sshd writes when user `user` asks to become `user2`: `packet.c` logs
+/// `"Disconnecting %s: %.100s"`, so the reason is cut to 100 bytes.
+fn change_of_username(user: &str, user2: &str) -> String {
+    let reason = format!(
+        "Change of username or service not allowed: ({user},ssh-connection) -> ({user2},ssh-connection)"
+    );
+    let cut = (0..=reason.len().min(100))
+        .rev()
+        .find(|&i| reason.is_char_boundary(i))
+        .unwrap_or(0);
+    format!(
+        "Disconnecting invalid user {user} 203.0.113.50 port 4242: {}",
+        &reason[..cut]
+    )
+}
+
+#[test]
+fn a_change_of_username_cut_at_100_bytes_gives_the_real_address() {
+    // A decoy ` port N` that the cut leaves at the end of the reason.
+    let tail_decoy = format!("{} 198.51.100.7 port 1z", "a".repeat(36));
+    // A decoy split inside the user name whose reason starts with `(x,`, while the real
+    // reason is cut before the name ends.
+    let head_decoy = "x 198.51.100.7 port 5: Change of username or service not allowed: (x,";
+    for user in [tail_decoy.as_str(), head_decoy] {
+        let m = change_of_username(user, "b");
+        let s = seen(&m).unwrap_or_else(|| panic!("not recognised: {m}"));
+        assert_eq!(
+            (s.0, s.1, s.2, s.3, s.4.as_deref()),
+            (K::ChangeOfUsername, F, ip(REAL), Some(4242), Some(user)),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn a_change_of_username_with_no_split_sshd_could_write_gives_no_address() {
+    // A whole separator inside the cut reason, with the shortest address: the cut reason
+    // ends in a blank, which is trimmed, so the real split is not known for sure.
+    let m = change_of_username(
+        "x :: port 5: Change of username or service not allowed: x",
+        "b",
+    );
+    let s = seen(&m).unwrap_or_else(|| panic!("not recognised: {m}"));
+    assert_eq!(
+        (s.0, s.1, s.2, s.4),
+        (K::ChangeOfUsername, F, None, None),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_disconnecting_reason_that_is_not_known_gives_no_address() {
+    // sshd always writes `: REASON` here; the reason-less form (Wazuh's test) has no `: `.
+    for m in [
+        "Disconnecting invalid user x 203.0.113.50 port 4242: y 198.51.100.7 port 1",
+        "Disconnecting invalid user x: y 198.51.100.7 port 1",
+    ] {
+        assert_eq!(seen(m).and_then(|s| s.2), None, "{m}");
+    }
+    let s = seen("Disconnecting invalid user root 172.18.1.100 port 43042").unwrap();
+    assert_eq!((s.0, s.2), (K::Disconnected, ip("172.18.1.100")));
+}
+
 /// A client-controlled text: any printable ASCII (sshd escapes the rest), biased towards the
 /// words and addresses an attacker would use.
 fn client_text() -> impl Strategy<Value = String> {
@@ -414,6 +477,34 @@ proptest! {
         if let Some(Message::Event(e)) = parse(&message) {
             prop_assert_eq!(e.wazuh_rule, Some(cascade(body(&message).full)), "{}", message);
         }
+    }
+
+    /// The same with the reason cut to 100 bytes as sshd does, padded so that the cut falls
+    /// inside the user name, before it, or after it.
+    #[test]
+    fn client_text_never_changes_the_address_of_a_cut_change_of_username(
+        pad in 0usize..80,
+        u in client_text(),
+        u2 in client_text(),
+        marker in 0usize..3,
+    ) {
+        let marker = ["", ": Change of username or service not allowed: (", " 198.51.100.7 port 1"][marker];
+        let user = format!("{}{marker}{u}", "a".repeat(pad));
+        let message = change_of_username(&user, &u2);
+        if let Some(s) = seen(&message) {
+            prop_assert!(s.2 == ip(REAL) || s.2.is_none(), "{} -> {:?}", message, s.2);
+        }
+    }
+
+    #[test]
+    fn plain_user_names_give_the_address_of_a_cut_change_of_username(
+        pad in 0usize..80,
+        u in "[a-z_][a-z0-9_.-]{0,20}",
+    ) {
+        let user = format!("{u}{}", "a".repeat(pad));
+        let message = change_of_username(&user, "b");
+        let s = seen(&message);
+        prop_assert!(s.as_ref().is_some_and(|s| s.2 == ip(REAL)), "{} -> {:?}", message, s);
     }
 
     #[test]
