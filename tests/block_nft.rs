@@ -355,6 +355,30 @@ fn flush_does_not_restore_before_flushing() {
 }
 
 #[test]
+fn a_damaged_table_is_repaired_by_the_next_add() {
+    let netns = Netns::new();
+    assert!(netns.run(&["block", "add", V4]).status.success());
+    // Behind repute's back: our drop rules are gone, the sets stay.
+    netns.ok(&["nft", "flush", "chain", "inet", "repute", "input"]);
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(!ruleset.contains("saddr @block4 drop"), "{ruleset}");
+    // A renewal of an address still in the set, and a new address, both repair it.
+    let out = netns.run(&["block", "add", V4, "--for", "2h"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(ruleset.contains("ip saddr @block4 drop"), "{ruleset}");
+    assert!(ruleset.contains("ip6 saddr @block6 drop"), "{ruleset}");
+    let entries = listed(&netns);
+    let left = entries[0]["remaining_secs"].as_u64().unwrap_or(0);
+    assert!(left > 3600, "renewed to 2h: {left}");
+    netns.ok(&["nft", "delete", "chain", "inet", "repute", "input"]);
+    assert!(netns.run(&["block", "add", V4_B]).status.success());
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(ruleset.contains("hook input"), "{ruleset}");
+    assert!(ruleset.contains("ip saddr @block4 drop"), "{ruleset}");
+}
+
+#[test]
 fn bad_input_is_one_line_and_blocks_nothing() {
     let netns = Netns::new();
     for (args, why) in [
