@@ -428,3 +428,47 @@ fn the_provider_trait_returns_the_reputation_and_rate() {
     assert_eq!(checked.rate.remaining, Some(4));
     assert_eq!(c.name(), "abuseipdb");
 }
+
+#[test]
+fn a_report_the_server_may_have_recorded_is_not_retried() {
+    for fault in [Fault::Reset, Fault::Close, Fault::server_error(503)] {
+        let mock = MockAbuseIpdb::start();
+        mock.push_faults([fault.clone()]);
+        let err = client(&mock, Duration::from_secs(5), 3)
+            .report(ip("198.51.100.9"), &[18, 22], None, None)
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Connection(_) | ApiError::Server { .. }),
+            "{fault:?}: {err:?}"
+        );
+        assert_eq!(mock.count("report"), 1, "{fault:?}: sent once, not retried");
+    }
+}
+
+#[test]
+fn a_lookup_is_still_retried_after_a_reset() {
+    let mock = MockAbuseIpdb::start();
+    mock.push_faults([Fault::Reset]);
+    let rep = client(&mock, Duration::from_secs(5), 3)
+        .check(ip("9.9.9.9"), 90, false)
+        .expect("second try answers");
+    assert_eq!(rep.data.ip_address, "9.9.9.9");
+    assert_eq!(mock.count("check"), 2);
+}
+
+#[test]
+fn a_refused_report_is_retried_then_fails_as_a_connection_failure() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let c = AbuseIpdb::new(ClientSettings {
+        base_url: format!("http://127.0.0.1:{port}/api/v2"),
+        api_key: Some(ApiKey::new(KEY)),
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(3),
+        retries: 2,
+    });
+    let err = c.report(ip("198.51.100.9"), &[18], None, None).unwrap_err();
+    assert!(matches!(err, ApiError::Connection(_)), "{err:?}");
+}

@@ -153,3 +153,36 @@ fn concurrent_setup_inserts_each_rule_once() {
     assert_eq!(rule_count(&netns, "iptables", "repute-v4"), 1);
     assert_eq!(rule_count(&netns, "ip6tables", "repute-v6"), 1);
 }
+
+#[test]
+fn ipset_list_restores_only_what_the_checks_allow_and_flush_restores_nothing() {
+    let netns = Netns::new();
+    netns.write_config("[block]\nbackend = \"ipset\"\n");
+    for ip in [V4, V6] {
+        let out = netns.run(&["block", "add", ip, "--for", "1h"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // A reboot, as far as the sets are concerned; then V4 goes on the allowlist.
+    netns.ok(&["ipset", "flush", "repute-v4"]);
+    netns.ok(&["ipset", "flush", "repute-v6"]);
+    netns.write_config(&format!(
+        "allowlist = [\"{V4}/32\"]\n[block]\nbackend = \"ipset\"\n"
+    ));
+    let entries = listed(&netns);
+    let v4 = entries.iter().find(|e| e["ip"] == V4).expect("v4 listed");
+    assert_eq!(v4["restored"], false);
+    let why = v4["not_restored"].as_str().unwrap_or_default();
+    assert!(why.contains("on the allowlist"), "{why}");
+    let v6 = entries.iter().find(|e| e["ip"] == V6).expect("v6 listed");
+    assert_eq!(v6["restored"], true);
+    assert!(ipset_entries(&netns, "repute-v4").is_empty());
+    assert_eq!(ipset_entries(&netns, "repute-v6"), vec![V6]);
+
+    // Gone from the sets again: flush empties everything and puts nothing back first.
+    netns.ok(&["ipset", "flush", "repute-v6"]);
+    let out = netns.run(&["block", "flush"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "unblocked 1 address\n");
+    assert!(ipset_entries(&netns, "repute-v6").is_empty());
+    assert!(listed(&netns).is_empty());
+}

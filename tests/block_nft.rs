@@ -279,6 +279,105 @@ fn a_flushed_kernel_set_is_restored_from_state() {
     assert!(ruleset.contains("ip saddr @block4 drop"), "{ruleset}");
 }
 
+/// Blocks `V4` and `V4_B`, then empties the kernel sets behind repute's back (a reboot).
+fn recorded_but_gone_from_the_kernel(netns: &Netns) {
+    for ip in [V4, V4_B] {
+        let out = netns.run(&["block", "add", ip, "--for", "1h", "--reason", "old"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    netns.ok(&["nft", "flush", "set", "inet", "repute", "block4"]);
+    assert!(netns.nft_elements("repute").is_empty());
+}
+
+#[test]
+fn list_does_not_restore_an_address_allowlisted_since() {
+    let netns = Netns::new();
+    recorded_but_gone_from_the_kernel(&netns);
+    netns.write_config(&format!("allowlist = [\"{V4}/32\"]\n"));
+    let entries = listed(&netns);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let v4 = entries.iter().find(|e| e["ip"] == V4).expect("v4 listed");
+    assert_eq!(v4["restored"], false);
+    let why = v4["not_restored"].as_str().unwrap_or_default();
+    assert!(why.contains("on the allowlist"), "{why}");
+    let other = entries.iter().find(|e| e["ip"] == V4_B).expect("other");
+    assert_eq!(other["restored"], true);
+    assert!(other.get("not_restored").is_none(), "{other}");
+    assert_eq!(netns.nft_elements("repute"), vec![V4_B.to_string()]);
+    // The record is forgotten: the next listing shows only the other block.
+    let entries = listed(&netns);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["ip"], V4_B);
+}
+
+#[test]
+fn list_does_not_block_the_ssh_session_running_it() {
+    let netns = Netns::new();
+    recorded_but_gone_from_the_kernel(&netns);
+    let out = netns
+        .repute()
+        .args(["block", "list"])
+        .env("SSH_CLIENT", format!("{V4} 51234 22"))
+        .output()
+        .expect("spawn repute");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("not restored: the address of the SSH session running this command"),
+        "{table}"
+    );
+    assert!(table.contains("record forgotten"), "{table}");
+    assert_eq!(netns.nft_elements("repute"), vec![V4_B.to_string()]);
+}
+
+#[test]
+fn flush_does_not_restore_before_flushing() {
+    let netns = Netns::new();
+    recorded_but_gone_from_the_kernel(&netns);
+    // Watch every change to the ruleset while flushing: nothing may be added.
+    let mut monitor = netns
+        .command("nft")
+        .args(["monitor", "elements"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn nft monitor");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = netns.run(&["block", "flush"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = monitor.kill();
+    let seen = monitor.wait_with_output().expect("monitor output");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "unblocked 2 addresses\n");
+    let events = stdout(&seen);
+    assert!(!events.contains("add element"), "{events}");
+    assert!(netns.nft_elements("repute").is_empty());
+    assert!(listed(&netns).is_empty());
+}
+
+#[test]
+fn a_damaged_table_is_repaired_by_the_next_add() {
+    let netns = Netns::new();
+    assert!(netns.run(&["block", "add", V4]).status.success());
+    // Behind repute's back: our drop rules are gone, the sets stay.
+    netns.ok(&["nft", "flush", "chain", "inet", "repute", "input"]);
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(!ruleset.contains("saddr @block4 drop"), "{ruleset}");
+    // A renewal of an address still in the set, and a new address, both repair it.
+    let out = netns.run(&["block", "add", V4, "--for", "2h"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(ruleset.contains("ip saddr @block4 drop"), "{ruleset}");
+    assert!(ruleset.contains("ip6 saddr @block6 drop"), "{ruleset}");
+    let entries = listed(&netns);
+    let left = entries[0]["remaining_secs"].as_u64().unwrap_or(0);
+    assert!(left > 3600, "renewed to 2h: {left}");
+    netns.ok(&["nft", "delete", "chain", "inet", "repute", "input"]);
+    assert!(netns.run(&["block", "add", V4_B]).status.success());
+    let ruleset = netns.ok(&["nft", "list", "table", "inet", "repute"]);
+    assert!(ruleset.contains("hook input"), "{ruleset}");
+    assert!(ruleset.contains("ip saddr @block4 drop"), "{ruleset}");
+}
+
 #[test]
 fn bad_input_is_one_line_and_blocks_nothing() {
     let netns = Netns::new();

@@ -3,8 +3,12 @@
 //! The state table is the record of intent and the kernel set the enforcement. `list`
 //! reconciles the two: a recorded block whose time is up is forgotten and taken out of the
 //! kernel if still there; a recorded block still running but missing from the kernel (a reboot,
-//! `nft flush ruleset`, a change of backend) is put back for the time it has left; an address in
-//! the kernel set that nobody recorded is shown with no reason and left alone.
+//! `nft flush ruleset`, a change of backend) is put back for the time it has left, but only if
+//! it still passes the address checks: an address allowlisted since, or the peer of the SSH
+//! session running `list` (an administrator back after a reboot), is not put back; its record
+//! is forgotten and the listing says why. Records added with `--force` are not marked as such,
+//! so they too are restored only when they pass the checks. An address in the kernel set that
+//! nobody recorded is shown with no reason and left alone. `flush` restores nothing.
 //!
 //! Every change (and `list`, which may change things) holds the state's change lock, so two
 //! processes cannot both pass the entry limit or both insert the same iptables rule.
@@ -51,6 +55,10 @@ pub struct Listed {
     pub backend: Option<String>,
     /// It was missing from the kernel and was put back by this listing.
     pub restored: bool,
+    /// It was missing from the kernel and a safety check refused to put it back (the
+    /// refusal, as text); its record has been forgotten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_restored: Option<String>,
 }
 
 /// Blocks and unblocks addresses with one backend and one state store.
@@ -155,11 +163,14 @@ impl Blocker {
         Ok(in_kernel || in_state)
     }
 
-    /// Empties the kernel sets and the state.
-    pub fn flush(&self) -> Result<(), BlockError> {
+    /// Empties the kernel sets and the state; returns how many addresses were blocked (in
+    /// the kernel, or recorded and not expired). Nothing is restored first.
+    pub fn flush(&self) -> Result<usize, BlockError> {
         let _lock = self.state.lock()?;
+        let count = self.active_addresses(unix_now())?.len();
         self.firewall.flush()?;
-        self.state.clear()
+        self.state.clear()?;
+        Ok(count)
     }
 
     /// Addresses blocked now: in the kernel, or recorded and not yet expired.
@@ -190,7 +201,13 @@ impl Blocker {
             let restored = entry.is_none();
             let remaining = match entry {
                 Some(e) => e.remaining,
-                None => Some(self.restore(&record, now)?),
+                None => match self.safety.check(record.ip) {
+                    Ok(()) => Some(self.restore(&record, now)?),
+                    Err(refusal) => {
+                        listed.push(self.refuse_restore(record, &refusal)?);
+                        continue;
+                    }
+                },
             };
             listed.push(Listed {
                 ip: record.ip,
@@ -198,6 +215,7 @@ impl Blocker {
                 reason: record.reason,
                 backend: Some(record.backend),
                 restored,
+                not_restored: None,
             });
         }
         listed.extend(kernel.into_iter().map(unrecorded));
@@ -210,6 +228,20 @@ impl Blocker {
             self.firewall.del(record.ip)?;
         }
         self.state.remove(record.ip).map(drop)
+    }
+
+    /// A running block missing from the kernel that the checks no longer allow: forgotten,
+    /// not put back, and listed with the refusal so the operator sees what happened.
+    fn refuse_restore(&self, record: Record, refusal: &Refusal) -> Result<Listed, BlockError> {
+        self.state.remove(record.ip)?;
+        Ok(Listed {
+            ip: record.ip,
+            remaining_secs: None,
+            reason: record.reason,
+            backend: Some(record.backend),
+            restored: false,
+            not_restored: Some(refusal.to_string()),
+        })
     }
 
     /// Puts a running block back into the kernel for the time it has left.
@@ -228,6 +260,7 @@ fn unrecorded(entry: KernelEntry) -> Listed {
         reason: None,
         backend: None,
         restored: false,
+        not_restored: None,
     }
 }
 
@@ -304,13 +337,55 @@ mod tests {
     #[test]
     fn flushed_kernel_set_is_restored_from_state() -> Result<(), BlockError> {
         let (_dir, fw, blocker) = setup(10)?;
-        blocker.add(&forced("203.0.113.9", 600, Some("brute force")))?;
+        blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
         fw.entries.borrow_mut().clear();
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         assert!(listed[0].restored);
         assert_eq!(listed[0].reason.as_deref(), Some("brute force"));
-        assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
+        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        Ok(())
+    }
+
+    #[test]
+    fn refused_record_is_not_restored_and_forgotten() -> Result<(), BlockError> {
+        let (_dir, fw, mut blocker) = setup(10)?;
+        blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
+        fw.entries.borrow_mut().clear();
+        blocker.safety.session_peers = vec![(ip("45.155.205.233"), "SSH_CLIENT")];
+        let listed = blocker.list()?;
+        assert_eq!(listed.len(), 1);
+        assert!(!listed[0].restored);
+        let why = listed[0].not_restored.as_deref().unwrap_or_default();
+        assert!(why.contains("SSH session"), "{why}");
+        assert!(fw.entries.borrow().is_empty());
+        assert!(blocker.state.all()?.is_empty());
+        assert!(blocker.list()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn forced_non_public_record_is_not_restored() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        blocker.add(&forced("10.0.0.1", 600, None))?;
+        fw.entries.borrow_mut().clear();
+        let listed = blocker.list()?;
+        assert_eq!(listed.len(), 1);
+        let why = listed[0].not_restored.as_deref().unwrap_or_default();
+        assert!(why.starts_with("not a public address"), "{why}");
+        assert!(fw.entries.borrow().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn flush_restores_nothing_and_counts() -> Result<(), BlockError> {
+        let (_dir, fw, blocker) = setup(10)?;
+        blocker.add(&forced("45.155.205.233", 600, None))?;
+        blocker.add(&forced("203.0.113.10", 600, None))?;
+        fw.entries.borrow_mut().remove(&ip("45.155.205.233"));
+        assert_eq!(blocker.flush()?, 2);
+        assert!(fw.entries.borrow().is_empty());
+        assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
 

@@ -6,10 +6,19 @@
 //! sends `add table/set/chain` (no-ops when present), then flushes and refills our own chains
 //! in the same transaction, so it is idempotent and never touches anyone else's rules.
 //!
+//! Each `nft` run costs a process, so the backend remembers what its last listing showed:
+//! whether the table was complete (then `ensure` has nothing to do) and which addresses were
+//! in the sets (then `add` knows whether it renews or adds, without listing again). The
+//! callers hold the state's change lock between the listing and the change, and every change
+//! that guesses wrong falls back (a renewal of an address that has since expired becomes a
+//! plain add).
+//!
 //! We build the JSON with serde rather than the `nftables` crate's typed schema: the few
 //! commands we need are short, and parsing `nft -j list` output by hand lets us read each
 //! element's `expires` whatever shape the element takes.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -30,6 +39,16 @@ const PRIORITY: i32 = -10;
 pub struct Nftables {
     table: String,
     forward: bool,
+    /// What the last listing (or our own changes since) showed, if anything.
+    seen: RefCell<Option<Seen>>,
+}
+
+/// The table as this process last saw it.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// Table, sets, chains and drop rules all as `ensure` makes them.
+    complete: bool,
+    addresses: HashSet<IpAddr>,
 }
 
 impl Nftables {
@@ -37,6 +56,66 @@ impl Nftables {
         Nftables {
             table: settings.table.clone(),
             forward: settings.forward,
+            seen: RefCell::new(None),
+        }
+    }
+
+    /// Whether a listing shows the table exactly as `ensure` would leave it (extra rules of
+    /// ours aside): both sets with timeouts, each wanted chain hooked with both drop rules,
+    /// and no forward chain when it is not wanted.
+    fn is_complete(&self, objects: &[Value]) -> bool {
+        let set_ok = |name: &str, kind: &str| {
+            objects.iter().filter_map(|o| o.get("set")).any(|set| {
+                set["name"] == name
+                    && set["type"] == kind
+                    && set["flags"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|x| x == "timeout"))
+            })
+        };
+        let chain_ok = |name: &str| {
+            let wanted = self.chain(name);
+            let hooked = objects.iter().filter_map(|o| o.get("chain")).any(|c| {
+                c["name"] == name
+                    && ["type", "hook", "prio", "policy"]
+                        .iter()
+                        .all(|k| c[*k] == wanted["chain"][*k])
+            });
+            let has_rule = |rule: Value| {
+                objects
+                    .iter()
+                    .filter_map(|o| o.get("rule"))
+                    .any(|r| r["chain"] == name && r["expr"] == rule["rule"]["expr"])
+            };
+            hooked
+                && has_rule(self.drop_rule(name, "ip", SET4))
+                && has_rule(self.drop_rule(name, "ip6", SET6))
+        };
+        let forward_present = objects
+            .iter()
+            .filter_map(|o| o.get("chain"))
+            .any(|c| c["name"] == "forward");
+        set_ok(SET4, "ipv4_addr")
+            && set_ok(SET6, "ipv6_addr")
+            && chain_ok("input")
+            && if self.forward {
+                chain_ok("forward")
+            } else {
+                !forward_present
+            }
+    }
+
+    /// Whether the last listing had `ip`; `None` when nothing was listed yet.
+    fn seen_holds(&self, ip: IpAddr) -> Option<bool> {
+        self.seen
+            .borrow()
+            .as_ref()
+            .map(|s| s.addresses.contains(&ip))
+    }
+
+    fn note(&self, update: impl FnOnce(&mut Seen)) {
+        if let Some(seen) = self.seen.borrow_mut().as_mut() {
+            update(seen);
         }
     }
 
@@ -114,6 +193,9 @@ impl Firewall for Nftables {
     }
 
     fn ensure(&self) -> Result<(), BlockError> {
+        if self.seen.borrow().as_ref().is_some_and(|s| s.complete) {
+            return Ok(());
+        }
         let mut cmds = vec![
             json!({ "add": { "table": { "family": "inet", "name": self.table } } }),
             json!({ "add": self.set(SET4, "ipv4_addr") }),
@@ -121,23 +203,33 @@ impl Firewall for Nftables {
         ];
         cmds.extend(self.chain_commands("input", true));
         cmds.extend(self.chain_commands("forward", self.forward));
-        self.apply(cmds, &format!("creating table inet {}", self.table))
+        self.apply(cmds, &format!("creating table inet {}", self.table))?;
+        self.note(|s| s.complete = true);
+        Ok(())
     }
 
     fn add(&self, ip: IpAddr, timeout: Duration) -> Result<(), BlockError> {
         // `add element` leaves an existing element's timeout alone; delete then add, in one
         // transaction, renews it.
         let action = format!("adding {ip}");
+        // Whether it is there comes from the last listing (the caller's, under the change
+        // lock); with none, try a renewal and fall back.
         let add = json!({ "add": self.element(ip, Some(timeout)) });
-        if !self.list()?.iter().any(|e| e.ip == ip) {
-            return self.apply(vec![add], &action);
-        }
-        let renew = vec![json!({ "delete": self.element(ip, None) }), add.clone()];
-        match self.apply(renew, &action) {
-            // It expired (or another process removed it) since we listed: a plain add.
-            Err(BlockError::Tool { .. }) => self.apply(vec![add], &action),
-            done => done,
-        }
+        let done = if self.seen_holds(ip) == Some(false) {
+            self.apply(vec![add], &action)
+        } else {
+            let renew = vec![json!({ "delete": self.element(ip, None) }), add.clone()];
+            match self.apply(renew, &action) {
+                // It expired (or another process removed it) since we listed: a plain add.
+                Err(BlockError::Tool { .. }) => self.apply(vec![add], &action),
+                done => done,
+            }
+        };
+        done?;
+        self.note(|s| {
+            s.addresses.insert(ip);
+        });
+        Ok(())
     }
 
     fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
@@ -148,6 +240,9 @@ impl Firewall for Nftables {
             vec![json!({ "delete": self.element(ip, None) })],
             &format!("deleting {ip}"),
         )?;
+        self.note(|s| {
+            s.addresses.remove(&ip);
+        });
         Ok(true)
     }
 
@@ -159,10 +254,15 @@ impl Firewall for Nftables {
             None,
             &format!("listing table inet {}", self.table),
         ) {
-            Ok(ran) => parse_listing(&ran.stdout),
+            Ok(ran) => {
+                let (entries, complete) = self.parse_table(&ran.stdout)?;
+                self.remember(&entries, complete);
+                Ok(entries)
+            }
             Err(BlockError::Tool { detail, .. })
                 if detail.contains("No such file or directory") =>
             {
+                self.remember(&[], false);
                 Ok(Vec::new())
             }
             Err(e) => Err(e),
@@ -170,11 +270,38 @@ impl Firewall for Nftables {
     }
 
     fn flush(&self) -> Result<(), BlockError> {
-        if self.list()?.is_empty() {
+        // The caller has usually just listed (under the change lock): no second listing.
+        let known_empty = self.seen.borrow().as_ref().map(|s| s.addresses.is_empty());
+        let empty = match known_empty {
+            Some(empty) => empty,
+            None => self.list()?.is_empty(),
+        };
+        if empty {
             return Ok(());
         }
         let set_ref = |name: &str| json!({ "flush": { "set": { "family": "inet", "table": self.table, "name": name } } });
-        self.apply(vec![set_ref(SET4), set_ref(SET6)], "flushing the sets")
+        self.apply(vec![set_ref(SET4), set_ref(SET6)], "flushing the sets")?;
+        self.note(|s| s.addresses.clear());
+        Ok(())
+    }
+}
+
+impl Nftables {
+    /// The elements of our sets, and whether the table is complete.
+    fn parse_table(&self, stdout: &str) -> Result<(Vec<KernelEntry>, bool), BlockError> {
+        let entries = parse_listing(stdout)?;
+        let doc: Value = serde_json::from_str(stdout).unwrap_or_default();
+        let complete = doc["nftables"]
+            .as_array()
+            .is_some_and(|objects| self.is_complete(objects));
+        Ok((entries, complete))
+    }
+
+    fn remember(&self, entries: &[KernelEntry], complete: bool) {
+        *self.seen.borrow_mut() = Some(Seen {
+            complete,
+            addresses: entries.iter().map(|e| e.ip).collect(),
+        });
     }
 }
 
@@ -224,6 +351,7 @@ mod tests {
         Nftables {
             table: "repute".into(),
             forward,
+            seen: RefCell::new(None),
         }
     }
 
@@ -265,6 +393,52 @@ mod tests {
         assert_eq!(entries[0].ip.to_string(), "203.0.113.9");
         assert_eq!(entries[0].remaining, Some(Duration::from_secs(99)));
         assert_eq!(entries[1].remaining, None);
+    }
+
+    /// `nft -j list table inet repute` (nft 1.0.6) after `ensure` without forward.
+    const COMPLETE: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+      {"table": {"family": "inet", "name": "repute", "handle": 1}},
+      {"set": {"family": "inet", "name": "block4", "table": "repute", "type": "ipv4_addr",
+        "handle": 1, "flags": ["timeout"], "elem": ["45.155.205.233"]}},
+      {"set": {"family": "inet", "name": "block6", "table": "repute", "type": "ipv6_addr",
+        "handle": 2, "flags": ["timeout"]}},
+      {"chain": {"family": "inet", "table": "repute", "name": "input", "handle": 3,
+        "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
+      {"rule": {"family": "inet", "table": "repute", "chain": "input", "handle": 4, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+          "right": "@block4"}}, {"drop": null}]}},
+      {"rule": {"family": "inet", "table": "repute", "chain": "input", "handle": 5, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}},
+          "right": "@block6"}}, {"drop": null}]}}]}"#;
+
+    #[test]
+    fn a_complete_table_needs_no_ensure_and_a_damaged_one_does() {
+        let complete =
+            |nft: &Nftables, text: &str| nft.parse_table(text).map(|(_, c)| c).unwrap_or(false);
+        assert!(complete(&backend(false), COMPLETE));
+        // Forward wanted but missing.
+        assert!(!complete(&backend(true), COMPLETE));
+        // A drop rule gone.
+        let no_v6_rule = COMPLETE.replace("\"right\": \"@block6\"", "\"right\": \"@other\"");
+        assert!(!complete(&backend(false), &no_v6_rule));
+        // The set lost its timeout flag.
+        let no_timeout = COMPLETE.replacen("\"flags\": [\"timeout\"]", "\"flags\": []", 1);
+        assert!(!complete(&backend(false), &no_timeout));
+        // The chain unhooked from input (a regular chain).
+        let regular = COMPLETE.replace("\"hook\": \"input\", ", "");
+        assert!(!complete(&backend(false), &regular));
+    }
+
+    #[test]
+    fn listing_is_remembered_for_add_and_ensure() {
+        let nft = backend(false);
+        let (entries, complete) = nft.parse_table(COMPLETE).unwrap_or_default();
+        nft.remember(&entries, complete);
+        let ip: IpAddr = "45.155.205.233".parse().unwrap_or(IpAddr::from([0u8; 4]));
+        assert_eq!(nft.seen_holds(ip), Some(true));
+        assert_eq!(nft.seen_holds(IpAddr::from([8, 8, 8, 8])), Some(false));
+        assert!(nft.seen.borrow().as_ref().is_some_and(|s| s.complete));
+        assert_eq!(backend(false).seen_holds(ip), None);
     }
 
     #[test]

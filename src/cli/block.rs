@@ -87,9 +87,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Action::Del { ip } => del(&Blocker::for_config(&config)?, parse_ip(&ip)?),
         Action::List { format } => list(&Blocker::for_config(&config)?, format),
         Action::Flush => {
-            let blocker = Blocker::for_config(&config)?;
-            let count = blocker.list()?.len();
-            blocker.flush()?;
+            // No `list` first: it would put recorded blocks back into the kernel.
+            let count = Blocker::for_config(&config)?.flush()?;
             println!(
                 "unblocked {count} address{}",
                 if count == 1 { "" } else { "es" }
@@ -187,6 +186,9 @@ fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> 
         let mut reason = entry.reason.clone().unwrap_or_else(|| "-".into());
         if entry.restored {
             reason.push_str(" (restored to the kernel set)");
+        }
+        if let Some(refusal) = &entry.not_restored {
+            reason.push_str(&format!(" (not restored: {refusal}; record forgotten)"));
         }
         writeln!(
             out,

@@ -155,8 +155,49 @@ pub struct Blacklist {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportResponse {
     pub ip_address: String,
+    /// 0 when `already_reported` (the answer carried no score).
     pub abuse_confidence_score: u64,
     pub rate: RateLimit,
+    /// A retry was answered "already reported": an earlier try was recorded after all.
+    pub already_reported: bool,
+}
+
+/// A failed exchange, with what the retry logic needs to know about it.
+#[derive(Debug)]
+struct Failure {
+    error: ApiError,
+    /// The request surely never reached the server (refused, no such host, no connection).
+    unsent: bool,
+    /// An earlier try of the same call failed.
+    retried: bool,
+    rate: RateLimit,
+}
+
+impl Failure {
+    fn new(error: ApiError) -> Self {
+        Failure {
+            error,
+            unsent: false,
+            retried: false,
+            rate: RateLimit::default(),
+        }
+    }
+
+    /// A non-idempotent call (a report) is tried again only when the server cannot have
+    /// seen it: after a reset, a stalled body or a 5xx it may already have recorded it.
+    fn worth_retrying(&self, idempotent: bool) -> bool {
+        if idempotent {
+            self.error.is_transient()
+        } else {
+            self.unsent
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        failure.error
+    }
 }
 
 #[derive(Deserialize)]
@@ -316,8 +357,10 @@ impl AbuseIpdb {
 
     /// `POST /report`: reports `ip` under `categories` (1 to 30 ids), with an optional comment
     /// (cut to [`MAX_COMMENT_CHARS`]) and the time of the attack. A duplicate within 15
-    /// minutes comes back as [`ApiError::DuplicateReport`] and is never retried; a timeout is
-    /// not retried either, since the report may have been recorded.
+    /// minutes comes back as [`ApiError::DuplicateReport`] and is never retried. A failure after
+    /// which the server may have recorded the report (timeout, reset, 5xx) is not retried
+    /// either; one where the request never left (connection refused, no such host) is, and a
+    /// duplicate answer to that retry counts as done (`already_reported`).
     pub fn report(
         &self,
         ip: IpAddr,
@@ -350,7 +393,7 @@ impl AbuseIpdb {
         if let Some(t) = timestamp {
             form.push(("timestamp", t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()));
         }
-        let ex = self.with_retries(false, |budget| {
+        let sent = self.with_retries(false, |budget| {
             self.agent
                 .post(&url)
                 .header("Key", key)
@@ -359,12 +402,17 @@ impl AbuseIpdb {
                 .timeout_global(Some(budget))
                 .build()
                 .send_form(form.iter().map(|(k, v)| (*k, v.as_str())))
-        })?;
+        });
+        let ex = match sent {
+            Ok(ex) => ex,
+            Err(failure) => return duplicate_on_retry(ip, failure),
+        };
         let data: ReportData = self.parse_data(&ex)?;
         Ok(ReportResponse {
             ip_address: data.ip_address,
             abuse_confidence_score: data.abuse_confidence_score,
             rate: ex.rate,
+            already_reported: false,
         })
     }
 
@@ -384,31 +432,33 @@ impl AbuseIpdb {
 
     /// Runs `send` until it succeeds, fails for good, or the time budget or the retry count
     /// is spent. `send` gets the time left; `idempotent` false retries only failures that
-    /// happened before the request could have been processed (refused connections, 5xx).
+    /// happened before the request could reach the server (see [`Failure::worth_retrying`]).
     fn with_retries(
         &self,
         idempotent: bool,
         send: impl Fn(Duration) -> Result<Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Exchange, ApiError> {
+    ) -> Result<Exchange, Failure> {
         let start = Instant::now();
         let budget = self.settings.timeout;
         let mut tries = 0u32;
         loop {
             let left = budget.saturating_sub(start.elapsed());
             let result = self.once(left, &send);
-            let err = match result {
+            let mut failure = match result {
                 Ok(ex) => return Ok(ex),
                 Err(e) => e,
             };
+            failure.retried = tries > 0;
             tries += 1;
-            let retryable =
-                err.is_transient() && (idempotent || !matches!(err, ApiError::Timeout(_)));
             let pause = Duration::from_millis(100 * u64::from(tries.min(5)));
             let left = budget.saturating_sub(start.elapsed());
-            if !retryable || tries > self.settings.retries || left <= pause * 2 {
-                return Err(err);
+            if !failure.worth_retrying(idempotent)
+                || tries > self.settings.retries
+                || left <= pause * 2
+            {
+                return Err(failure);
             }
-            tracing::debug!(error = %err, tries, "AbuseIPDB call failed; trying again");
+            tracing::debug!(error = %failure.error, tries, "AbuseIPDB call failed; trying again");
             std::thread::sleep(pause);
         }
     }
@@ -417,12 +467,15 @@ impl AbuseIpdb {
         &self,
         left: Duration,
         send: &impl Fn(Duration) -> Result<Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Exchange, ApiError> {
+    ) -> Result<Exchange, Failure> {
         if left.is_zero() {
-            return Err(ApiError::Timeout("time budget spent".into()));
+            return Err(Failure::new(ApiError::Timeout("time budget spent".into())));
         }
         let key = self.settings.api_key.as_ref().map(ApiKey::expose);
-        let mut response = send(left).map_err(|e| transport_error(e, key))?;
+        let mut response = send(left).map_err(|e| Failure {
+            unsent: never_sent(&e),
+            ..Failure::new(transport_error(e, key))
+        })?;
         let status = response.status().as_u16();
         let rate = rate_limit(response.headers());
         let bytes = response
@@ -430,13 +483,39 @@ impl AbuseIpdb {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
-            .map_err(|e| transport_error(e, key))?;
+            .map_err(|e| Failure::new(transport_error(e, key)))?;
         let body = String::from_utf8_lossy(&bytes).into_owned();
         tracing::debug!(status, remaining = ?rate.remaining, "AbuseIPDB answered");
         if (200..300).contains(&status) {
             return Ok(Exchange { status, rate, body });
         }
-        Err(status_error(status, &rate, &body, key))
+        Err(Failure {
+            rate,
+            ..Failure::new(status_error(status, &rate, &body, key))
+        })
+    }
+}
+
+/// A report that failed for good, unless it failed as a duplicate after a retry: then a try
+/// the server did see was recorded, and the report is done.
+fn duplicate_on_retry(ip: IpAddr, failure: Failure) -> Result<ReportResponse, ApiError> {
+    match failure.error {
+        ApiError::DuplicateReport { .. } if failure.retried => Ok(ReportResponse {
+            ip_address: ip.to_string(),
+            abuse_confidence_score: 0,
+            rate: failure.rate,
+            already_reported: true,
+        }),
+        error => Err(error),
+    }
+}
+
+/// Whether a failed `send` surely never delivered the request: no connection was made.
+fn never_sent(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
     }
 }
 
@@ -553,6 +632,72 @@ fn is_timeout(io: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure(error: ApiError, unsent: bool) -> Failure {
+        Failure {
+            unsent,
+            ..Failure::new(error)
+        }
+    }
+
+    #[test]
+    fn reports_are_retried_only_when_never_sent() {
+        let reset = || ApiError::Connection("connection reset".into());
+        let server = || ApiError::Server {
+            status: 503,
+            detail: String::new(),
+        };
+        assert!(!failure(reset(), false).worth_retrying(false));
+        assert!(!failure(server(), false).worth_retrying(false));
+        assert!(!failure(ApiError::Timeout("t".into()), false).worth_retrying(false));
+        assert!(failure(reset(), true).worth_retrying(false));
+        // Lookups are idempotent: every transient failure is worth another try.
+        assert!(failure(reset(), false).worth_retrying(true));
+        assert!(failure(server(), false).worth_retrying(true));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(never_sent(&ureq::Error::Io(refused)));
+        assert!(never_sent(&ureq::Error::ConnectionFailed));
+        assert!(never_sent(&ureq::Error::HostNotFound));
+        let reset_io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!never_sent(&ureq::Error::Io(reset_io)));
+        assert!(!never_sent(&ureq::Error::BodyStalled));
+    }
+
+    #[test]
+    fn a_refused_connection_counts_as_never_sent() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(9, |a| a.port());
+        let err = ureq::get(&format!("http://127.0.0.1:{port}/")).call().err();
+        assert!(err.as_ref().is_some_and(never_sent), "{err:?}");
+    }
+
+    #[test]
+    fn a_duplicate_answer_to_a_retry_is_success() {
+        let ip: IpAddr = "198.51.100.9".parse().unwrap_or(IpAddr::from([0u8; 4]));
+        let duplicate = || ApiError::DuplicateReport {
+            status: 429,
+            detail: "already reported".into(),
+        };
+        let first = failure(duplicate(), false);
+        assert!(matches!(
+            duplicate_on_retry(ip, first),
+            Err(ApiError::DuplicateReport { .. })
+        ));
+        let mut retried = failure(duplicate(), false);
+        retried.retried = true;
+        let done = duplicate_on_retry(ip, retried);
+        assert!(
+            matches!(&done, Ok(r) if r.already_reported && r.ip_address == "198.51.100.9"),
+            "{done:?}"
+        );
+        let mut other = failure(ApiError::Connection("refused".into()), true);
+        other.retried = true;
+        assert!(matches!(
+            duplicate_on_retry(ip, other),
+            Err(ApiError::Connection(_))
+        ));
+    }
 
     #[test]
     fn base_url_accepts_the_check_endpoint() {
