@@ -184,6 +184,14 @@ impl Run<'_, '_> {
         };
         let what = describe_alert(&alert);
         self.debug(&format!("alert: {what}"));
+        // The loop guard comes before anything that could answer with an event (even a
+        // settings error event): our own enrichment alert must never cause another event.
+        if alert.is_own_enrichment() {
+            return self.finish(
+                Exit::Done,
+                format!("{what}: skipped, an enrichment event of this integration"),
+            );
+        }
         let responder = Arc::new(Responder::new(&self.ctx.home, &alert));
         let settings = match self.settings() {
             Ok(s) => s,
@@ -191,12 +199,6 @@ impl Run<'_, '_> {
         };
         if let Some(key) = &settings.config.api_key {
             lock(&self.log).scrub(key.expose());
-        }
-        if alert.is_own_enrichment() {
-            return self.finish(
-                Exit::Done,
-                format!("{what}: skipped, an enrichment event of this integration"),
-            );
         }
         let Some(ip) = alert.srcip() else {
             let why = match alert.srcip_text() {
