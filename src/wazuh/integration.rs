@@ -24,7 +24,7 @@
 //! | 5 | the queue socket does not exist |
 //! | 6 | the alert file is missing or unreadable |
 //! | 7 | the alert file is not valid JSON |
-//! | 8 | analysisd is not running (the socket refused the event) |
+//! | 8 | analysisd is not running or not reading (the socket refused the event, or took none for `queue::SEND_TIMEOUT`) |
 //! | 9 | the event was too long for the socket |
 
 use std::ffi::OsString;
@@ -389,7 +389,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn exit_for(err: &QueueError) -> Exit {
     match err {
         QueueError::Missing(_) => Exit::SocketMissing,
-        QueueError::NotRunning(_) => Exit::AnalysisdDown,
+        QueueError::NotRunning(_) | QueueError::Stalled(_) => Exit::AnalysisdDown,
         QueueError::TooLong(_) => Exit::TooLong,
         QueueError::Io { .. } => Exit::Internal,
     }
