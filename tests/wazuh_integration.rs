@@ -437,6 +437,18 @@ fn our_own_enrichment_alert_with_a_bad_options_file_sends_nothing() {
 }
 
 #[test]
+fn the_log_file_is_created_readable_by_owner_and_group_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let log = s.tree.path().join("logs/integrations.log");
+    let _ = std::fs::remove_file(&log);
+    let out = s.run_alert(&alert("192.168.7.9", AGENT));
+    assert_eq!(out.status.code(), Some(0));
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "mode {mode:o}");
+}
+
+#[test]
 fn an_allowlisted_address_and_a_low_score_send_nothing() {
     let s = Setup::new();
     let file = s.tree.write_alert("d.alert", &alert("49.88.112.73", AGENT));

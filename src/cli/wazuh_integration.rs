@@ -8,6 +8,7 @@
 //! printed, because integratord copies the last output line into `ossec.log`.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -93,16 +94,17 @@ fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> R
 /// go to `logs/integrations.log`, where an administrator looks; stdout and stderr stay quiet,
 /// because integratord copies their last line into `ossec.log`. The library never logs the key.
 fn log_library_warnings(home: &Path) {
-    let path = home.join("logs").join("integrations.log");
+    // 0640 like the integration's own log: it names addresses and alerts.
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)
+        .mode(0o640)
+        .open(home.join(repute::wazuh::log::LOG_FILE))
     else {
         return;
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_target(false)
