@@ -93,7 +93,8 @@ impl Options {
 /// The environment variables every door honours, read once.
 #[derive(Debug, Default, Clone)]
 pub struct Env {
-    pub api_key: Option<String>,
+    /// `ABUSEIPDB_API_KEY`, kept as an [`ApiKey`] so that `{:?}` never shows it.
+    pub api_key: Option<ApiKey>,
     pub api_key_file: Option<PathBuf>,
     pub api_url: Option<String>,
     pub cache: Option<String>,
@@ -103,7 +104,7 @@ impl Env {
     pub fn from_process() -> Env {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         Env {
-            api_key: var("ABUSEIPDB_API_KEY"),
+            api_key: var("ABUSEIPDB_API_KEY").map(ApiKey::new),
             api_key_file: var("ABUSEIPDB_API_KEY_FILE").map(PathBuf::from),
             api_url: var("ABUSEIPDB_API_URL"),
             cache: var("REPUTE_CACHE"),
@@ -194,7 +195,7 @@ fn api_key(
         return Ok(Some(key.clone()));
     }
     if let Some(key) = &env.api_key {
-        return Ok(Some(ApiKey::new(key.trim())));
+        return Ok(Some(ApiKey::new(key.expose().trim())));
     }
     let explicit = options.api_key_file.as_ref().or(env.api_key_file.as_ref());
     match explicit {
@@ -281,7 +282,7 @@ mod tests {
         let options = Options::read(&path).unwrap();
         let env = Env {
             cache: Some("/tmp/env.sqlite".into()),
-            api_key: Some("envkey".into()),
+            api_key: Some(ApiKey::new(" envkey\n")),
             ..Env::default()
         };
         let mut a = args();
@@ -339,5 +340,16 @@ mod tests {
         std::fs::write(home.path().join(DEFAULT_KEY_FILE), "").unwrap();
         let e = settings(home.path(), &args(), &Options::default(), &Env::default()).unwrap_err();
         assert!(e.to_string().contains("abuseipdb.key"));
+    }
+
+    #[test]
+    fn the_environment_key_never_shows_in_debug_output() {
+        let env = Env {
+            api_key: Some(ApiKey::new("envSecretKey0123456789")),
+            ..Env::default()
+        };
+        let shown = format!("{env:?}");
+        assert!(!shown.contains("envSecretKey0123456789"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 }
