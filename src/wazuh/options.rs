@@ -38,6 +38,10 @@ pub enum OptionsError {
     Options { path: String, detail: String },
     #[error("API key file {path}: {detail}")]
     KeyFile { path: String, detail: String },
+    /// A `<hook_url>`, options `api_url` or `ABUSEIPDB_API_URL` that would send the key in
+    /// clear, or is no URL at all.
+    #[error("{0}")]
+    ApiUrl(String),
 }
 
 /// The `<options>` JSON.
@@ -143,6 +147,10 @@ pub fn settings(
     if let Some(url) = &args.hook_url {
         config.api_url = url.clone();
     }
+    // Checked as every other door checks it (plain http:// only to loopback); the value is
+    // kept as given, the client trims `/check` itself.
+    crate::config::normalize_api_url(&config.api_url, "the API URL (hook_url or api_url)")
+        .map_err(|e| OptionsError::ApiUrl(e.to_string()))?;
     config.api_key = api_key(home, args, options, env)?;
     let budget = args.timeout.unwrap_or(Duration::from_secs(10));
     let retries = args.retries.unwrap_or(config.retries);
@@ -351,5 +359,22 @@ mod tests {
         let shown = format!("{env:?}");
         assert!(!shown.contains("envSecretKey0123456789"), "{shown}");
         assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn a_hook_url_that_would_send_the_key_in_clear_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args();
+        a.hook_url = Some("http://api.abuseipdb.example/api/v2/check".into());
+        let err = settings(dir.path(), &a, &Options::default(), &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http://api.abuseipdb.example/api/v2/check"),
+            "{err}"
+        );
+        assert!(err.contains("hook_url"), "{err}");
+        a.hook_url = Some("https://api.abuseipdb.com/api/v2/check".into());
+        assert!(settings(dir.path(), &a, &Options::default(), &Env::default()).is_ok());
     }
 }
