@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 /// The AbuseIPDB API key. Its `Debug` and `Display` never show it; only
 /// [`ApiKey::expose`] does, for the one header that needs it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct ApiKey(String);
 
 impl ApiKey {
@@ -194,7 +195,8 @@ pub struct Overrides {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    api_key: Option<String>,
+    /// An [`ApiKey`], so that the derived `Debug` never shows it.
+    api_key: Option<ApiKey>,
     api_key_file: Option<PathBuf>,
     api_url: Option<String>,
     cache: Option<String>,
@@ -351,7 +353,7 @@ impl Builder {
         let origin = |key: &str| format!("config file {} key `{key}`", path.display());
         let c = &mut self.config;
         if let Some(k) = file.api_key {
-            c.api_key = Some(non_empty_key(k, &origin("api_key"))?);
+            c.api_key = Some(non_empty_key(k.0, &origin("api_key"))?);
         }
         if let Some(p) = file.api_key_file {
             c.api_key = Some(read_key_file(&resolve_beside(path, &p))?);
@@ -511,6 +513,11 @@ impl Builder {
             if d.is_zero() {
                 return Err(ConfigError::invalid(name, "must be more than zero"));
             }
+            // A bound keeps `Instant + timeout` (and every sum of them) far from overflowing.
+            if d > MAX_TIMEOUT {
+                let msg = format!("must be at most {} seconds", MAX_TIMEOUT.as_secs());
+                return Err(ConfigError::invalid(name, msg));
+            }
         }
         if c.negative_ttl > c.positive_ttl {
             tracing::debug!("negative_ttl is longer than positive_ttl; keeping both as given");
@@ -613,15 +620,48 @@ fn resolve_beside(config_file: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// The longest `timeout` or `connect_timeout` accepted (10 minutes).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Accepts the API base or the check endpoint itself (Wazuh's hook URL), trimmed to the base.
+/// Plain `http://` is accepted for a loopback host only (a local mock or proxy): anywhere
+/// else the key would cross the network in clear.
 pub fn normalize_api_url(url: &str, origin: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
-    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+    if let Some(rest) = trimmed.strip_prefix("http://") {
+        if !is_loopback_host(rest) {
+            let msg = format!(
+                "`{trimmed}` is plain http:// to a host that is not loopback; the key would travel in clear (use https://)"
+            );
+            return Err(ConfigError::invalid(origin, msg));
+        }
+    } else if !trimmed.starts_with("https://") {
         let msg = format!("`{trimmed}` is not an http:// or https:// URL");
         return Err(ConfigError::invalid(origin, msg));
     }
     let base = trimmed.strip_suffix("/check").unwrap_or(trimmed);
     Ok(base.to_string())
+}
+
+/// True when the URL text after `http://` names 127.0.0.0/8, `[::1]` or `localhost`.
+fn is_loopback_host(after_scheme: &str) -> bool {
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    // Userinfo (`user@host`) is not the host; the last `@` ends it.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, _)) => host,
+            None => return false,
+        },
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_cache(value: &str, origin: &str) -> Result<CacheSetting, ConfigError> {
@@ -865,5 +905,59 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_hosts_only() {
+        for ok in [
+            "http://127.0.0.1:8080/api/v2",
+            "http://127.9.9.9/api/v2/check",
+            "http://[::1]:9000/api/v2",
+            "http://localhost/api/v2",
+            "http://LOCALHOST:1",
+            "https://api.abuseipdb.com/api/v2",
+        ] {
+            assert!(normalize_api_url(ok, "api_url").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.abuseipdb.com/api/v2",
+            "http://10.0.0.1/api/v2",
+            "http://[2001:db8::1]/api/v2",
+            "http://127.0.0.1@evil.example/api/v2",
+            "http://127.0.0.1.evil.example/api/v2",
+            "http://localhost.evil.example/",
+            "http://[::1/api",
+        ] {
+            let err = normalize_api_url(bad, "api_url").unwrap_err().to_string();
+            assert!(err.contains(bad.trim_end_matches('/')), "{err}");
+            assert!(err.contains("api_url"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_longer_than_ten_minutes_are_refused_by_name() {
+        let err = load(Some("timeout = \"11m\""), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeout") && err.contains("600"), "{err}");
+        let err = load(
+            None,
+            &[("REPUTE_CONNECT_TIMEOUT", "100000000s")],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("connect_timeout"), "{err}");
+        let c = load(Some("timeout = \"10m\""), &[], &Overrides::default()).unwrap();
+        assert_eq!(c.timeout, MAX_TIMEOUT);
+    }
+
+    #[test]
+    fn the_file_key_never_shows_in_debug_output() {
+        let file: FileConfig = toml::from_str("api_key = \"fileSecretKey0123456789\"").unwrap();
+        let shown = format!("{file:?}");
+        assert!(!shown.contains("fileSecretKey0123456789"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 }

@@ -413,6 +413,42 @@ fn addresses_that_are_not_looked_up_send_nothing() {
 }
 
 #[test]
+fn our_own_enrichment_alert_with_a_bad_options_file_sends_nothing() {
+    let s = Setup::new();
+    let looped = alert("49.88.112.73", MANAGER).replace(
+        r#""dstuser":"root"}"#,
+        r#""dstuser":"root","integration":"custom-abuseipdb"}"#,
+    );
+    let file = s.tree.write_alert("loop.alert", &looped);
+    let options = s.tree.path().join("tmp/bad.options");
+    std::fs::write(&options, "{\"ttl\": 5}").unwrap();
+    let url = s.mock.check_url();
+    let f = file.to_str().unwrap();
+    let o = options.to_str().unwrap();
+    let out = s.run(&[f, KEY, &url, "", o, "10", "3"].map(String::from));
+    assert_eq!(out.status.code(), Some(0));
+    assert_quiet(&out);
+    let log = s.tree.log();
+    assert!(log.contains("enrichment event"), "{log}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.tree.received().is_empty(), "{:?}", s.tree.received());
+    assert_eq!(s.mock.count("check"), 0);
+    assert_no_key(&s, &out);
+}
+
+#[test]
+fn the_log_file_is_created_readable_by_owner_and_group_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let log = s.tree.path().join("logs/integrations.log");
+    let _ = std::fs::remove_file(&log);
+    let out = s.run_alert(&alert("192.168.7.9", AGENT));
+    assert_eq!(out.status.code(), Some(0));
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "mode {mode:o}");
+}
+
+#[test]
 fn an_allowlisted_address_and_a_low_score_send_nothing() {
     let s = Setup::new();
     let file = s.tree.write_alert("d.alert", &alert("49.88.112.73", AGENT));

@@ -66,11 +66,14 @@ enum WazuhCommand {
 /// The entry point of the binary.
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if wazuh_integration::called_by_integratord(&args) {
-        return wazuh_integration::run_as_integratord_child(&args);
-    }
-    if wazuh_active_response::called_by_execd(&args) {
+    let exe = std::env::current_exe().ok();
+    // execd first: `active-response/bin/repute-block` may be a symlink to the integration
+    // file, and then the executable's own name says `custom-abuseipdb`.
+    if wazuh_active_response::called_by_execd(&args, exe.as_deref()) {
         return wazuh_active_response::run_as_execd_child(&args);
+    }
+    if wazuh_integration::called_by_integratord(&args, exe.as_deref()) {
+        return wazuh_integration::run_as_integratord_child(&args);
     }
     let cli = Cli::parse_from(args);
     let result = match cli.command {

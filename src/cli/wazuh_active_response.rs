@@ -79,15 +79,20 @@ struct ExecdCli {
 
 /// True when this process is a program in `active-response/bin/` started as execd starts it
 /// (no subcommand: only flags, usually none).
-pub fn called_by_execd(args: &[OsString]) -> bool {
+/// `exe` is the running executable (`/proc/self/exe`), passed in so the decision is testable.
+pub fn called_by_execd(args: &[OsString], exe: Option<&Path>) -> bool {
     let flags_only = args
         .get(1)
         .is_none_or(|a| a.to_string_lossy().starts_with('-'));
-    let by_argv0 = args
-        .first()
-        .is_some_and(|a| in_active_response_bin(Path::new(a)));
-    let by_exe = std::env::current_exe().is_ok_and(|p| in_active_response_bin(&p));
-    flags_only && (by_argv0 || by_exe)
+    let by_exe = exe.is_some_and(in_active_response_bin);
+    flags_only && (argv0_in_active_response_bin(args) || by_exe)
+}
+
+/// True when argv[0] names a program in `active-response/bin/`: execd's call, whatever file
+/// the path finally resolves to (a symlink to `integrations/custom-abuseipdb` included).
+pub fn argv0_in_active_response_bin(args: &[OsString]) -> bool {
+    args.first()
+        .is_some_and(|a| in_active_response_bin(Path::new(a)))
 }
 
 pub fn run_as_execd_child(args: &[OsString]) -> ExitCode {
@@ -352,25 +357,35 @@ mod tests {
 
     #[test]
     fn execd_is_recognised_by_the_program_path() {
-        assert!(called_by_execd(&args(&[
-            "active-response/bin/repute-block"
-        ])));
-        assert!(called_by_execd(&args(&[
-            "/var/ossec/active-response/bin/repute-block",
-            "--min-score",
-            "50"
-        ])));
+        let none = None;
+        assert!(called_by_execd(
+            &args(&["active-response/bin/repute-block"]),
+            none
+        ));
+        assert!(called_by_execd(
+            &args(&[
+                "/var/ossec/active-response/bin/repute-block",
+                "--min-score",
+                "50"
+            ]),
+            none
+        ));
         // The same binary used as `repute …` keeps its subcommands.
-        assert!(!called_by_execd(&args(&[
-            "/var/ossec/active-response/bin/repute-block",
-            "wazuh",
-            "active-response"
-        ])));
-        assert!(!called_by_execd(&args(&[
-            "/usr/bin/repute",
-            "block",
-            "list"
-        ])));
+        assert!(!called_by_execd(
+            &args(&[
+                "/var/ossec/active-response/bin/repute-block",
+                "wazuh",
+                "active-response"
+            ]),
+            none
+        ));
+        assert!(!called_by_execd(
+            &args(&["/usr/bin/repute", "block", "list"]),
+            none
+        ));
+        // Recognised by the executable alone, when argv[0] is a bare name.
+        let exe = Path::new("/var/ossec/active-response/bin/repute-block");
+        assert!(called_by_execd(&args(&["repute-block"]), Some(exe)));
     }
 
     #[test]

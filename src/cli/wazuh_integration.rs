@@ -8,6 +8,7 @@
 //! printed, because integratord copies the last output line into `ossec.log`.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -44,12 +45,19 @@ fn argv0_name(args: &[OsString]) -> Option<OsString> {
 }
 
 /// True when the process was started by integratord: argv[0] `integrations`, or an executable
-/// (or argv[0]) named `custom-*`.
-pub fn called_by_integratord(args: &[OsString]) -> bool {
+/// (or argv[0]) named `custom-*`. `exe` is the running executable, passed in so the decision
+/// is testable. The executable's name does not count when argv[0] is in
+/// `active-response/bin/`: that is execd's call through a symlink to the integration file.
+pub fn called_by_integratord(args: &[OsString], exe: Option<&Path>) -> bool {
     let argv0 = argv0_name(args);
+    let exe_counts = !super::wazuh_active_response::argv0_in_active_response_bin(args);
     argv0.as_deref() == Some(OsStr::new(home::INTEGRATIONS_DIR))
         || argv0.as_deref().and_then(integration_name).is_some()
-        || exe_name().as_deref().and_then(integration_name).is_some()
+        || (exe_counts
+            && exe
+                .and_then(Path::file_name)
+                .and_then(integration_name)
+                .is_some())
 }
 
 /// The integratord child: run and exit with the documented code.
@@ -86,16 +94,17 @@ fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> R
 /// go to `logs/integrations.log`, where an administrator looks; stdout and stderr stay quiet,
 /// because integratord copies their last line into `ossec.log`. The library never logs the key.
 fn log_library_warnings(home: &Path) {
-    let path = home.join("logs").join("integrations.log");
+    // 0640 like the integration's own log: it names addresses and alerts.
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)
+        .mode(0o640)
+        .open(home.join(repute::wazuh::log::LOG_FILE))
     else {
         return;
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_target(false)
@@ -107,4 +116,47 @@ fn exit_with(report: Report) -> ExitCode {
         eprintln!("repute: {}", report.summary);
     }
     ExitCode::from(report.exit.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn integratord_is_recognised_by_argv0_or_the_executable_name() {
+        let exe = Path::new("/var/ossec/integrations/custom-abuseipdb");
+        assert!(called_by_integratord(
+            &args(&["integrations", "/tmp/a"]),
+            None
+        ));
+        assert!(called_by_integratord(&args(&["custom-abuseipdb.py"]), None));
+        assert!(called_by_integratord(&args(&["x", "/tmp/a"]), Some(exe)));
+        assert!(!called_by_integratord(
+            &args(&["/usr/bin/repute", "scan"]),
+            Some(Path::new("/usr/bin/repute"))
+        ));
+    }
+
+    #[test]
+    fn execd_through_a_symlink_to_the_integration_is_not_integratord() {
+        // active-response/bin/repute-block -> integrations/custom-abuseipdb: /proc/self/exe
+        // names the integration, argv[0] names the active-response program.
+        let exe = Path::new("/var/ossec/integrations/custom-abuseipdb");
+        for argv in [
+            args(&["/var/ossec/active-response/bin/repute-block"]),
+            args(&["active-response/bin/repute-block", "--min-score", "50"]),
+            args(&["active-response/bin/repute-block", "wazuh", "rules"]),
+        ] {
+            assert!(!called_by_integratord(&argv, Some(exe)), "{argv:?}");
+        }
+        let execd = args(&["/var/ossec/active-response/bin/repute-block"]);
+        assert!(super::super::wazuh_active_response::called_by_execd(
+            &execd,
+            Some(exe)
+        ));
+    }
 }

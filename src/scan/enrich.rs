@@ -272,6 +272,9 @@ impl<'e> EventReputation<'e> {
 
 impl Enricher for EventReputation<'_> {
     fn event_members(&mut self, ip: IpAddr) -> &str {
+        // Keyed by the canonical address, as `lookup_distinct` is: `::ffff:a.b.c.d` and
+        // `a.b.c.d` are one address, one lookup, one tally entry.
+        let ip = crate::addr::canonical(ip);
         let (lookups, tally) = (&mut self.lookups, &mut self.tally);
         self.members.entry(ip).or_insert_with(|| {
             let lookup = lookups.lookup(ip);
@@ -376,5 +379,21 @@ mod tests {
         ]);
         assert_eq!(mixed.common_failure(), None);
         assert_eq!(Tally::of(&lookups[..3]).common_failure(), None);
+    }
+
+    #[test]
+    fn a_mapped_address_shares_the_memo_of_its_ipv4_form() {
+        let config = crate::config::Config {
+            cache: crate::config::CacheSetting::Disabled,
+            ..crate::config::Config::default()
+        };
+        let engine =
+            Engine::from_parts(&config, Box::new(crate::cache::DisabledCache::new()), None);
+        let mut events = EventReputation::new(&engine);
+        let plain = events.event_members(ip("49.88.112.73")).to_string();
+        let mapped = events.event_members(ip("::ffff:49.88.112.73")).to_string();
+        assert_eq!(plain, mapped);
+        assert_eq!(events.members.len(), 1);
+        assert_eq!(events.tally().skipped.values().sum::<u64>(), 1);
     }
 }

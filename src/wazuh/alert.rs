@@ -148,13 +148,11 @@ impl Alert {
         self.text(&["data", "srcip"]).filter(|s| !s.is_empty())
     }
 
-    /// `data.srcip` as an address, IPv4-mapped IPv6 unwrapped.
+    /// `data.srcip` as an address, read as active response reads it
+    /// ([`crate::addr::parse_addr`]): `[v6]` brackets and a `%zone` dropped, IPv4-mapped IPv6
+    /// unwrapped.
     pub fn srcip(&self) -> Option<IpAddr> {
-        let text = self.srcip_text()?;
-        text.trim()
-            .parse::<IpAddr>()
-            .ok()
-            .map(|ip| ip.to_canonical())
+        crate::addr::parse_addr(&self.srcip_text()?)
     }
 
     /// The agent, when the alert names one with an id.
@@ -211,6 +209,15 @@ mod tests {
     fn mapped_ipv6_is_unwrapped_and_hostnames_are_not_addresses() {
         let a = Alert::parse(br#"{"data":{"srcip":"::ffff:49.88.112.73"}}"#).unwrap();
         assert_eq!(a.srcip(), Some("49.88.112.73".parse().unwrap()));
+        for (text, want) in [
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("fe80::1%eth0", "fe80::1"),
+            (" 49.88.112.73 ", "49.88.112.73"),
+        ] {
+            let json = format!(r#"{{"data":{{"srcip":"{text}"}}}}"#);
+            let a = Alert::parse(json.as_bytes()).unwrap();
+            assert_eq!(a.srcip(), Some(want.parse().unwrap()), "{text}");
+        }
         let b = Alert::parse(br#"{"data":{"srcip":"scanner.example.net"}}"#).unwrap();
         assert_eq!(b.srcip(), None);
         assert_eq!(b.srcip_text().as_deref(), Some("scanner.example.net"));

@@ -24,7 +24,7 @@
 //! | 5 | the queue socket does not exist |
 //! | 6 | the alert file is missing or unreadable |
 //! | 7 | the alert file is not valid JSON |
-//! | 8 | analysisd is not running (the socket refused the event) |
+//! | 8 | analysisd is not running or not reading (the socket refused the event, or took none for `queue::SEND_TIMEOUT`) |
 //! | 9 | the event was too long for the socket |
 
 use std::ffi::OsString;
@@ -184,6 +184,14 @@ impl Run<'_, '_> {
         };
         let what = describe_alert(&alert);
         self.debug(&format!("alert: {what}"));
+        // The loop guard comes before anything that could answer with an event (even a
+        // settings error event): our own enrichment alert must never cause another event.
+        if alert.is_own_enrichment() {
+            return self.finish(
+                Exit::Done,
+                format!("{what}: skipped, an enrichment event of this integration"),
+            );
+        }
         let responder = Arc::new(Responder::new(&self.ctx.home, &alert));
         let settings = match self.settings() {
             Ok(s) => s,
@@ -191,12 +199,6 @@ impl Run<'_, '_> {
         };
         if let Some(key) = &settings.config.api_key {
             lock(&self.log).scrub(key.expose());
-        }
-        if alert.is_own_enrichment() {
-            return self.finish(
-                Exit::Done,
-                format!("{what}: skipped, an enrichment event of this integration"),
-            );
         }
         let Some(ip) = alert.srcip() else {
             let why = match alert.srcip_text() {
@@ -387,7 +389,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn exit_for(err: &QueueError) -> Exit {
     match err {
         QueueError::Missing(_) => Exit::SocketMissing,
-        QueueError::NotRunning(_) => Exit::AnalysisdDown,
+        QueueError::NotRunning(_) | QueueError::Stalled(_) => Exit::AnalysisdDown,
         QueueError::TooLong(_) => Exit::TooLong,
         QueueError::Io { .. } => Exit::Internal,
     }

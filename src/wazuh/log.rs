@@ -38,26 +38,12 @@ impl IntegrationLog {
         }
     }
 
-    /// A log that writes nowhere (for callers without a Wazuh home).
-    pub fn discard() -> IntegrationLog {
-        IntegrationLog {
-            file: None,
-            debug: false,
-            name: String::new(),
-            secret: None,
-        }
-    }
-
     /// Remembers the key so that it can be scrubbed from any line that would carry it.
     pub fn scrub(&mut self, secret: &str) {
         // Scrubbing a very short "key" would mangle ordinary words; such a key is not secret.
         if secret.len() >= 8 {
             self.secret = Some(secret.to_string());
         }
-    }
-
-    pub fn is_debug(&self) -> bool {
-        self.debug
     }
 
     /// The one line per call.

@@ -38,6 +38,10 @@ pub enum OptionsError {
     Options { path: String, detail: String },
     #[error("API key file {path}: {detail}")]
     KeyFile { path: String, detail: String },
+    /// A `<hook_url>`, options `api_url` or `ABUSEIPDB_API_URL` that would send the key in
+    /// clear, or is no URL at all.
+    #[error("{0}")]
+    ApiUrl(String),
 }
 
 /// The `<options>` JSON.
@@ -93,7 +97,8 @@ impl Options {
 /// The environment variables every door honours, read once.
 #[derive(Debug, Default, Clone)]
 pub struct Env {
-    pub api_key: Option<String>,
+    /// `ABUSEIPDB_API_KEY`, kept as an [`ApiKey`] so that `{:?}` never shows it.
+    pub api_key: Option<ApiKey>,
     pub api_key_file: Option<PathBuf>,
     pub api_url: Option<String>,
     pub cache: Option<String>,
@@ -103,7 +108,7 @@ impl Env {
     pub fn from_process() -> Env {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         Env {
-            api_key: var("ABUSEIPDB_API_KEY"),
+            api_key: var("ABUSEIPDB_API_KEY").map(ApiKey::new),
             api_key_file: var("ABUSEIPDB_API_KEY_FILE").map(PathBuf::from),
             api_url: var("ABUSEIPDB_API_URL"),
             cache: var("REPUTE_CACHE"),
@@ -142,6 +147,10 @@ pub fn settings(
     if let Some(url) = &args.hook_url {
         config.api_url = url.clone();
     }
+    // Checked as every other door checks it (plain http:// only to loopback); the value is
+    // kept as given, the client trims `/check` itself.
+    crate::config::normalize_api_url(&config.api_url, "the API URL (hook_url or api_url)")
+        .map_err(|e| OptionsError::ApiUrl(e.to_string()))?;
     config.api_key = api_key(home, args, options, env)?;
     let budget = args.timeout.unwrap_or(Duration::from_secs(10));
     let retries = args.retries.unwrap_or(config.retries);
@@ -194,7 +203,7 @@ fn api_key(
         return Ok(Some(key.clone()));
     }
     if let Some(key) = &env.api_key {
-        return Ok(Some(ApiKey::new(key.trim())));
+        return Ok(Some(ApiKey::new(key.expose().trim())));
     }
     let explicit = options.api_key_file.as_ref().or(env.api_key_file.as_ref());
     match explicit {
@@ -281,7 +290,7 @@ mod tests {
         let options = Options::read(&path).unwrap();
         let env = Env {
             cache: Some("/tmp/env.sqlite".into()),
-            api_key: Some("envkey".into()),
+            api_key: Some(ApiKey::new(" envkey\n")),
             ..Env::default()
         };
         let mut a = args();
@@ -339,5 +348,33 @@ mod tests {
         std::fs::write(home.path().join(DEFAULT_KEY_FILE), "").unwrap();
         let e = settings(home.path(), &args(), &Options::default(), &Env::default()).unwrap_err();
         assert!(e.to_string().contains("abuseipdb.key"));
+    }
+
+    #[test]
+    fn the_environment_key_never_shows_in_debug_output() {
+        let env = Env {
+            api_key: Some(ApiKey::new("envSecretKey0123456789")),
+            ..Env::default()
+        };
+        let shown = format!("{env:?}");
+        assert!(!shown.contains("envSecretKey0123456789"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn a_hook_url_that_would_send_the_key_in_clear_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args();
+        a.hook_url = Some("http://api.abuseipdb.example/api/v2/check".into());
+        let err = settings(dir.path(), &a, &Options::default(), &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http://api.abuseipdb.example/api/v2/check"),
+            "{err}"
+        );
+        assert!(err.contains("hook_url"), "{err}");
+        a.hook_url = Some("https://api.abuseipdb.com/api/v2/check".into());
+        assert!(settings(dir.path(), &a, &Options::default(), &Env::default()).is_ok());
     }
 }

@@ -10,6 +10,7 @@
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -21,6 +22,11 @@ pub const MAX_MESSAGE: usize = 65_535;
 /// The socket path inside the Wazuh home.
 pub const SOCKET: &str = "queue/sockets/queue";
 
+/// How long one send may wait for analysisd to make room in its queue. A hung analysisd
+/// would otherwise block the integration (and its deadline watchdog, which sends on the same
+/// socket) forever.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why an event could not be delivered.
 #[derive(Debug, Error)]
 pub enum QueueError {
@@ -28,6 +34,8 @@ pub enum QueueError {
     Missing(PathBuf),
     #[error("queue socket {0} refused the event: wazuh-analysisd is not running")]
     NotRunning(PathBuf),
+    #[error("queue socket {0} took no event for {secs}s: wazuh-analysisd is not reading", secs = SEND_TIMEOUT.as_secs())]
+    Stalled(PathBuf),
     #[error("event of {0} bytes is too long for the queue socket")]
     TooLong(usize),
     #[error("queue socket {path}: {source}")]
@@ -69,10 +77,17 @@ pub fn send(path: &Path, message: &[u8]) -> Result<(), QueueError> {
 /// Connects to the socket at `path`: a missing socket or a stopped analysisd shows here,
 /// before any work is done for an event that could not be delivered.
 pub fn connect(path: &Path) -> Result<UnixDatagram, QueueError> {
-    let socket = UnixDatagram::unbound().map_err(|source| QueueError::Io {
+    connect_with_timeout(path, SEND_TIMEOUT)
+}
+
+/// [`connect`] with a chosen send timeout (tests use a short one).
+pub fn connect_with_timeout(path: &Path, timeout: Duration) -> Result<UnixDatagram, QueueError> {
+    let io_error = |source| QueueError::Io {
         path: path.into(),
         source,
-    })?;
+    };
+    let socket = UnixDatagram::unbound().map_err(io_error)?;
+    socket.set_write_timeout(Some(timeout)).map_err(io_error)?;
     socket.connect(path).map_err(|e| classify(path, e, 0))?;
     Ok(socket)
 }
@@ -92,6 +107,7 @@ fn classify(path: &Path, err: io::Error, len: usize) -> QueueError {
     match err.kind() {
         io::ErrorKind::NotFound => QueueError::Missing(path.into()),
         io::ErrorKind::ConnectionRefused => QueueError::NotRunning(path.into()),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => QueueError::Stalled(path.into()),
         _ if err.raw_os_error() == Some(libc::EMSGSIZE) => QueueError::TooLong(len),
         _ => QueueError::Io {
             path: path.into(),
@@ -162,5 +178,20 @@ mod tests {
         assert_eq!(&buf[..n], b"1:abuseipdb:{\"k\":1}");
         let big = vec![b'x'; MAX_MESSAGE + 1];
         assert!(matches!(send(&path, &big), Err(QueueError::TooLong(_))));
+    }
+
+    #[test]
+    fn a_reader_that_never_reads_stalls_the_send_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue");
+        let _reader = UnixDatagram::bind(&path).unwrap();
+        let socket = connect_with_timeout(&path, Duration::from_millis(50)).unwrap();
+        let message = vec![b'x'; 4096];
+        // The reader's queue fills after a few hundred datagrams at most; bounded anyway.
+        let failure = (0..100_000)
+            .find_map(|_| send_on(&socket, &path, &message).err())
+            .expect("the send eventually finds the queue full");
+        assert!(matches!(failure, QueueError::Stalled(_)), "{failure}");
+        assert!(failure.to_string().contains("not reading"), "{failure}");
     }
 }
