@@ -21,6 +21,7 @@ use crate::attempt::Attempt;
 use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
 use crate::config::{CacheSetting, Config};
 use crate::reputation::abuseipdb::AbuseIpdb;
+use crate::reputation::rfc3339;
 use crate::reputation::{ApiError, Checked, Provider, Reputation};
 
 /// Where an answer came from.
@@ -578,12 +579,6 @@ pub const FAILED_PREFIX: &str = "failed:";
 
 fn quota_endpoint(provider: &dyn Provider) -> String {
     format!("{}/check", provider.name())
-}
-
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| unix.to_string())
 }
 
 /// A lease holder name unique to this call: process id and a fine clock reading.

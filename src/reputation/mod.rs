@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use abuseipdb::AbuseIpdb;
 pub use error::ApiError;
+pub(crate) use error::rfc3339;
 
 /// What AbuseIPDB knows of an address. Every field but the address and the score may be
 /// missing. Serialized with the names of the `repute check --format json` contract.
