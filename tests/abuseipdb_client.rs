@@ -287,19 +287,25 @@ fn resets_and_silent_closes_are_connection_failures() {
     }
 }
 
-#[test]
-fn a_refused_connection_is_a_connection_failure() {
+/// A client whose API is a loopback port nobody listens on (bound, then closed): every
+/// connection is refused.
+fn client_to_a_closed_port(timeout: Duration, retries: u32) -> AbuseIpdb {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let c = AbuseIpdb::new(ClientSettings {
+    AbuseIpdb::new(ClientSettings {
         base_url: format!("http://127.0.0.1:{port}/api/v2"),
         api_key: Some(ApiKey::new(KEY)),
         connect_timeout: Duration::from_secs(1),
-        timeout: Duration::from_secs(2),
-        retries: 0,
-    });
+        timeout,
+        retries,
+    })
+}
+
+#[test]
+fn a_refused_connection_is_a_connection_failure() {
+    let c = client_to_a_closed_port(Duration::from_secs(2), 0);
     let err = c.check(ip("9.9.9.9"), 90, false).unwrap_err();
     assert!(matches!(err, ApiError::Connection(_)), "{err:?}");
 }
@@ -458,17 +464,7 @@ fn a_lookup_is_still_retried_after_a_reset() {
 
 #[test]
 fn a_refused_report_is_retried_then_fails_as_a_connection_failure() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let c = AbuseIpdb::new(ClientSettings {
-        base_url: format!("http://127.0.0.1:{port}/api/v2"),
-        api_key: Some(ApiKey::new(KEY)),
-        connect_timeout: Duration::from_secs(1),
-        timeout: Duration::from_secs(3),
-        retries: 2,
-    });
+    let c = client_to_a_closed_port(Duration::from_secs(3), 2);
     let err = c.report(ip("198.51.100.9"), &[18], None, None).unwrap_err();
     assert!(matches!(err, ApiError::Connection(_)), "{err:?}");
 }
