@@ -377,13 +377,18 @@ fn an_api_that_never_answers_ends_within_the_timeout_with_an_error_event() {
     assert!(s.tree.log().contains("408") || s.tree.log().contains("timed out"));
 }
 
+/// An alert raised on this integration's own enrichment event (what the loop guard drops).
+fn own_enrichment_alert() -> String {
+    alert("49.88.112.73", MANAGER).replace(
+        r#""dstuser":"root"}"#,
+        r#""dstuser":"root","integration":"custom-abuseipdb"}"#,
+    )
+}
+
 #[test]
 fn addresses_that_are_not_looked_up_send_nothing() {
     let s = Setup::new();
-    let looped = alert("49.88.112.73", MANAGER).replace(
-        r#""dstuser":"root"}"#,
-        r#""dstuser":"root","integration":"custom-abuseipdb"}"#,
-    );
+    let looped = own_enrichment_alert();
     let no_srcip = alert("49.88.112.73", AGENT).replace(r#""srcip":"49.88.112.73","#, "");
     let hostname = alert("scanner.example.net", AGENT);
     let bare = r#"{"rule":{"id":"5760"}}"#.to_string();
@@ -415,10 +420,7 @@ fn addresses_that_are_not_looked_up_send_nothing() {
 #[test]
 fn our_own_enrichment_alert_with_a_bad_options_file_sends_nothing() {
     let s = Setup::new();
-    let looped = alert("49.88.112.73", MANAGER).replace(
-        r#""dstuser":"root"}"#,
-        r#""dstuser":"root","integration":"custom-abuseipdb"}"#,
-    );
+    let looped = own_enrichment_alert();
     let file = s.tree.write_alert("loop.alert", &looped);
     let options = s.tree.path().join("tmp/bad.options");
     std::fs::write(&options, "{\"ttl\": 5}").unwrap();
