@@ -4,6 +4,7 @@
 //! back. Everything runs inside a private network namespace, so the real `nft` is used.
 
 mod block_support;
+mod need;
 mod support;
 
 use std::path::PathBuf;
@@ -121,7 +122,9 @@ fn first_reason(netns: &Netns) -> String {
 
 #[test]
 fn add_with_continue_blocks_and_delete_unblocks() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let run = add(
         &netns,
@@ -167,7 +170,9 @@ fn add_with_continue_blocks_and_delete_unblocks() {
 
 #[test]
 fn abort_is_logged_and_blocks_nothing() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let run = add_ip(&netns, &wazuh, V4, &[], "abort");
     assert_eq!(run.code, Some(0));
@@ -178,7 +183,9 @@ fn abort_is_logged_and_blocks_nothing() {
 
 #[test]
 fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let run = add_ip(&netns, &wazuh, V4, &["--for", "20s"], "continue");
     assert_eq!(run.code, Some(0));
@@ -195,7 +202,9 @@ fn abort_for_an_address_already_blocked_renews_its_kernel_timeout() {
 
 #[test]
 fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let run = add_ip(&netns, &wazuh, V6, &[], "continue");
     assert_eq!(
@@ -213,7 +222,9 @@ fn ipv6_and_the_windows_fields_as_firewall_drop_reads_them() {
 
 #[test]
 fn a_copied_binary_finds_its_home_from_its_own_path() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::copied(&netns);
     let input = message("add", json!({ "srcip": V4 }), &[]);
     // Started by absolute path from another directory: only the executable's path tells.
@@ -241,7 +252,9 @@ fn a_copied_binary_finds_its_home_from_its_own_path() {
 
 #[test]
 fn wazuh_home_can_be_overridden() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let other = netns.dir.path().join("elsewhere");
     std::fs::create_dir_all(other.join("logs")).expect("logs");
@@ -266,7 +279,9 @@ fn wazuh_home_can_be_overridden() {
 /// Bad input of every kind: a logged error, no handshake, nothing blocked, no panic.
 #[test]
 fn bad_input_ends_in_a_logged_error_and_no_block() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let valid = |data: Value| message("add", data, &[]);
     let drop_member = |member: &str| {
@@ -355,7 +370,9 @@ fn bad_input_ends_in_a_logged_error_and_no_block() {
 
 #[test]
 fn an_unexpected_reply_from_execd_blocks_nothing() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let input = message("add", json!({ "srcip": V4 }), &[]);
     let run = execute(&netns, &wazuh, input.as_bytes(), Some("what?"));
@@ -371,7 +388,9 @@ fn an_unexpected_reply_from_execd_blocks_nothing() {
 
 #[test]
 fn unsafe_addresses_are_refused_before_the_handshake() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     netns.write_config("allowlist = [\"81.2.69.0/24\"]\n");
     netns.ok(&["ip", "addr", "add", "93.184.215.14/32", "dev", "lo"]);
     let wazuh = FakeWazuh::symlinked(&netns);
@@ -402,7 +421,9 @@ fn unsafe_addresses_are_refused_before_the_handshake() {
 /// An enrichment alert carries its own score: the gate needs no lookup.
 #[test]
 fn min_score_gate_on_an_enrichment_alert() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let enrichment = |ip: &str, score: u8| json!({ "abuseipdb": { "source": { "srcip": ip, "rule": "100002" }, "abuse_confidence_score": score } });
     let run = add(
@@ -441,7 +462,9 @@ fn min_score_gate_on_an_enrichment_alert() {
 /// another process filled.
 #[test]
 fn min_score_gate_through_the_cache() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let cache = SqliteCache::open(&netns.state_dir().join("repute.sqlite")).expect("cache");
     for (ip, score) in [(V4, 8), (V6, 100)] {
@@ -467,7 +490,9 @@ fn min_score_gate_through_the_cache() {
 /// No score to be had (no API key, nothing cached): `block` by default, `skip` on request.
 #[test]
 fn lookup_failure_blocks_by_default_and_skips_on_request() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let run = add_ip(&netns, &wazuh, V4, &["--min-score", "50"], "continue");
     assert!(run.check_keys.is_some());
@@ -554,7 +579,9 @@ fn answer(ip: &str, score: u8) -> String {
 /// A plain sshd alert and no cache entry: the engine asks (the mock) AbuseIPDB over HTTP.
 #[test]
 fn min_score_gate_asks_abuseipdb() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let wazuh = FakeWazuh::symlinked(&netns);
     let mock = MockInNetns::start(&netns);
     let key = "test-key-7f3a9c";

@@ -2,6 +2,7 @@
 //! creates: forced by config, and chosen by `auto` where `nft` is not in `PATH`.
 
 mod block_support;
+mod need;
 
 use block_support::{Netns, listed, stderr, stdout, which};
 
@@ -32,7 +33,9 @@ fn rule_count(netns: &Netns, tool: &str, set: &str) -> usize {
 
 #[test]
 fn ipset_backend_add_list_expire_delete_flush() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::needing(&["ipset", "iptables"]) else {
+        return;
+    };
     netns.write_config("[block]\nbackend = \"ipset\"\nforward = true\n");
     let out = netns.run(&["block", "add", V4, "--for", "1h", "--reason", "brute force"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -92,7 +95,9 @@ fn ipset_backend_add_list_expire_delete_flush() {
 
 #[test]
 fn ipset_refuses_timeouts_it_cannot_hold() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::needing(&["ipset", "iptables"]) else {
+        return;
+    };
     netns.write_config("[block]\nbackend = \"ipset\"\n");
     let out = netns.run(&["block", "add", V4, "--for", "30d"]);
     assert_eq!(out.status.code(), Some(2));
@@ -106,7 +111,9 @@ fn ipset_refuses_timeouts_it_cannot_hold() {
 
 #[test]
 fn auto_falls_back_to_ipset_without_nft() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::needing(&["ipset", "iptables"]) else {
+        return;
+    };
     // A PATH with the ipset and iptables tools but no nft.
     let bin = netns.dir.path().join("bin");
     std::fs::create_dir(&bin).expect("bin dir");
@@ -140,7 +147,9 @@ fn auto_falls_back_to_ipset_without_nft() {
 
 #[test]
 fn concurrent_setup_inserts_each_rule_once() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::needing(&["ipset", "iptables"]) else {
+        return;
+    };
     netns.write_config("[block]\nbackend = \"ipset\"\n");
     let children: Vec<_> = (1..=8)
         .map(|i| netns.spawn(&["block", "add", &format!("185.220.101.{i}")]))
@@ -156,7 +165,9 @@ fn concurrent_setup_inserts_each_rule_once() {
 
 #[test]
 fn ipset_list_restores_only_what_the_checks_allow_and_flush_restores_nothing() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::needing(&["ipset", "iptables"]) else {
+        return;
+    };
     netns.write_config("[block]\nbackend = \"ipset\"\n");
     for ip in [V4, V6] {
         let out = netns.run(&["block", "add", ip, "--for", "1h"]);

@@ -1,6 +1,7 @@
 //! `repute block` with the real `nft`, inside a network namespace each test creates.
 
 mod block_support;
+mod need;
 
 use block_support::{Netns, listed, stderr, stdout};
 
@@ -30,7 +31,9 @@ fn host_table() -> (bool, String) {
 #[test]
 fn add_list_delete_ipv4_and_ipv6() {
     let host_before = host_table();
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let out = netns.run(&["block", "add", V4, "--for", "1h", "--reason", "brute force"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("blocked {V4} for 1h (nftables)\n"));
@@ -80,7 +83,9 @@ fn add_list_delete_ipv4_and_ipv6() {
 
 #[test]
 fn a_two_second_block_really_expires() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let out = netns.run(&["block", "add", V4, "--for", "2s", "--reason", "short"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(netns.nft_elements("repute"), vec![V4.to_string()]);
@@ -95,7 +100,9 @@ fn a_two_second_block_really_expires() {
 
 #[test]
 fn flush_empties_both_sets_and_keeps_the_rules() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     for ip in [V4, V4_B, V6] {
         assert!(netns.run(&["block", "add", ip]).status.success());
     }
@@ -111,7 +118,9 @@ fn flush_empties_both_sets_and_keeps_the_rules() {
 
 #[test]
 fn setup_is_idempotent_and_forward_is_configurable() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let rules = |chain: &str| {
         let out = netns
             .command("nft")
@@ -149,7 +158,9 @@ fn setup_is_idempotent_and_forward_is_configurable() {
 
 #[test]
 fn table_name_comes_from_config() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     netns.write_config("[block]\ntable = \"guard\"\n");
     assert!(netns.run(&["block", "add", V4]).status.success());
     assert_eq!(netns.nft_elements("guard"), vec![V4.to_string()]);
@@ -158,7 +169,9 @@ fn table_name_comes_from_config() {
 
 #[test]
 fn refusals_then_force() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     netns.write_config("allowlist = [\"81.2.69.0/24\", \"2a00:1450::/32\"]\n");
     // One of the host's own addresses: a public one, and an IPv6 one, on the namespace's `lo`.
     netns.ok(&["ip", "addr", "add", "93.184.215.14/32", "dev", "lo"]);
@@ -235,7 +248,9 @@ fn refusals_then_force() {
 
 #[test]
 fn max_entries_protects_the_set_even_when_forced() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     netns.write_config("[block]\nmax_entries = 2\n");
     assert!(netns.run(&["block", "add", V4]).status.success());
     assert!(netns.run(&["block", "add", V6]).status.success());
@@ -261,7 +276,9 @@ fn max_entries_protects_the_set_even_when_forced() {
 
 #[test]
 fn a_flushed_kernel_set_is_restored_from_state() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     assert!(
         netns
             .run(&["block", "add", V4, "--for", "1h", "--reason", "kept"])
@@ -291,7 +308,9 @@ fn recorded_but_gone_from_the_kernel(netns: &Netns) {
 
 #[test]
 fn list_does_not_restore_an_address_allowlisted_since() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     recorded_but_gone_from_the_kernel(&netns);
     netns.write_config(&format!("allowlist = [\"{V4}/32\"]\n"));
     let entries = listed(&netns);
@@ -312,7 +331,9 @@ fn list_does_not_restore_an_address_allowlisted_since() {
 
 #[test]
 fn list_does_not_block_the_ssh_session_running_it() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     recorded_but_gone_from_the_kernel(&netns);
     let out = netns
         .repute()
@@ -332,7 +353,9 @@ fn list_does_not_block_the_ssh_session_running_it() {
 
 #[test]
 fn flush_does_not_restore_before_flushing() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     recorded_but_gone_from_the_kernel(&netns);
     // Watch every change to the ruleset while flushing: nothing may be added.
     let mut monitor = netns
@@ -356,7 +379,9 @@ fn flush_does_not_restore_before_flushing() {
 
 #[test]
 fn a_damaged_table_is_repaired_by_the_next_add() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     assert!(netns.run(&["block", "add", V4]).status.success());
     // Behind repute's back: our drop rules are gone, the sets stay.
     netns.ok(&["nft", "flush", "chain", "inet", "repute", "input"]);
@@ -380,7 +405,9 @@ fn a_damaged_table_is_repaired_by_the_next_add() {
 
 #[test]
 fn bad_input_is_one_line_and_blocks_nothing() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     for (args, why) in [
         (
             vec!["block", "add", "host.example.com"],
@@ -414,7 +441,9 @@ fn bad_input_is_one_line_and_blocks_nothing() {
 
 #[test]
 fn mapped_addresses_and_unrecorded_kernel_entries() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let out = netns.run(&["block", "add", &format!("::ffff:{V4}")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -436,7 +465,9 @@ fn mapped_addresses_and_unrecorded_kernel_entries() {
 
 #[test]
 fn concurrent_processes_each_get_their_block() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     let addresses: Vec<String> = (1..=12).map(|i| format!("185.220.101.{i}")).collect();
     let children: Vec<_> = addresses
         .iter()
@@ -456,7 +487,9 @@ fn concurrent_processes_each_get_their_block() {
 
 #[test]
 fn the_entry_limit_holds_under_concurrency() {
-    let netns = Netns::new();
+    let Some(netns) = Netns::new() else {
+        return;
+    };
     netns.write_config("[block]\nmax_entries = 5\n");
     let children: Vec<_> = (1..=12)
         .map(|i| netns.spawn(&["block", "add", &format!("185.220.101.{i}")]))

@@ -7,7 +7,10 @@
 //! threshold the project promises. Deliberate disagreements with a peer are listed where
 //! they are decided, with the reason.
 
+mod need;
+
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +37,9 @@ macro_rules! corpus_or_skip {
         match corpus().map(|c| c.join($sub)).filter(|p| p.exists()) {
             Some(p) => p,
             None => {
-                eprintln!("skipped: {} not found under ../shared/corpus", $sub);
+                let line = format!("SKIP: needs {} under ../shared/corpus (not found)", $sub);
+                assert!(!need::strict(), "{line} (REPUTE_TEST_STRICT=1)");
+                let _ = writeln!(std::io::stderr(), "{line}");
                 return;
             }
         }

@@ -328,7 +328,9 @@ mod tests {
             .put(&key, &rep("192.0.2.1", 1), Duration::ZERO)
             .expect("put");
         assert!(cache.get(&key).expect("get").is_none());
-        assert!(cache.purge_expired().expect("purge") >= 1);
+        // `put` itself purges now and then (one in PURGE_ONE_IN), so the row may be gone
+        // already: what matters is that none is left.
+        cache.purge_expired().expect("purge");
         assert_eq!(cache.entries().expect("count"), 0);
     }
 

@@ -4,7 +4,9 @@
 //! [`Netns::new`] starts `unshare -n -- sleep` as the namespace's holder and runs every
 //! command inside it with `nsenter --net=/proc/<pid>/ns/net`; the namespace disappears when the
 //! holder is killed (on drop, also after a failed assertion). Where a namespace cannot be made
-//! (not root, no `unshare`), the test fails and says so: it never falls back to the host.
+//! (not root, no `unshare`, no `nft`), [`Netns::new`] says what is missing through
+//! `need` and the test skips (fails under `REPUTE_TEST_STRICT=1`): it never falls back to the host.
+//! A test file that uses this module declares `mod need;` too.
 
 #![allow(dead_code)]
 
@@ -24,8 +26,30 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// A fresh namespace with `lo` up, and an empty scratch directory with an empty config.
-    pub fn new() -> Netns {
+    /// A fresh namespace with `lo` up, and an empty scratch directory with an empty config;
+    /// `None` (after one printed line) where root, `unshare`, `nsenter`, `ip` or `nft` is missing.
+    pub fn new() -> Option<Netns> {
+        Netns::needing(&[])
+    }
+
+    /// As [`Netns::new`], needing the tools in `extra` as well.
+    pub fn needing(extra: &[&'static str]) -> Option<Netns> {
+        use crate::need::Need;
+        let mut needs = vec![
+            Need::Root,
+            Need::Tool("unshare"),
+            Need::Tool("nsenter"),
+            Need::Tool("ip"),
+            Need::Tool("nft"),
+        ];
+        needs.extend(extra.iter().map(|t| Need::Tool(t)));
+        if !crate::need::all(&needs) {
+            return None;
+        }
+        Some(Netns::create())
+    }
+
+    fn create() -> Netns {
         let mut holder = Command::new("unshare");
         holder
             .args(["-n", "--", "sleep", "600"])
