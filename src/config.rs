@@ -105,6 +105,8 @@ pub struct Config {
     /// Score from which a verdict is an alert.
     pub alert_min_score: u8,
     pub block: BlockSettings,
+    /// The `[report]` section (AbuseIPDB reporting).
+    pub report: crate::report::ReportSettings,
 }
 
 impl Default for Config {
@@ -124,6 +126,7 @@ impl Default for Config {
             retries: 1,
             alert_min_score: 1,
             block: BlockSettings::default(),
+            report: crate::report::ReportSettings::default(),
         }
     }
 }
@@ -210,6 +213,7 @@ struct FileConfig {
     retries: Option<u32>,
     alert_min_score: Option<i64>,
     block: Option<FileBlock>,
+    report: Option<crate::report::ReportSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -397,6 +401,9 @@ impl Builder {
         }
         if let Some(b) = file.block {
             apply_block(&mut c.block, b, &|k| origin(&format!("block.{k}")))?;
+        }
+        if let Some(r) = file.report {
+            c.report = r;
         }
         Ok(())
     }

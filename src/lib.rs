@@ -32,6 +32,9 @@
 //! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
+//! - [`report`] reports attackers back to AbuseIPDB: categories, comments built from evidence
+//!   counts (nothing of ours leaves), the 15-minute rule and the report quota kept in the
+//!   store, one audit line per report or refusal.
 
 pub mod addr;
 pub mod attempt;
@@ -39,6 +42,7 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod report;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;

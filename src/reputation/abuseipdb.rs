@@ -21,8 +21,9 @@ use crate::config::{ApiKey, Config};
 
 /// The documented default API base.
 pub const DEFAULT_BASE_URL: &str = "https://api.abuseipdb.com/api/v2";
-/// The longest report comment sent (fail2ban's cut; the API truncates near 1024 bytes).
-pub const MAX_COMMENT_CHARS: usize = 1000;
+/// The longest report comment sent: AbuseIPDB's 1,024 characters (its cut is said to be in
+/// bytes, so a comment is also kept within 1,024 bytes).
+pub const MAX_COMMENT_CHARS: usize = 1024;
 /// When a quota 429 carries neither `Retry-After` nor `X-RateLimit-Reset`, wait this long.
 pub const DEFAULT_QUOTA_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// The most a body is read (a verbose check holds up to 10,000 reports).
@@ -542,9 +543,17 @@ pub fn base_url(url: &str) -> String {
         .to_string()
 }
 
-/// Cuts a comment to [`MAX_COMMENT_CHARS`] characters (never inside a character).
+/// Cuts a comment to [`MAX_COMMENT_CHARS`] characters and as many bytes (never inside a
+/// character).
 pub fn cap_comment(comment: &str) -> String {
-    comment.chars().take(MAX_COMMENT_CHARS).collect()
+    let mut end = 0;
+    for (count, (at, c)) in comment.char_indices().enumerate() {
+        if count >= MAX_COMMENT_CHARS || at + c.len_utf8() > MAX_COMMENT_CHARS {
+            break;
+        }
+        end = at + c.len_utf8();
+    }
+    comment[..end].to_string()
 }
 
 /// Status first, body second.
@@ -716,7 +725,9 @@ mod tests {
     fn comments_are_capped_by_characters() {
         let long = "é".repeat(1500);
         let capped = cap_comment(&long);
-        assert_eq!(capped.chars().count(), MAX_COMMENT_CHARS);
+        assert_eq!(capped.len(), MAX_COMMENT_CHARS);
+        assert!(capped.chars().all(|c| c == 'é'));
+        assert_eq!(cap_comment(&"a".repeat(1500)).chars().count(), 1024);
         assert_eq!(cap_comment("short"), "short");
     }
 
