@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod active_response_report;
 mod block;
 mod check;
+mod report;
 mod scan;
 mod wazuh_active_response;
 mod wazuh_install;
@@ -49,6 +51,8 @@ enum Command {
     Wazuh(WazuhCommand),
     /// Block and unblock addresses in the kernel firewall.
     Block(block::Args),
+    /// Report addresses to AbuseIPDB (one report per address per 15 minutes).
+    Report(report::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
         Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
         Command::Block(a) => block::run(a, &cli.global),
+        Command::Report(a) => report::run(a, &cli.global),
     };
     match result {
         Ok(code) => code,

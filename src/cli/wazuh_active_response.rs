@@ -59,6 +59,10 @@ pub struct Args {
     /// How long the kernel keeps the block (default: block.default_duration).
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
+    /// After blocking, report the address to AbuseIPDB on the alert's evidence (see
+    /// docs/reporting.md).
+    #[arg(long)]
+    pub report: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -253,7 +257,13 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             force: false,
         };
         match self.handshake(ip)? {
-            Reply::Continue => self.block(blocker, &request),
+            Reply::Continue => {
+                self.block(blocker, &request)?;
+                if self.args.report {
+                    super::active_response_report::report_blocked(self.log, config, message, ip);
+                }
+                Ok(())
+            }
             Reply::Abort => {
                 self.log.log("Aborted");
                 self.renew_if_blocked(blocker, &request)
@@ -394,6 +404,7 @@ mod tests {
             min_score: None,
             on_lookup_failure: Some(OnLookupFailure::Skip),
             duration: None,
+            report: false,
         };
         let global = Global { config: None };
         let session = Session {

@@ -24,6 +24,7 @@
 //! decoding on a read-ahead thread.
 
 mod chunks;
+pub mod csv;
 pub mod enrich;
 mod jsonl;
 mod lines;
