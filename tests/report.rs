@@ -143,6 +143,7 @@ fn a_second_report_within_15_minutes_sends_nothing_from_a_new_process() {
     let audit = s.audit_lines();
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[1]["action"], "not_reported");
+    assert_eq!(audit[1]["reason_code"], "reported-recently");
 }
 
 #[test]
@@ -612,4 +613,35 @@ fn the_backlog_csv_parses_as_abuseipdbs_format_and_leaks_nothing() {
         rows[0].3
     );
     assert_eq!(rows[0].2.strftime("%H:%M:%S").to_string(), "05:01:10");
+
+    // Opted in, the CSV lists the names tried that are nobody's here, and only those.
+    std::fs::write(
+        s.dir.path().join("repute.toml"),
+        "allowlist = [\"81.2.69.0/24\"]\n[report]\nuser_names = true\n",
+    )
+    .expect("settings");
+    let out = s
+        .cmd(&mock)
+        .args(["scan", "--format", "abuseipdb-csv"])
+        .arg(&log)
+        .output()
+        .expect("scan");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let first = reader
+        .records()
+        .next()
+        .expect("a row")
+        .expect("well formed");
+    assert!(
+        first[3].contains("(including oracle_x1, zq_admin7)"),
+        "{:?}",
+        &first[3]
+    );
+    for word in ours() {
+        if word != first[0] {
+            assert!(!first[3].contains(&word), "{word} in {:?}", &first[3]);
+        }
+    }
 }

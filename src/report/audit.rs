@@ -24,6 +24,9 @@ pub struct AuditEntry<'a> {
     /// Why it was not reported (or why it failed); absent when reported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The same, as a stable code (`not-public`, `reported-recently`, `quota-spent`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<&'a str>,
     pub categories: Vec<u8>,
     /// The comment sent, or that would have been sent.
     pub comment: Option<&'a str>,
@@ -44,10 +47,6 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn new(target: AuditTarget) -> Self {
         AuditLog { target }
-    }
-
-    pub fn target(&self) -> &AuditTarget {
-        &self.target
     }
 
     /// Writes one line; a file that cannot be written is said on stderr with the line.

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 
 use super::evidence::Evidence;
+use crate::attempt::Outcome;
 
 /// The longest comment AbuseIPDB keeps: 1,024 characters (and, since its cut is said to be
 /// in bytes, never more than 1,024 bytes either).
@@ -155,11 +156,10 @@ pub fn build_comment(evidence: &Evidence, redaction: &Redaction) -> String {
     if evidence.attacks() == 0 {
         return String::new();
     }
-    let kinds = |want_failures: bool| {
+    let kinds = |outcome: Outcome| {
         evidence
-            .kinds()
+            .kinds(outcome)
             .into_iter()
-            .filter(|(k, _)| is_failure_kind(*k) == want_failures)
             .map(|(k, n)| format!("{n} {}", k.as_str().replace('_', " ")))
             .collect::<Vec<_>>()
             .join(", ")
@@ -169,14 +169,14 @@ pub fn build_comment(evidence: &Evidence, redaction: &Redaction) -> String {
         parts.push(format!(
             "{} ({})",
             plural(evidence.failures, "failed login", "failed logins"),
-            kinds(true)
+            kinds(Outcome::Failure)
         ));
     }
     if evidence.probes > 0 {
         parts.push(format!(
             "{} ({})",
             plural(evidence.probes, "pre-auth probe", "pre-auth probes"),
-            kinds(false)
+            kinds(Outcome::Probe)
         ));
     }
     let mut text = format!("sshd: {}", parts.join(", "));
@@ -249,36 +249,10 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     }
 }
 
-/// Kinds whose attacks are failures rather than probes. The evidence counts outcomes, and a
-/// kind may be either (a pre-auth close by an invalid user is a failure); listing a kind under
-/// the outcome it usually has keeps the comment short and never wrong by more than a word.
-fn is_failure_kind(kind: crate::attempt::Kind) -> bool {
-    use crate::attempt::Kind::*;
-    !matches!(
-        kind,
-        ConnClosedPreauth
-            | ConnResetPreauth
-            | DisconnectedPreauth
-            | ReceivedDisconnectPreauth
-            | NoAuthMethods
-            | NoIdentification
-            | BadProtocolVersion
-            | KexIdentification
-            | BannerExchange
-            | NegotiationFailed
-            | LoginGraceTimeout
-            | PenaltyDrop
-            | CorruptMac
-            | MagicValueFailed
-            | ReadSocketReset
-            | RefusedConnect
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attempt::{Kind, Outcome};
+    use crate::attempt::Kind;
 
     struct Known(&'static [&'static str]);
     impl Accounts for Known {

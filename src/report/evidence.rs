@@ -27,7 +27,8 @@ pub struct Evidence {
     pub failures: u64,
     /// Pre-authentication probes (scans, aborted handshakes, timeouts).
     pub probes: u64,
-    kinds: HashMap<Kind, u64>,
+    /// Attacks per message kind and outcome (failure or probe).
+    kinds: HashMap<(Kind, Outcome), u64>,
     tried: BTreeSet<String>,
     tried_overflow: bool,
     /// Names that logged in: they exist here, so they are never shared.
@@ -92,7 +93,7 @@ impl Evidence {
             }
             Outcome::Info => return,
         }
-        *self.kinds.entry(kind).or_default() += 1;
+        *self.kinds.entry((kind, outcome)).or_default() += 1;
         if let Some(user) = user {
             let user = cut(user);
             if self.tried.len() < MAX_USERS_TRACKED {
@@ -124,9 +125,15 @@ impl Evidence {
         }
     }
 
-    /// Kinds of attack with their counts, most frequent first (ties by name).
-    pub fn kinds(&self) -> Vec<(Kind, u64)> {
-        let mut kinds: Vec<(Kind, u64)> = self.kinds.iter().map(|(k, n)| (*k, *n)).collect();
+    /// The kinds of the attacks with `outcome` (failure or probe) and their counts, most
+    /// frequent first (ties by name).
+    pub fn kinds(&self, outcome: Outcome) -> Vec<(Kind, u64)> {
+        let mut kinds: Vec<(Kind, u64)> = self
+            .kinds
+            .iter()
+            .filter(|((_, o), _)| *o == outcome)
+            .map(|((k, _), n)| (*k, *n))
+            .collect();
         kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));
         kinds
     }

@@ -352,21 +352,23 @@ impl Reporter {
 
     /// Writes the audit line of `outcome` and hands it back.
     fn finish(&self, ip: IpAddr, request: &ReportRequest, outcome: ReportOutcome) -> ReportOutcome {
-        let (action, reason, score) = match &outcome {
-            ReportOutcome::Reported { score, .. } => ("reported", None, Some(*score)),
-            ReportOutcome::NotReported(NotReported::AlreadyReported) => (
-                "already_reported",
-                Some(NotReported::AlreadyReported.to_string()),
-                None,
-            ),
-            ReportOutcome::NotReported(why) => ("not_reported", Some(why.to_string()), None),
-            ReportOutcome::Failed(e) => ("failed", Some(e.to_string()), None),
+        let (action, reason, reason_code, score) = match &outcome {
+            ReportOutcome::Reported { score, .. } => ("reported", None, None, Some(*score)),
+            ReportOutcome::NotReported(why) => {
+                let action = match why {
+                    NotReported::AlreadyReported => "already_reported",
+                    _ => "not_reported",
+                };
+                (action, Some(why.to_string()), Some(why.code()), None)
+            }
+            ReportOutcome::Failed(e) => ("failed", Some(e.to_string()), Some("error"), None),
         };
         self.audit.write(&AuditEntry {
             time: Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
             ip,
             action,
             reason,
+            reason_code,
             categories: request.categories.iter().map(|c| c.id()).collect(),
             comment: request.comment.as_deref(),
             score,
