@@ -393,3 +393,36 @@ fn rfc3339(secs: i64) -> String {
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|_| secs.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reporter_can_be_shared_between_threads() {
+        // `watch` holds one reporter for all its workers.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Reporter>();
+    }
+
+    #[test]
+    fn every_refusal_has_its_own_code() {
+        let reasons = [
+            NotReported::Refused(Refusal::NotPublic(crate::addr::AddrClass::Private)),
+            NotReported::Refused(Refusal::Allowlisted(ipnet::IpNet::default())),
+            NotReported::Refused(Refusal::OwnAddress),
+            NotReported::RecentlyReported { at: 0, until: 900 },
+            NotReported::InProgress,
+            NotReported::AlreadyReported,
+            NotReported::QuotaSpent { until: None },
+            NotReported::DryRun,
+            NotReported::NoEvidence,
+        ];
+        let codes: std::collections::HashSet<&str> = reasons.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), reasons.len());
+        assert_eq!(
+            NotReported::RecentlyReported { at: 0, until: 900 }.to_string(),
+            "reported at 1970-01-01T00:00:00Z by this host; AbuseIPDB takes one report per 15 minutes, next one from 1970-01-01T00:15:00Z"
+        );
+    }
+}
