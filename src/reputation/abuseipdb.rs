@@ -6,7 +6,10 @@
 //! number of times inside that same budget, never beyond it. Answers are parsed leniently
 //! (every field optional but the address and the score, unknown fields ignored), and failures
 //! are typed by status first and body second ([`ApiError`]). The key only ever goes into the
-//! `Key` header, and every text echoed from a body is scrubbed of it.
+//! `Key` header, and every text that came from the network (error bodies, and every text field
+//! of an answer) is scrubbed of it before anyone stores or shows it. Calls go through the
+//! proxy [`proxy_for`] picks (the `proxy` setting, else `HTTPS_PROXY`/`NO_PROXY` as curl
+//! reads them) and trust the `ca_file` bundle instead of the compiled-in roots when one is set.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
