@@ -41,6 +41,25 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// A checked proxy setting: `none`, or an `http://`/`https://` proxy URL, which may carry a
+/// `user:pass@`: its `Debug` shows `***@` instead.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ProxyUrl(String);
+
+impl ProxyUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ProxyUrl")
+            .field(&redact_userinfo(&self.0))
+            .finish()
+    }
+}
+
 /// Where reputation answers are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSetting {
@@ -107,7 +126,7 @@ pub struct Config {
     pub block: BlockSettings,
     /// The HTTP(S) proxy for AbuseIPDB: `None` follows the environment (`HTTPS_PROXY`,
     /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), `Some("none")` uses no proxy, else this URL.
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyUrl>,
     /// A PEM bundle trusted instead of the compiled-in roots (a TLS-inspecting proxy's CA).
     pub ca_file: Option<PathBuf>,
 }
@@ -334,8 +353,8 @@ impl Config {
             self.timeout.as_secs_f32(),
             self.retries,
             self.proxy
-                .as_deref()
-                .map_or("environment".into(), redact_userinfo),
+                .as_ref()
+                .map_or("environment".into(), |p| redact_userinfo(p.as_str())),
             self.ca_file
                 .as_deref()
                 .map_or("none".into(), |p| p.display().to_string()),
@@ -755,10 +774,10 @@ pub fn redact_userinfo(url: &str) -> String {
 
 /// A proxy setting: `none`, or an `http://` or `https://` proxy URL (a bare `host:port` is
 /// taken as `http://`).
-pub fn check_proxy(value: &str, origin: &str) -> Result<String, ConfigError> {
+pub fn check_proxy(value: &str, origin: &str) -> Result<ProxyUrl, ConfigError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("none") {
-        return Ok("none".into());
+        return Ok(ProxyUrl("none".into()));
     }
     let url = if v.contains("://") {
         lowercase_scheme(v)
@@ -776,7 +795,7 @@ pub fn check_proxy(value: &str, origin: &str) -> Result<String, ConfigError> {
         let msg = format!("`{}` is not a proxy URL: {e}", redact_userinfo(&url));
         return Err(ConfigError::invalid(origin, msg));
     }
-    Ok(url)
+    Ok(ProxyUrl(url))
 }
 
 /// A CA bundle must be readable and hold at least one PEM certificate.
@@ -1103,6 +1122,9 @@ mod tests {
         );
         assert_eq!(redact_userinfo("https://h/p@x"), "https://h/p@x");
         assert_eq!(redact_userinfo("u:p@h:3128"), "***@h:3128");
+        let proxy = check_proxy("http://alice:s3cret@proxy:3128", "proxy").expect("proxy");
+        assert!(!format!("{proxy:?}").contains("s3cret"));
+        assert_eq!(proxy.as_str(), "http://alice:s3cret@proxy:3128");
     }
 
     #[test]

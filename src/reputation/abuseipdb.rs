@@ -21,7 +21,7 @@ use ureq::http::{HeaderMap, Response};
 
 use super::error::{ErrorInfo, excerpt, scrub};
 use super::{ApiError, Checked, Provider, RateLimit, Reputation};
-use crate::config::{ApiKey, Config};
+use crate::config::{ApiKey, Config, ProxyUrl};
 
 /// The documented default API base.
 pub const DEFAULT_BASE_URL: &str = "https://api.abuseipdb.com/api/v2";
@@ -50,7 +50,7 @@ pub struct ClientSettings {
     /// Extra tries after a transient failure.
     pub retries: u32,
     /// `None`: the environment's proxy; `Some("none")`: none; else this proxy URL.
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyUrl>,
     /// A PEM bundle trusted instead of the compiled-in roots.
     pub ca_file: Option<PathBuf>,
 }
@@ -310,14 +310,11 @@ impl AbuseIpdb {
     pub fn new(mut settings: ClientSettings) -> Self {
         settings.base_url = base_url(&settings.base_url);
         let env = |name: &str| std::env::var(name).ok();
-        let proxy =
-            proxy_for(&settings.base_url, settings.proxy.as_deref(), &env).and_then(|url| {
-                url.map(|u| ureq::Proxy::new(&u).map_err(|e| (u, e)))
-                    .transpose()
-                    .map_err(|(u, e)| {
-                        format!("proxy `{}`: {e}", crate::config::redact_userinfo(&u))
-                    })
-            });
+        let proxy = proxy_for(&settings.base_url, proxy_setting(&settings), &env).and_then(|url| {
+            url.map(|u| ureq::Proxy::new(&u).map_err(|e| (u, e)))
+                .transpose()
+                .map_err(|(u, e)| format!("proxy `{}`: {e}", crate::config::redact_userinfo(&u)))
+        });
         let roots = match &settings.ca_file {
             Some(path) => read_ca_file(path).map(Some),
             None => Ok(None),
@@ -795,10 +792,14 @@ fn in_no_proxy(host: &str, list: &str) -> bool {
         })
 }
 
+fn proxy_setting(settings: &ClientSettings) -> Option<&str> {
+    settings.proxy.as_ref().map(ProxyUrl::as_str)
+}
+
 /// The proxy a client was configured with, for the debug log (never a `user:pass@`).
 fn config_proxy_text(settings: &ClientSettings) -> Option<String> {
     let env = |name: &str| std::env::var(name).ok();
-    proxy_for(&settings.base_url, settings.proxy.as_deref(), &env)
+    proxy_for(&settings.base_url, proxy_setting(settings), &env)
         .ok()
         .flatten()
         .map(|u| crate::config::redact_userinfo(&u))
