@@ -309,12 +309,7 @@ impl std::fmt::Debug for AbuseIpdb {
 impl AbuseIpdb {
     pub fn new(mut settings: ClientSettings) -> Self {
         settings.base_url = base_url(&settings.base_url);
-        let env = |name: &str| std::env::var(name).ok();
-        let proxy = proxy_for(&settings.base_url, proxy_setting(&settings), &env).and_then(|url| {
-            url.map(|u| ureq::Proxy::new(&u).map_err(|e| (u, e)))
-                .transpose()
-                .map_err(|(u, e)| format!("proxy `{}`: {e}", crate::config::redact_userinfo(&u)))
-        });
+        let proxy = chosen_proxy(&settings);
         let roots = match &settings.ca_file {
             Some(path) => read_ca_file(path).map(Some),
             None => Ok(None),
@@ -338,9 +333,6 @@ impl AbuseIpdb {
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
                 .build();
             config = config.tls_config(tls);
-        }
-        if let Some(proxy) = config_proxy_text(&settings) {
-            tracing::debug!(proxy = %proxy, "AbuseIPDB through a proxy");
         }
         AbuseIpdb {
             settings,
@@ -792,17 +784,19 @@ fn in_no_proxy(host: &str, list: &str) -> bool {
         })
 }
 
-fn proxy_setting(settings: &ClientSettings) -> Option<&str> {
-    settings.proxy.as_ref().map(ProxyUrl::as_str)
-}
-
-/// The proxy a client was configured with, for the debug log (never a `user:pass@`).
-fn config_proxy_text(settings: &ClientSettings) -> Option<String> {
+/// The proxy of a client's settings and environment, ready for ureq (and said in the debug
+/// log, without its `user:pass@`).
+fn chosen_proxy(settings: &ClientSettings) -> Result<Option<ureq::Proxy>, String> {
     let env = |name: &str| std::env::var(name).ok();
-    proxy_for(&settings.base_url, proxy_setting(settings), &env)
-        .ok()
-        .flatten()
-        .map(|u| crate::config::redact_userinfo(&u))
+    let setting = settings.proxy.as_ref().map(ProxyUrl::as_str);
+    let Some(url) = proxy_for(&settings.base_url, setting, &env)? else {
+        return Ok(None);
+    };
+    let shown = crate::config::redact_userinfo(&url);
+    tracing::debug!(proxy = %shown, "AbuseIPDB through a proxy");
+    ureq::Proxy::new(&url)
+        .map(Some)
+        .map_err(|e| format!("proxy `{shown}`: {e}"))
 }
 
 /// The certificates of a PEM bundle (one or more `CERTIFICATE` blocks), read with a bound;

@@ -2,8 +2,10 @@
 //! source address up, send the enrichment (or error) event to analysisd, log one line, exit.
 //!
 //! The whole run is bounded by integratord's `<timeout>` (`argv[6]`, default 10 s): the HTTP
-//! attempts share it (see [`super::options`]), and a watchdog sends a 408 error event and ends
-//! the process if the lookup still has not returned when the budget is spent. integratord has
+//! attempts share it (see [`super::options`]), and a watchdog, started before the alert file is
+//! even opened, sends a 408 error event (or, when the run never got to the lookup, logs why)
+//! and ends the process when the budget is spent. The alert file itself must be a regular file
+//! of at most [`super::alert::MAX_ALERT_BYTES`] (1 MiB). integratord has
 //! no timeout of its own and runs integrations one at a time, so a hung child would stall
 //! every integration on the manager.
 //!
@@ -416,7 +418,7 @@ impl Run<'_, '_> {
                 Watch::Reading => (
                     Exit::AlertMissing,
                     format!(
-                        "alert file {alert_file}: not read within the {budget:?} budget; no event sent"
+                        "alert file {alert_file}: the run did not get to the lookup within the {budget:?} budget (a stalled alert, options or key file?); no event sent"
                     ),
                 ),
             };
