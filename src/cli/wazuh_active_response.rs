@@ -18,6 +18,12 @@
 //! its timeout list, whose timer it has just refreshed), the kernel entry is renewed too, so
 //! the two stay in step.
 //!
+//! An administrator's block wins: `add` never shortens a block that runs longer nor re-labels
+//! a manual one (`repute block add`), and `delete` never removes a manual block or an address
+//! nobody recorded; the log says which of these happened. Every read from execd (the message,
+//! the reply to `check_keys`) gives up after [`READ_TIMEOUT`] (5 s), so a silent execd cannot
+//! hold the program, and execd's queue behind it.
+//!
 //! The reputation gate (`--min-score N`, `extra_args` `--min-score N` or `min_score=N`, or
 //! `block.min_score`) takes the score the alert carries when it is an AbuseIPDB enrichment
 //! alert, else asks the engine (cache first). When no score can be had (no key, quota spent,
@@ -34,6 +40,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use repute::block::duration::format_duration;
+use repute::block::state::Origin;
 use repute::block::{ArAdded, ArDeleted, BlockError, Blocker, Request, parse_duration};
 use repute::config::Config;
 use repute::engine::Engine;
@@ -305,8 +312,8 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             }
             Ok(ArAdded::KeptLonger(record)) => {
                 let kind = match record.origin {
-                    repute::block::state::Origin::Manual => "a manual block",
-                    repute::block::state::Origin::ActiveResponse => "a block",
+                    Origin::Manual => "a manual block",
+                    Origin::ActiveResponse => "a block",
                 };
                 self.log.log(&format!(
                     "Kept {} blocked until {}: {kind}{} runs longer than the {} asked for; not shortened",

@@ -44,6 +44,9 @@ pub enum OptionsError {
     /// clear, or is no URL at all.
     #[error("{0}")]
     ApiUrl(String),
+    /// A `proxy` or `ca_file` option that cannot be used.
+    #[error("{0}")]
+    Network(String),
 }
 
 /// The `<options>` JSON.
@@ -199,7 +202,7 @@ fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<
         config.api_url = url.clone();
     }
     // The same checks (and messages) as the settings file's `proxy` and `ca_file`.
-    let invalid = |e: crate::config::ConfigError| OptionsError::ApiUrl(e.to_string());
+    let invalid = |e: crate::config::ConfigError| OptionsError::Network(e.to_string());
     if let Some(proxy) = &options.proxy {
         config.proxy = Some(crate::config::check_proxy(proxy, "options `proxy`").map_err(invalid)?);
     }
