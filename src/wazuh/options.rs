@@ -44,6 +44,8 @@ pub enum OptionsError {
     /// clear, or is no URL at all.
     #[error("{0}")]
     ApiUrl(String),
+    #[error("environment ABUSEIPDB_API_KEY: {0}")]
+    EnvKey(String),
     /// A `proxy` or `ca_file` option that cannot be used.
     #[error("{0}")]
     Network(String),
@@ -234,7 +236,14 @@ fn api_key(
         return Ok(Some(key.clone()));
     }
     if let Some(key) = &env.api_key {
-        return Ok(Some(ApiKey::new(key.expose().trim())));
+        let key = key.expose().trim();
+        if key.len() as u64 > crate::config::MAX_KEY_FILE_BYTES {
+            return Err(OptionsError::EnvKey(format!(
+                "the key is {} bytes long; an AbuseIPDB key is 80 characters",
+                key.len()
+            )));
+        }
+        return Ok(Some(ApiKey::new(key)));
     }
     let explicit = options.api_key_file.as_ref().or(env.api_key_file.as_ref());
     match explicit {
