@@ -478,3 +478,47 @@ mod integration {
         );
     }
 }
+
+/// A key with two spaces in a row puts a piece of it in the options-file slot: a file that
+/// does not exist, which must be named by position only.
+#[test]
+fn a_key_piece_in_the_options_slot_is_not_echoed() {
+    use support::wazuh_tree::WazuhTree;
+    let tree = WazuhTree::new();
+    tree.install_binary("custom-abuseipdb");
+    let alert_file = tree.write_alert(
+        "a.alert",
+        r#"{"rule":{"level":10,"id":"100001"},"agent":{"id":"000","name":"m"},"id":"1.2","data":{"srcip":"45.33.32.34"}}"#,
+    );
+    let piece = "kx9leakcanaryTHIRDPIECE";
+    let out = tree
+        .integratord_command(
+            "custom-abuseipdb",
+            &[
+                alert_file.to_str().expect("utf8"),
+                "kx9leakcanaryFIRST",
+                "kx9leakcanarySECOND",
+                "",
+                piece,
+                "> /dev/null 2>&1",
+            ],
+        )
+        .output()
+        .expect("run the integration");
+    let mut all = out.stdout;
+    all.extend_from_slice(&out.stderr);
+    all.extend_from_slice(tree.log().as_bytes());
+    for m in tree.wait_for(1, std::time::Duration::from_secs(5)) {
+        all.extend_from_slice(m.as_bytes());
+    }
+    assert!(
+        contains(&all, "argument 5 (options file)"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(
+        !contains(&all, "THIRDPIECE"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+}
