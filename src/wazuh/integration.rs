@@ -171,6 +171,22 @@ fn shown_hook(hook: &str) -> String {
     }
 }
 
+/// An options-file error as it may be shown. integratord names its options files
+/// `….options`; any other value in that slot may be a piece of an `<api_key>` split on
+/// spaces (a key with two spaces in a row), so it is named by position, not by value.
+fn shown_options_error(path: &Path, err: options::OptionsError) -> String {
+    match err {
+        options::OptionsError::Options { detail, .. }
+            if !path.to_string_lossy().ends_with("options") =>
+        {
+            format!(
+                "argument 5 (options file): {detail} (the value is not shown: it is not an integratord options file name and may be part of a split <api_key>)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 struct Run<'a, 'c> {
     ctx: &'a Context<'c>,
     args: &'a IntegrationArgs,
@@ -267,7 +283,7 @@ impl Run<'_, '_> {
 
     fn settings(&self) -> Result<Settings, String> {
         let options = match &self.args.options_file {
-            Some(path) => Options::read(path).map_err(|e| e.to_string())?,
+            Some(path) => Options::read(path).map_err(|e| shown_options_error(path, e))?,
             None => Options::default(),
         };
         options::settings(&self.ctx.home, self.args, &options, &self.ctx.env)
