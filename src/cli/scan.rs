@@ -214,21 +214,24 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// Says once, on stderr, what was skipped.
+/// Says once, on one line of stderr, what was decoded lossily and what was skipped.
 fn report_skipped(totals: &Totals) {
     let mut parts = Vec::new();
     if totals.invalid_utf8 > 0 {
-        parts.push(format!("{} lines that are not UTF-8", totals.invalid_utf8));
+        parts.push(format!(
+            "read {} lines that are not UTF-8 with U+FFFD for the bad bytes",
+            totals.invalid_utf8
+        ));
     }
     if totals.overlong > 0 {
         parts.push(format!(
-            "{} lines longer than {} bytes",
+            "skipped {} lines longer than {} bytes",
             totals.overlong,
             scan::MAX_LINE
         ));
     }
     if !parts.is_empty() {
-        eprintln!("repute: skipped {}", parts.join(" and "));
+        eprintln!("repute: {}", parts.join("; "));
     }
 }
 

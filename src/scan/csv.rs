@@ -68,12 +68,13 @@ fn gather_stream(
 ) -> io::Result<()> {
     let mut judge = LineJudge::new(opts.now);
     let mut counts = LineCounts::default();
+    let mut scratch = String::new();
     let on_read = |n: usize| progress.advance(n as u64);
     let Backlog {
         addresses, totals, ..
     } = backlog;
     let result = read_lines(src, 0, false, &mut counts, on_read, |line| {
-        let Some(event) = judge.judge(&line) else {
+        let Some(event) = judge.judge(&line, &mut scratch) else {
             return ControlFlow::Continue(());
         };
         totals.events += 1;

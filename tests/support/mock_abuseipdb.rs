@@ -38,6 +38,11 @@ pub enum Fault {
     Close,
     /// Answer normally after a pause.
     Delay(Duration),
+    /// A hostile server (or proxy) that echoes the request's `Key` header back: in a 422's
+    /// `source.parameter` and `detail`.
+    EchoKeyIn422,
+    /// The same, in a normal-looking answer: `isp`, `domain`, `countryCode`, `hostnames`.
+    EchoKeyInAnswer,
 }
 
 impl Fault {
@@ -318,6 +323,21 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             headers,
         }) => return respond(&mut stream, status, &body, &headers),
         Some(Fault::Delay(d)) => std::thread::sleep(d),
+        Some(Fault::EchoKeyIn422) => {
+            let key = request.headers.get("key").cloned().unwrap_or_default();
+            let body = error_body(422, &format!("bad key {key}"), Some(&key));
+            return respond(&mut stream, 422, &body, &[]);
+        }
+        Some(Fault::EchoKeyInAnswer) => {
+            let key = request.headers.get("key").cloned().unwrap_or_default();
+            let ip = request.params.get("ipAddress").cloned().unwrap_or_default();
+            let key = json_string(&key);
+            let body = format!(
+                r#"{{"data":{{"ipAddress":{ip},"abuseConfidenceScore":100,"countryCode":{key},"isp":{key},"domain":{key},"usageType":{key},"hostnames":[{key}],"totalReports":3,"lastReportedAt":"2026-11-27T08:15:00+00:00"}}}}"#,
+                ip = json_string(&ip)
+            );
+            return respond(&mut stream, 200, &body, &[]);
+        }
         None => {}
     }
     let (status, body, headers) = answer(&request, shared);
