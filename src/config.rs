@@ -603,7 +603,8 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let key = text.trim();
+    // An editor's byte-order mark is not part of the key (sent in `Key:`, it gets a 401).
+    let key = text.trim_start_matches('\u{feff}').trim();
     if key.is_empty() {
         return Err(ConfigError::KeyFileEmpty {
             path: path.to_path_buf(),

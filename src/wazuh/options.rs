@@ -226,6 +226,8 @@ pub fn read_key_file(path: &Path) -> Result<ApiKey, OptionsError> {
         detail,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    // An editor's byte-order mark is not part of the key (sent in `Key:`, it gets a 401).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let key = text.lines().map(str::trim).find(|l| !l.is_empty());
     match key {
         Some(k) if !k.contains(char::is_whitespace) => Ok(ApiKey::new(k)),
