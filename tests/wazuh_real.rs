@@ -351,6 +351,9 @@ fn error(code: Value) -> String {
     }))
 }
 
+/// What a logtest line is about, and whether the rule it ended on is right.
+type Expectation = (String, Box<dyn Fn(&str) -> bool>);
+
 /// The whole table, on every version, in both homes: one logtest session per home.
 #[test]
 fn installed_rules_load_and_sort_addresses_scores_and_errors_on_every_version() {
@@ -362,7 +365,7 @@ fn installed_rules_load_and_sort_addresses_scores_and_errors_on_every_version() 
         assert_eq!(class.is_public(), *public, "{ip} is {class} in addr.rs");
     }
     let mut lines: Vec<String> = Vec::new();
-    let mut expected: Vec<(String, Box<dyn Fn(&str) -> bool>)> = Vec::new();
+    let mut expected: Vec<Expectation> = Vec::new();
     let mut expect = |line: String, what: String, ok: Box<dyn Fn(&str) -> bool>| {
         lines.push(line);
         expected.push((what, ok));
@@ -677,8 +680,7 @@ fn apply_unified(before: &str, diff: &str, rel: &str) -> Option<String> {
     let old: Vec<&str> = before.split_inclusive('\n').collect();
     let mut out = String::new();
     let mut at = 0usize;
-    let mut lines = body[..end].split_inclusive('\n').peekable();
-    while let Some(line) = lines.next() {
+    for line in body[..end].split_inclusive('\n') {
         if let Some(hunk) = line.strip_prefix("@@ -") {
             let first: usize = hunk
                 .split([',', ' '])
@@ -707,12 +709,6 @@ fn apply_unified(before: &str, diff: &str, rel: &str) -> Option<String> {
                 at += 1;
             }
             Some(b'+') => out.push_str(&line[1..]),
-            Some(b'\\') => {
-                // "\ No newline at end of file": the previous line had none.
-                if out.ends_with('\n') {
-                    out.pop();
-                }
-            }
             _ => {}
         }
     }
@@ -720,4 +716,45 @@ fn apply_unified(before: &str, diff: &str, rel: &str) -> Option<String> {
         out.push_str(line);
     }
     Some(out)
+}
+
+/// A home under a directory user `wazuh` cannot enter (a `mktemp -d` is 0700): install says
+/// so, and the integration integratord runs as `wazuh` names the path it could not reach.
+#[test]
+fn a_home_user_wazuh_cannot_reach_is_named() {
+    if !need::all(&[Need::WazuhSandbox]) {
+        return;
+    }
+    let home = Home::new("4.9.2");
+    let parent = home.path.parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = home.install(&[]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{} (mode 0700) cannot be entered by user wazuh",
+            parent.display()
+        )),
+        "{said}"
+    );
+    home.use_mock("http://127.0.0.1:9/api/v2/check");
+    home.start();
+    home.send(&failed_password("45.142.120.41", 0));
+    home.alerts("110100", 1, 15);
+    let start = Instant::now();
+    let wanted = format!(
+        "{}: Permission denied",
+        home.path.join("queue/sockets/queue").display()
+    );
+    while !home.read("logs/ossec.log").contains(&wanted) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no error naming the path in ossec.log:\n{}",
+            home.read("logs/ossec.log")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // For the temp dir's own clean-up.
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
