@@ -459,7 +459,9 @@ fn a_failed_install_leaves_the_tree_as_it_was() {
 fn byte_order_marks_and_a_self_closing_root_are_handled() {
     let tree = WazuhTree::new();
     let conf_path = tree.path().join("etc/ossec.conf");
-    std::fs::write(&conf_path, format!("\u{feff}{OSSEC_CONF}")).unwrap();
+    // From the first root on: with a comment first, the old splice happened to land right.
+    let from_root = &OSSEC_CONF[OSSEC_CONF.find("<ossec_config>").unwrap()..];
+    std::fs::write(&conf_path, format!("\u{feff}{from_root}")).unwrap();
     let key = tree.path().join("tmp/bom.key");
     std::fs::write(&key, format!("\u{feff}{KEY}\r\n")).unwrap();
     let out = install(&tree, &["--api-key-file", key.to_str().unwrap()]);
