@@ -540,7 +540,8 @@ impl Drop for MockInNetns {
 /// daemons, the mock API and the nft set all live there): an sshd failure from an address
 /// the mock scores 97 ends on 110100, integratord runs the integration, its event ends on
 /// 110114, execd runs `repute-block`, which puts the address in the nft set; execd's delete
-/// after the timeout takes it out. An address scored 0 (110111) is never blocked.
+/// after the timeout takes it out. An address scored 0 (110111) is never blocked. On every
+/// version, one after the other, in the same namespace.
 #[test]
 fn an_attack_is_blocked_by_execd_and_released_after_the_timeout() {
     if !need::all(&[Need::WazuhSandbox]) {
@@ -570,8 +571,21 @@ fn an_attack_is_blocked_by_execd_and_released_after_the_timeout() {
     api.set_answer(bad, &answer(bad, 97));
     api.set_answer(clean, &answer(clean, 0));
 
-    let version = std::env::var("REPUTE_WAZUH_AR_VERSION").unwrap_or_else(|_| "4.9.2".into());
-    let home = Home::new_in(&version, Some(ns.clone()));
+    for version in versions() {
+        ar_chain(&netns, &ns, api, &version, bad, clean);
+    }
+}
+
+/// One version's run of the chain above, in a fresh home.
+fn ar_chain(
+    netns: &block_support::Netns,
+    ns: &Path,
+    api: &MockAbuseIpdb,
+    version: &str,
+    bad: &str,
+    clean: &str,
+) {
+    let home = Home::new_in(version, Some(ns.to_path_buf()));
     let timeout = 8;
     let out = home.install(&["--active-response", "--ar-timeout", &timeout.to_string()]);
     assert!(out.status.success(), "{}", text(&out));
