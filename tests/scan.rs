@@ -106,6 +106,7 @@ fn jsonl_follows_the_contract() {
         "user",
         "public",
         "wazuh_rule",
+        "attempts",
     ];
     for event in &events {
         let object = event.as_object().expect("an object per line");
@@ -130,6 +131,7 @@ fn jsonl_follows_the_contract() {
         assert!(event["user"].is_null() || event["user"].is_string());
         assert!(event["public"].is_boolean());
         assert!(event["wazuh_rule"].is_null() || event["wazuh_rule"].is_u64());
+        assert!(event["attempts"].is_u64());
     }
     // Only the sshd lines, in input order, with their 1-based line numbers.
     let lines: Vec<u64> = events.iter().map(|e| e["line"].as_u64().unwrap()).collect();

@@ -37,8 +37,12 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Table columns: ATTEMPTS = failures + probes (pre-auth aborts, scans, timeouts); OK = accepted \
-logins from the same address; USERS = distinct user names tried (\"1000+\" past the cap); \
+Table columns: ATTEMPTS = what the address tried: each password, key or user name tried and \
+refused counts once however many lines sshd and PAM wrote about it (one try of an unknown user \
+can write five), a connection that tried nothing (a scan, an aborted handshake, a timeout) \
+counts once, and a login after tries of several user names on one connection counts as an \
+attempt too; FAILURES = the attempts that tried credentials; OK = accepted logins from the \
+same address; USERS = distinct user names tried (\"1000+\" past the cap); \
 times are UTC. With --enrich: SCORE = AbuseIPDB abuse confidence (or - and why there is none), \
 COUNTRY, REPORTS, USAGE; only the rows shown are looked up.
 

@@ -3,11 +3,13 @@
 //! A line is read in two steps, both hand-written single passes (no regex, no allocation
 //! until an attempt is returned): [`envelope`] takes off the syslog head (time, host, the
 //! `sshd`/`sshd-session` tag and pid) and [`message`] recognises the message family and reads
-//! the client address from the right end of the message ([`tail`]), where sshd appends it
-//! after any client-controlled text; `lit` is the literal search they share. [`rules`] names
+//! the client address where the family's format string puts it ([`tail`] reads the tails sshd
+//! appends after client-controlled text), minding the format's length limits and the 500-byte
+//! syslog cut; `lit` is the literal search they share. [`rules`] names
 //! the Wazuh rule the same line ends in, [`pids`] remembers each connection's client so that
 //! address-less lines of the same pid (`kex_exchange_identification: …`, `Disconnecting: Too
-//! many authentication failures`) can be attributed.
+//! many authentication failures`) can be attributed, and [`connection`] decides how many
+//! attempts each line adds (one per try, however many lines describe it).
 //!
 //! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
 //! given to [`Parser::new`] (or the year before, when that would put them more than a day
@@ -16,6 +18,7 @@
 //! Callers that already have the message without its envelope (journald's `MESSAGE`, a Wazuh
 //! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
 
+pub mod connection;
 pub mod envelope;
 mod lit;
 pub mod message;
@@ -29,6 +32,7 @@ use jiff::Timestamp;
 
 use crate::{Attempt, Kind, Origin, Outcome};
 
+use connection::Connections;
 use envelope::{Clock, Envelope, Program};
 use message::{Message, MsgEvent};
 use pids::PidTable;
@@ -39,6 +43,7 @@ use pids::PidTable;
 pub struct Parser {
     clock: Clock,
     pids: PidTable,
+    connections: Connections,
 }
 
 impl Default for Parser {
@@ -60,6 +65,12 @@ pub struct Event<'a> {
     pub srcport: Option<u16>,
     pub user: Option<&'a str>,
     pub wazuh_rule: Option<u32>,
+    /// How many attempts this line adds for its address once the other lines of its
+    /// connection are accounted for ([`connection`]): 0 for a line that repeats a try
+    /// another line counted, or that is not hostile; 1 for most attacks; more for a login
+    /// that ends tries of several user names. Without connection context (a bare message),
+    /// 1 for an attack and 0 otherwise.
+    pub attempts: u32,
 }
 
 impl<'a> Event<'a> {
@@ -76,6 +87,7 @@ impl<'a> Event<'a> {
             srcport: ev.peer.and_then(|p| p.port),
             user: ev.user,
             wazuh_rule: ev.wazuh_rule,
+            attempts: u32::from(ev.outcome.is_attack()),
         }
     }
 
@@ -103,6 +115,7 @@ impl Parser {
         Parser {
             clock: Clock::new(now),
             pids: PidTable::default(),
+            connections: Connections::default(),
         }
     }
 
@@ -139,6 +152,7 @@ impl Parser {
     /// Forgets every connection (e.g. before reading an unrelated file).
     pub fn reset(&mut self) {
         self.pids.clear();
+        self.connections.clear();
     }
 
     fn parse_envelope<'a>(&mut self, env: Envelope<'a>) -> Option<Event<'a>> {
@@ -155,7 +169,21 @@ impl Parser {
                 }
                 None
             }
-            Message::Event(ev) => Some(self.attribute(&env, ev, host, secs)),
+            Message::Event(ev) => {
+                let ends_connection = ev.ends_connection;
+                let mut out = self.attribute(&env, ev, host, secs);
+                out.attempts = self.connections.attempts(&connection::Line {
+                    host,
+                    pid: env.pid,
+                    secs,
+                    kind: out.kind,
+                    outcome: out.outcome,
+                    srcip: out.srcip,
+                    user: out.user,
+                    ends_connection,
+                });
+                Some(out)
+            }
         }
     }
 
