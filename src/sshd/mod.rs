@@ -11,15 +11,17 @@
 //! many authentication failures`) can be attributed, and [`connection`] decides how many
 //! attempts each line adds (one per try, however many lines describe it).
 //!
-//! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
-//! given to [`Parser::new`] (or the year before, when that would put them more than a day
-//! after `now`).
+//! Times: stamps without a zone are local time in the zone given to [`Parser::with_zone`]
+//! (UTC with [`Parser::new`]); year-less BSD stamps take the year of the `now` given (or the
+//! year before, when that would put them more than a day after `now`, or the year after,
+//! when the log has run on past New Year).
 //!
 //! Callers that already have the message without its envelope (journald's `MESSAGE`, a Wazuh
 //! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
 
 pub mod connection;
 pub mod envelope;
+pub mod journal;
 mod lit;
 pub mod message;
 pub mod pids;
@@ -112,11 +114,27 @@ impl Parser {
     /// A parser that dates year-less syslog stamps relative to `now` (a stamp more than a day
     /// after `now` is taken as last year's).
     pub fn new(now: Timestamp) -> Self {
+        Parser::with_clock(Clock::new(now))
+    }
+
+    /// As [`Parser::new`], with zone-less stamps read as local time in `zone` (the zone of
+    /// the host that wrote the log: `TimeZone::system()` for this one).
+    pub fn with_zone(now: Timestamp, zone: jiff::tz::TimeZone) -> Self {
+        Parser::with_clock(Clock::with_zone(now, zone))
+    }
+
+    fn with_clock(clock: Clock) -> Self {
         Parser {
-            clock: Clock::new(now),
+            clock,
             pids: PidTable::default(),
             connections: Connections::default(),
         }
+    }
+
+    /// Moves the reference instant for year-less stamps on: a long-running reader (`watch`)
+    /// calls this now and then, so December's lines stay this year's.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.clock.set_now(now);
     }
 
     /// One log line (without its newline) to an attempt, when it is an sshd authentication
@@ -147,6 +165,14 @@ impl Parser {
             pid,
             message,
         })
+    }
+
+    /// A line that is an sshd message without program tag (`journalctl -u ssh -o cat`, a
+    /// runit/s6 log), after an optional time stamp and `facility.level:` banner. Only for
+    /// input known to be sshd's alone: nothing here shows which program wrote the line.
+    pub fn parse_bare<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
+        let (time, message) = envelope::bare(line, &self.clock);
+        self.parse_parts(time, None, None, message)
     }
 
     /// Forgets every connection (e.g. before reading an unrelated file).
