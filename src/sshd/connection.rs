@@ -52,6 +52,9 @@ struct Conn {
     secs: Option<i64>,
     /// Attempts counted for this connection.
     counted: u32,
+    /// Attempts of lines that named no address (`kex_exchange_identification: …`), handed
+    /// to the next line of the connection that names one.
+    owed: u32,
     /// A try was opened (`Invalid user`, `not allowed`) and its `Failed` line is still to come.
     try_open: bool,
     users: UserSet,
@@ -295,6 +298,15 @@ impl Connections {
         conn.users.add(line.user);
         let (t, n) = f(conn);
         conn.counted = conn.counted.saturating_add(n);
+        // An address-less line's attempt goes to the connection's address once a line names
+        // it (the pid table fills that address in), or stays without one at the end.
+        let n = match (line.srcip, line.pid) {
+            (None, Some(_)) if !line.ends_connection => {
+                conn.owed = conn.owed.saturating_add(n);
+                0
+            }
+            _ => n.saturating_add(std::mem::take(&mut conn.owed)),
+        };
         (t, n)
     }
 
@@ -399,7 +411,8 @@ mod tests {
         closed.ends_connection = true;
         n += c.attempts(&closed);
         assert_eq!(n, 1);
-        // A bare probe is one attempt.
-        assert_eq!(c.attempts(&line(12, K::KexIdentification, P, a, None)), 1);
+        // A bare probe is one attempt, for the address a later line of its connection gives.
+        assert_eq!(c.attempts(&line(12, K::KexIdentification, P, "", None)), 0);
+        assert_eq!(c.attempts(&line(12, K::ConnClosedPreauth, P, a, None)), 1);
     }
 }
