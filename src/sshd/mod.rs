@@ -17,7 +17,9 @@
 //! when the log has run on past New Year).
 //!
 //! Callers that already have the message without its envelope (journald's `MESSAGE`, a Wazuh
-//! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
+//! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`];
+//! [`journal`] reads `journalctl -o json`/`-o export` entries and decides from journald's
+//! trusted fields whether they are sshd's.
 
 pub mod connection;
 pub mod envelope;
