@@ -10,9 +10,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use repute::config::{Config, Overrides};
-use repute::engine::{Engine, Lookup};
+use repute::engine::{Engine, Lookup, NoReputation};
 
 use super::Global;
 
@@ -58,7 +57,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load_with(global.config.as_deref(), &flags)?;
     tracing::debug!(config = %config.summary(), "check");
-    let engine = Engine::new(&config).context("opening the cache")?;
+    global.say_settings(&config);
+    let engine = Engine::new(&config)?;
     let lookups: Vec<Lookup> = ips.iter().map(|ip| engine.lookup(*ip)).collect();
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -66,6 +66,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Table => write_table(&mut out, &lookups)?,
     }
     out.flush()?;
+    if lookups
+        .iter()
+        .any(|l| l.missing == Some(NoReputation::NoApiKey))
+    {
+        eprintln!("repute: {NO_KEY_HINT}");
+    }
     let failed = lookups
         .iter()
         .any(|l| l.missing.as_ref().is_some_and(|m| !m.is_deliberate()));
@@ -75,6 +81,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// What to do when no key is configured, said once whatever the number of addresses.
+pub const NO_KEY_HINT: &str = "no AbuseIPDB API key: set ABUSEIPDB_API_KEY_FILE (a file holding \
+the key) or ABUSEIPDB_API_KEY, or `api_key_file` in /etc/repute/repute.toml";
 
 /// Parses every argument, or names the first that is not an address.
 pub fn parse_ips(texts: &[String]) -> anyhow::Result<Vec<IpAddr>> {

@@ -25,6 +25,36 @@ pub struct Global {
     pub config: Option<PathBuf>,
 }
 
+/// `-v` was given (kept out of [`Global`] so the doors that build one need not change).
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Global {
+    /// With `-v`, says where the settings come from and which store is in use.
+    pub fn say_settings(&self, config: &repute::config::Config) {
+        if !VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        match &config.settings_file {
+            Some(file) => eprintln!("repute: settings from {}", file.display()),
+            None => eprintln!("repute: no settings file (defaults and environment)"),
+        }
+        let store = match &config.cache {
+            repute::config::CacheSetting::Sqlite(path) => path.display().to_string(),
+            repute::config::CacheSetting::Disabled => "none (no cache)".to_string(),
+        };
+        let why = if config.per_user_state {
+            format!(
+                " (per-user: {} is not writable)",
+                repute::config::DEFAULT_STATE_DIR
+            )
+        } else {
+            String::new()
+        };
+        eprintln!("repute: store {store}{why}");
+        eprintln!("repute: API {}", config.api_url);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "repute",
@@ -34,6 +64,9 @@ pub struct Global {
 struct Cli {
     #[command(flatten)]
     global: Global,
+    /// Say on stderr which settings file, store and API URL are in use.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +109,7 @@ pub fn main() -> ExitCode {
         return wazuh_integration::run_as_integratord_child(&args);
     }
     let cli = Cli::parse_from(args);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Scan(a) => scan::run(a, &cli.global),
         Command::Check(a) => check::run(a, &cli.global),
@@ -91,15 +125,52 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("repute: {}", one_line(&err));
+            eprintln!("repute: {}{}", one_line(&err), hint(&err));
             ExitCode::from(2)
         }
     }
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each said once: a cause that says nothing the line
+/// does not already say (rusqlite's message after our own naming the file, SQLite's
+/// "Error code 14: …") is left out.
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        let says_nothing_new = without_error_code(&text)
+            .split(": ")
+            .all(|part| line.contains(part));
+        if says_nothing_new {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// SQLite's own wording without its `Error code N: ` prefix.
+fn without_error_code(text: &str) -> &str {
+    text.strip_prefix("Error code ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(code, _)| code.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(text, |(_, message)| message)
+}
+
+/// What to do about an error, when the error alone does not say.
+fn hint(err: &anyhow::Error) -> &'static str {
+    use repute::wazuh::install::InstallError;
+    let not_wazuh = err
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(InstallError::NotWazuh(..))));
+    if not_wazuh {
+        "; use --wazuh-dir to name the Wazuh home"
+    } else {
+        ""
+    }
 }
 
 /// A closed pipe (`repute scan … | head`) is a normal end, not an error.
