@@ -59,6 +59,8 @@ enum Action {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
     Table,
+    /// One JSON object per line (`jsonl` is an alias).
+    #[value(alias = "jsonl")]
     Json,
 }
 

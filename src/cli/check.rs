@@ -19,11 +19,24 @@ use super::Global;
 pub enum Format {
     /// A table for people.
     Table,
-    /// One JSON object per address, one per line.
+    /// One JSON object per address, one per line (`jsonl` is an alias).
+    #[value(alias = "jsonl")]
     Json,
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Only public addresses are looked up: private, loopback and documentation addresses \
+(192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are classified and skipped.
+
+Exit status: 0 every address got an answer or was deliberately skipped (not public, \
+allowlisted), 1 some lookup failed (no key, quota spent, provider down), 2 error (an argument \
+that is not an address: nothing is looked up).
+
+Environment: ABUSEIPDB_API_KEY_FILE (a file holding the key) or ABUSEIPDB_API_KEY; \
+ABUSEIPDB_API_URL (default https://api.abuseipdb.com/api/v2); REPUTE_CONFIG (default \
+/etc/repute/repute.toml); REPUTE_STATE_DIR (default /var/lib/repute, or $XDG_CACHE_HOME/repute \
+for a user who cannot write it; -v says which); REPUTE_CACHE (a SQLite file or `none`).")]
 pub struct Args {
     /// Addresses to look up (IPv4 or IPv6).
     #[arg(required = true, value_name = "IP")]

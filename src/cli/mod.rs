@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 mod block;
 mod check;
+mod completions;
+mod man;
 mod scan;
 mod wazuh_active_response;
 mod wazuh_install;
@@ -28,10 +30,15 @@ pub struct Global {
 /// `-v` was given (kept out of [`Global`] so the doors that build one need not change).
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// `-v` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Global {
     /// With `-v`, says where the settings come from and which store is in use.
     pub fn say_settings(&self, config: &repute::config::Config) {
-        if !VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        if !verbose() {
             return;
         }
         match &config.settings_file {
@@ -59,7 +66,15 @@ impl Global {
 #[command(
     name = "repute",
     version,
-    about = "Which login attempts come from known-bad addresses, and what to do about it"
+    about = "Which login attempts come from known-bad addresses, and what to do about it",
+    after_help = "\
+Exit status (every command but the Wazuh ones, see their --help): 0 success, 1 the command ran \
+but found or did nothing it was asked for, 2 error (one line on stderr).
+
+Environment: ABUSEIPDB_API_KEY_FILE (a file holding the key) or ABUSEIPDB_API_KEY, \
+ABUSEIPDB_API_URL, REPUTE_CONFIG (default /etc/repute/repute.toml), REPUTE_STATE_DIR (default \
+/var/lib/repute; $XDG_CACHE_HOME/repute for a user who cannot write it), REPUTE_CACHE (a \
+SQLite file or `none`), RUST_LOG (log level, default warn)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -81,18 +96,60 @@ enum Command {
     #[command(subcommand)]
     Wazuh(WazuhCommand),
     /// Block and unblock addresses in the kernel firewall.
+    #[command(after_help = BLOCK_HELP)]
     Block(block::Args),
+    /// Print a shell completion script (bash, zsh, fish, …).
+    #[command(after_help = "Exit status: 0 printed, 2 error.\n\nEnvironment: none read.")]
+    Completions(completions::Args),
+    /// Write the manual pages into a directory (for packaging).
+    #[command(hide = true)]
+    Man(man::Args),
 }
+
+const BLOCK_HELP: &str = "\
+Exit status: 0 done, 1 refused (a safety check or the entry limit; the reason on stderr) or \
+nothing to do (`del` of an address that was not blocked), 2 error. Needs root (CAP_NET_ADMIN).
+
+Environment: REPUTE_CONFIG (the [block] section), REPUTE_STATE_DIR (where block state is kept, \
+default /var/lib/repute).";
+
+const INTEGRATION_HELP: &str = "\
+Exit status: 0 done (an event sent, an error event included, or none needed), 1 internal \
+error, 2 bad arguments, 3 bad options or key file (an error event was still sent), 5 no queue \
+socket, 6 alert file missing or unreadable, 7 alert file not JSON, 8 analysisd not reading, \
+9 event too long for the socket. Only a one-line error is printed, on a non-zero exit.
+
+Environment: WAZUH_HOME (default: found from the program's own path), ABUSEIPDB_API_KEY_FILE \
+or ABUSEIPDB_API_KEY, ABUSEIPDB_API_URL, REPUTE_CACHE; then the options file and the arguments \
+integratord passes win.";
+
+const ACTIVE_RESPONSE_HELP: &str = "\
+Exit status: 0 the message was handled (blocked, unblocked, declined, refused, aborted), 1 it \
+could not be (bad input, a failed firewall), as Wazuh's own programs do. Every step is logged \
+to <home>/logs/active-responses.log.
+
+Environment: WAZUH_HOME (default: found from the program's own path), REPUTE_CONFIG, \
+REPUTE_STATE_DIR, and for --min-score the AbuseIPDB variables of `repute check`.";
+
+const INSTALL_HELP: &str = "\
+Exit status: 0 installed or nothing to do (also with --dry-run), 2 error. Nothing is restarted: \
+restart the manager afterwards.
+
+Environment: none read; the key comes from --api-key-file.";
 
 #[derive(Debug, Subcommand)]
 enum WazuhCommand {
     /// The custom-abuseipdb integration, as integratord runs it.
+    #[command(after_help = INTEGRATION_HELP)]
     Integration(wazuh_integration::Args),
     /// The active-response program, as execd runs it (JSON on stdin).
+    #[command(after_help = ACTIVE_RESPONSE_HELP)]
     ActiveResponse(wazuh_active_response::Args),
     /// Install the integration, rules and configuration into a Wazuh tree.
+    #[command(after_help = INSTALL_HELP)]
     Install(wazuh_install::Args),
     /// Print the shipped Wazuh rules.
+    #[command(after_help = "Exit status: 0 printed, 2 error.\n\nEnvironment: none read.")]
     Rules(wazuh_rules::Args),
 }
 
@@ -120,6 +177,8 @@ pub fn main() -> ExitCode {
         Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
         Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
         Command::Block(a) => block::run(a, &cli.global),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     };
     match result {
         Ok(code) => code,
