@@ -968,24 +968,41 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_sample_loads() {
+    fn the_shipped_sample_changes_nothing_and_every_commented_line_is_valid() {
         let sample =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/repute.toml"))
                 .expect("examples/repute.toml");
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
-        let text = sample.replace("/etc/repute/abuseipdb.key", "abuseipdb.key");
         let path = dir.path().join("repute.toml");
-        std::fs::write(&path, text).expect("write");
-        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+        std::fs::write(&path, &sample).expect("write");
+        let shipped = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
             .expect("sample");
-        assert!(
-            c.api_key.is_some(),
-            "relative key file resolved beside the config"
+        let defaults = Config::load_from(None, env_from_pairs(&[]), &Overrides::default())
+            .expect("defaults");
+        assert_eq!(
+            Config {
+                settings_file: None,
+                ..shipped
+            },
+            defaults,
+            "as shipped, the sample is all defaults"
         );
-        assert_eq!(c.allowlist.len(), 3);
-        assert_eq!(c.block.min_score, Some(90));
-        assert_eq!(c.alert_min_score, 25);
+        // Uncommented, each `# key = value` line is a valid setting (the key file made to exist).
+        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
+        let uncommented: String = sample
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") && !rest.contains("Example") => rest,
+                _ => l,
+            })
+            .map(|l| l.replace("/etc/repute/abuseipdb.key", "abuseipdb.key") + "\n")
+            .collect();
+        std::fs::write(&path, uncommented).expect("write");
+        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+            .expect("every commented line");
+        assert!(c.api_key.is_some(), "relative key file resolved beside the config");
+        assert_eq!(c.cache, CacheSetting::Disabled);
+        assert_eq!(c.block.min_score, Some(50));
     }
 
     #[test]
