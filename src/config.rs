@@ -977,8 +977,8 @@ mod tests {
         std::fs::write(&path, &sample).expect("write");
         let shipped = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
             .expect("sample");
-        let defaults = Config::load_from(None, env_from_pairs(&[]), &Overrides::default())
-            .expect("defaults");
+        let defaults =
+            Config::load_from(None, env_from_pairs(&[]), &Overrides::default()).expect("defaults");
         assert_eq!(
             Config {
                 settings_file: None,
@@ -1000,7 +1000,10 @@ mod tests {
         std::fs::write(&path, uncommented).expect("write");
         let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
             .expect("every commented line");
-        assert!(c.api_key.is_some(), "relative key file resolved beside the config");
+        assert!(
+            c.api_key.is_some(),
+            "relative key file resolved beside the config"
+        );
         assert_eq!(c.cache, CacheSetting::Disabled);
         assert_eq!(c.block.min_score, Some(50));
     }
