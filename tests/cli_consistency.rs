@@ -27,6 +27,7 @@ const COMMANDS: &[&[&str]] = &[
     &["wazuh", "integration"],
     &["wazuh", "active-response"],
     &["wazuh", "install"],
+    &["wazuh", "uninstall"],
     &["wazuh", "rules"],
     &["completions"],
 ];

@@ -18,6 +18,7 @@ mod wazuh_active_response;
 mod wazuh_install;
 mod wazuh_integration;
 mod wazuh_rules;
+mod wazuh_uninstall;
 
 /// Flags every door accepts.
 #[derive(Debug, Clone, clap::Args)]
@@ -131,6 +132,13 @@ to <home>/logs/active-responses.log.
 Environment: WAZUH_HOME (default: found from the program's own path), REPUTE_CONFIG, \
 REPUTE_STATE_DIR, and for --min-score the AbuseIPDB variables of `repute check`.";
 
+const UNINSTALL_HELP: &str = "\
+Exit status: 0 removed or nothing to do (also with --dry-run), 2 error. etc/ossec.conf is \
+copied to etc/ossec.conf.repute-backup-<UTC time> before it is edited. Nothing is restarted: \
+restart the manager afterwards.
+
+Environment: none read.";
+
 const INSTALL_HELP: &str = "\
 Exit status: 0 installed or nothing to do (also with --dry-run), 2 error. Nothing is restarted: \
 restart the manager afterwards.
@@ -148,6 +156,9 @@ enum WazuhCommand {
     /// Install the integration, rules and configuration into a Wazuh tree.
     #[command(after_help = INSTALL_HELP)]
     Install(wazuh_install::Args),
+    /// Take repute back out of a Wazuh tree (the API key stays unless asked).
+    #[command(after_help = UNINSTALL_HELP)]
+    Uninstall(wazuh_uninstall::Args),
     /// Print the shipped Wazuh rules.
     #[command(after_help = "Exit status: 0 printed, 2 error.\n\nEnvironment: none read.")]
     Rules(wazuh_rules::Args),
@@ -176,6 +187,7 @@ pub fn main() -> ExitCode {
         }
         Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
         Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
+        Command::Wazuh(WazuhCommand::Uninstall(a)) => wazuh_uninstall::run(a, &cli.global),
         Command::Block(a) => block::run(a, &cli.global),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
