@@ -89,11 +89,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Read sshd logs (files, .gz, stdin) and report who attacked.
+    /// Read sshd logs (this machine's, files, .gz, stdin) and report who attacked.
     Scan(scan::Args),
     /// Look addresses up, through the cache.
     Check(check::Args),
-    /// Wazuh doors: integration, active response, install, rules.
+    /// Wazuh: integration, active response, install, uninstall, rules.
     #[command(subcommand)]
     Wazuh(WazuhCommand),
     /// Block and unblock addresses in the kernel firewall.
