@@ -13,6 +13,8 @@ fn on_a_terminal(shell_command: &str) -> String {
     let out = Command::new("script")
         .args(["-qec", shell_command, "/dev/null"])
         .env_remove("REPUTE_CONFIG")
+        // A terminal that can draw: without TERM (as under `env -i`) no bar is ever drawn.
+        .env("TERM", "xterm")
         .output()
         .expect("run script");
     assert!(
