@@ -322,14 +322,27 @@ fn line_end(text: &str, pos: usize) -> usize {
     text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
 }
 
-/// Copies `path` to `path.repute-backup-<UTC time>` with its owner.
+/// Copies `path` to `path.repute-backup-<UTC time>` (`…-<n>` when a backup of the same second,
+/// install's say, is already there: a backup never replaces another) with its owner.
 fn backup(path: &Path) -> Result<PathBuf, InstallError> {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".repute-backup-{stamp}"));
-    let target = path.with_file_name(name);
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let target = (0..100)
+        .map(|n| {
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            path.with_file_name(format!("{file_name}.repute-backup-{stamp}{suffix}"))
+        })
+        .find(|candidate| fs::symlink_metadata(candidate).is_err())
+        .ok_or_else(|| InstallError::Invalid {
+            path: path.display().to_string(),
+            detail: "too many backups made this second".into(),
+        })?;
     fs::copy(path, &target).map_err(io_err(&target))?;
     if let Ok(m) = fs::symlink_metadata(path) {
         let _ = std::os::unix::fs::chown(&target, Some(m.uid()), Some(m.gid()));
@@ -397,6 +410,19 @@ mod tests {
         let before = "<ossec_config>\n  <a/>\n</ossec_config>\n";
         let after = "<ossec_config>\n  <a/>\n\n  <command>\n    <name>repute-block</name>\n  </command>\n</ossec_config>\n";
         assert_eq!(cut(after, &["command"]), before);
+    }
+
+    #[test]
+    fn a_backup_never_replaces_another() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conf = dir.path().join("ossec.conf");
+        fs::write(&conf, "one").expect("write");
+        let first = backup(&conf).expect("backup");
+        fs::write(&conf, "two").expect("write");
+        let second = backup(&conf).expect("backup");
+        assert_ne!(first, second);
+        assert_eq!(fs::read_to_string(&first).expect("read"), "one");
+        assert_eq!(fs::read_to_string(&second).expect("read"), "two");
     }
 
     #[test]
