@@ -107,8 +107,15 @@ pub struct Config {
     /// and trimmed).
     pub api_url: String,
     pub cache: CacheSetting,
-    /// Directory for the state store (default `/var/lib/repute`, `REPUTE_STATE_DIR`).
+    /// Directory for the state store (default `/var/lib/repute`, `REPUTE_STATE_DIR`; when no
+    /// layer names one and the system directory is not writable, the per-user
+    /// `$XDG_CACHE_HOME/repute` or `~/.cache/repute`, see [`Config::per_user_state`]).
     pub state_dir: PathBuf,
+    /// True when `state_dir` is the per-user fallback because `/var/lib/repute` is not
+    /// writable by this user (`-v` says so).
+    pub per_user_state: bool,
+    /// The settings file that was read, if any (`-v` says which).
+    pub settings_file: Option<PathBuf>,
     /// `maxAgeInDays` for checks, 1..=365.
     pub max_age_days: u16,
     /// How long a known address stays cached.
@@ -135,12 +142,14 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let state_dir = PathBuf::from("/var/lib/repute");
+        let state_dir = PathBuf::from(DEFAULT_STATE_DIR);
         Config {
             api_key: None,
             api_url: "https://api.abuseipdb.com/api/v2".into(),
             cache: CacheSetting::Sqlite(state_dir.join("repute.sqlite")),
             state_dir,
+            per_user_state: false,
+            settings_file: None,
             max_age_days: 90,
             positive_ttl: Duration::from_secs(24 * 3600),
             negative_ttl: Duration::from_secs(6 * 3600),
@@ -159,6 +168,8 @@ impl Default for Config {
 
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/repute/repute.toml";
+/// The system state directory, used when no layer names another and this user may write it.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/repute";
 
 /// Why a configuration could not be built. Every message names the input at fault; none
 /// carries the API key.
@@ -333,6 +344,7 @@ impl Config {
         };
         if let Some(file) = file {
             builder.apply_file(&file)?;
+            builder.config.settings_file = Some(file);
         }
         builder.apply_env(&env)?;
         builder.apply_flags(flags)?;
@@ -372,6 +384,10 @@ impl Config {
 struct Builder {
     config: Config,
     cache: Option<(String, String)>,
+    /// Some layer named the state directory: no per-user fallback then.
+    state_dir_given: bool,
+    /// `$XDG_CACHE_HOME/repute`, else `$HOME/.cache/repute` (absolute paths only).
+    user_state_dir: Option<PathBuf>,
 }
 
 impl Builder {
@@ -403,6 +419,7 @@ impl Builder {
         }
         if let Some(d) = file.state_dir {
             c.state_dir = d;
+            self.state_dir_given = true;
         }
         if let Some(n) = file.max_age_days {
             c.max_age_days = max_age(n, &origin("max_age_days"))?;
@@ -466,7 +483,9 @@ impl Builder {
         }
         if let Some(d) = env("REPUTE_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
+            self.state_dir_given = true;
         }
+        self.user_state_dir = user_state_dir(env);
         if let Some(n) = env("REPUTE_MAX_AGE_DAYS") {
             let o = origin("REPUTE_MAX_AGE_DAYS");
             c.max_age_days = max_age(int(&n, &o)?, &o)?;
@@ -526,6 +545,7 @@ impl Builder {
         }
         if let Some(d) = &flags.state_dir {
             c.state_dir = d.clone();
+            self.state_dir_given = true;
         }
         if let Some(n) = flags.max_age_days {
             c.max_age_days = max_age(i64::from(n), "the max age argument")?;
@@ -565,6 +585,14 @@ impl Builder {
 
     fn finish(mut self) -> Result<Config, ConfigError> {
         let c = &mut self.config;
+        // A normal user's first `repute check` must not fail on the system directory.
+        if !self.state_dir_given
+            && !may_create_in(&c.state_dir)
+            && let Some(dir) = self.user_state_dir.take()
+        {
+            c.state_dir = dir;
+            c.per_user_state = true;
+        }
         c.cache = match self.cache {
             Some((value, origin)) => parse_cache(&value, &origin)?,
             None => CacheSetting::Sqlite(c.state_dir.join("repute.sqlite")),
@@ -587,6 +615,29 @@ impl Builder {
         }
         Ok(self.config)
     }
+}
+
+/// The per-user state directory: `$XDG_CACHE_HOME/repute`, else `$HOME/.cache/repute`
+/// (relative values are ignored, as the XDG specification says).
+fn user_state_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    env("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| env("HOME").and_then(absolute).map(|h| h.join(".cache")))
+        .map(|d| d.join("repute"))
+}
+
+/// This process may write in `dir`, or create it: the nearest existing ancestor is a directory
+/// it may write and enter.
+fn may_create_in(dir: &Path) -> bool {
+    let Some(existing) = dir.ancestors().find(|d| d.exists()) else {
+        return false;
+    };
+    let Ok(c_path) = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // access(2) answers for the real user, who is the one running the command.
+    existing.is_dir() && unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0
 }
 
 fn apply_block(
@@ -916,6 +967,47 @@ mod tests {
     }
 
     #[test]
+    fn the_per_user_state_dir_follows_xdg_then_home() {
+        let env = env_from_pairs;
+        let xdg = [("XDG_CACHE_HOME", "/x/cache"), ("HOME", "/home/a")];
+        assert_eq!(
+            user_state_dir(&env(&xdg)),
+            Some(PathBuf::from("/x/cache/repute"))
+        );
+        let relative = [("XDG_CACHE_HOME", "cache"), ("HOME", "/home/a")];
+        assert_eq!(
+            user_state_dir(&env(&relative)),
+            Some(PathBuf::from("/home/a/.cache/repute")),
+            "a relative XDG_CACHE_HOME is ignored"
+        );
+        assert_eq!(user_state_dir(&env(&[("HOME", "home")])), None);
+    }
+
+    #[test]
+    fn a_state_dir_under_a_file_cannot_be_created() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(may_create_in(&dir.path().join("a/b")));
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").expect("write");
+        assert!(!may_create_in(&file.join("repute")));
+    }
+
+    #[test]
+    fn a_state_dir_given_anywhere_is_kept_even_when_not_writable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").expect("write");
+        let blocked = file.join("repute");
+        let env = [
+            ("REPUTE_STATE_DIR", blocked.to_str().expect("utf-8")),
+            ("HOME", "/home/a"),
+        ];
+        let c = load(None, &env, &Overrides::default()).expect("load");
+        assert_eq!(c.state_dir, blocked);
+        assert!(!c.per_user_state);
+    }
+
+    #[test]
     fn file_then_environment_then_flags() {
         let file = r#"
             api_url = "http://127.0.0.1:9/api/v2/check"
@@ -1051,24 +1143,50 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_sample_loads() {
+    fn the_shipped_sample_changes_nothing_and_every_commented_line_is_valid() {
         let sample =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/repute.toml"))
                 .expect("examples/repute.toml");
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
-        let text = sample.replace("/etc/repute/abuseipdb.key", "abuseipdb.key");
         let path = dir.path().join("repute.toml");
-        std::fs::write(&path, text).expect("write");
-        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+        std::fs::write(&path, &sample).expect("write");
+        let shipped = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
             .expect("sample");
+        let defaults =
+            Config::load_from(None, env_from_pairs(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(
+            Config {
+                settings_file: None,
+                ..shipped
+            },
+            defaults,
+            "as shipped, the sample is all defaults"
+        );
+        // Uncommented, each `# key = value` line is a valid setting (the key file made to exist).
+        std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("ca");
+        std::fs::write(dir.path().join("proxy-ca.pem"), ca.cert.pem()).expect("ca file");
+        let uncommented: String = sample
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") && !rest.contains("Example") => rest,
+                _ => l,
+            })
+            .map(|l| {
+                l.replace("/etc/repute/abuseipdb.key", "abuseipdb.key")
+                    .replace("/etc/repute/proxy-ca.pem", "proxy-ca.pem")
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&path, uncommented).expect("write");
+        let c = Config::load_from(Some(&path), env_from_pairs(&[]), &Overrides::default())
+            .expect("every commented line");
         assert!(
             c.api_key.is_some(),
             "relative key file resolved beside the config"
         );
-        assert_eq!(c.allowlist.len(), 3);
-        assert_eq!(c.block.min_score, Some(90));
-        assert_eq!(c.alert_min_score, 25);
+        assert_eq!(c.cache, CacheSetting::Disabled);
+        assert_eq!(c.block.min_score, Some(50));
     }
 
     #[test]

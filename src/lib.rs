@@ -18,9 +18,10 @@
 //!   counts attempts per connection (one try, however many lines describe it).
 //! - [`addr`] classifies an address against the IANA special-purpose registries. Only
 //!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
-//! - [`scan`] reads files, `.gz` files and stdin in a streaming way and either writes attempts
-//!   out as JSON lines or summarises them per address (the `repute scan` door); `scan::enrich`
-//!   adds reputation through the [`engine`].
+//! - [`scan`] reads files, `.gz` files, stdin or this machine's own sshd logs (the journal
+//!   through `journalctl`, else `/var/log/auth.log*`, `/var/log/secure*`) in a streaming way
+//!   and either writes attempts out as JSON lines or summarises them per address (the
+//!   `repute scan` door); `scan::enrich` adds reputation through the [`engine`].
 //! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the provider
 //!   trait, and the HTTP client, which also reports the quota AbuseIPDB announces. [`cache`]
 //!   keeps answers and that quota state in SQLite (shared safely by many processes) so a storm
@@ -30,10 +31,10 @@
 //!   and keeps the API key out of every output.
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
-//!   tree (with a dry-run diff), and the active-response protocol.
+//!   tree (with a dry-run diff) and back out, and the active-response protocol.
 //! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
-//!   safety checks and state kept beside the cache.
+//!   safety checks and state kept beside the cache, and takes all of it back out (teardown).
 //! - [`report`] reports attackers back to AbuseIPDB: categories, comments built from evidence
 //!   counts (nothing of ours leaves), the 15-minute rule and the report quota kept in the
 //!   store, one audit line per report or refusal.

@@ -80,11 +80,15 @@ fn check_parent_exists(dir: &Path) -> rusqlite::Result<()> {
     if dir.exists() || parent.is_dir() {
         return Ok(());
     }
-    let message = format!(
-        "directory {} does not exist, nor its parent {}; repute creates only the last directory of a store path (a typo?)",
-        dir.display(),
-        parent.display()
-    );
+    let message = if parent.exists() {
+        format!("{} is not a directory", parent.display())
+    } else {
+        format!(
+            "directory {} does not exist, nor its parent {}; repute creates only the last directory of a store path (a typo?)",
+            dir.display(),
+            parent.display()
+        )
+    };
     Err(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
         Some(message),

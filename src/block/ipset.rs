@@ -115,6 +115,32 @@ impl Ipset {
     }
 }
 
+impl Ipset {
+    /// Removes our drop rules (INPUT and FORWARD, iptables and ip6tables), then destroys our
+    /// two sets; nothing else. Returns the sets destroyed.
+    pub fn teardown(&self) -> Result<Vec<String>, BlockError> {
+        let mut destroyed = Vec::new();
+        for fam in self.families() {
+            // The rules first: ipset refuses to destroy a set a rule still uses.
+            if super::command::in_path(fam.iptables) {
+                self.remove_rule(&fam, "INPUT")?;
+                self.remove_rule(&fam, "FORWARD")?;
+            }
+            let exists = run(IPSET, &["list", "-n", fam.set], None, "listing a set").is_ok();
+            if exists {
+                run(
+                    IPSET,
+                    &["destroy", fam.set],
+                    None,
+                    &format!("destroying {}", fam.set),
+                )?;
+                destroyed.push(fam.set.to_string());
+            }
+        }
+        Ok(destroyed)
+    }
+}
+
 fn rule_spec(set: &str) -> [&str; 7] {
     ["-m", "set", "--match-set", set, "src", "-j", "DROP"]
 }

@@ -10,7 +10,8 @@
 //! [`Blocker`] puts the pieces together for the doors (`repute block`, the Wazuh active
 //! response): it refuses unsafe addresses ([`safety`]), enforces the entry limit, applies the
 //! block, and records why in the SQLite store ([`state`]), which `list` reconciles with the
-//! kernel. [`command`] runs the tools; [`duration`] reads block durations (`1h30m`).
+//! kernel. [`command`] runs the tools; [`duration`] reads block durations (`1h30m`);
+//! [`teardown`] takes everything of ours back out.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub mod ipset;
 pub mod nft;
 pub mod safety;
 pub mod state;
+pub mod teardown;
 
 pub use blocker::{Added, ArAdded, ArDeleted, Blocker, Listed, Request};
 pub use duration::parse_duration;

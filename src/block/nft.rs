@@ -287,6 +287,30 @@ impl Firewall for Nftables {
 }
 
 impl Nftables {
+    /// Deletes our table (its sets, elements, chains and rules, nothing outside it); false
+    /// when there was none.
+    pub fn teardown(&self) -> Result<bool, BlockError> {
+        let args = ["-j", "list", "table", "inet", self.table.as_str()];
+        match run(
+            NFT,
+            &args,
+            None,
+            &format!("listing table inet {}", self.table),
+        ) {
+            Ok(_) => {}
+            Err(BlockError::Tool { detail, .. })
+                if detail.contains("No such file or directory") =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        let delete = json!({ "delete": { "table": { "family": "inet", "name": self.table } } });
+        self.apply(vec![delete], &format!("deleting table inet {}", self.table))?;
+        self.remember(&[], false);
+        Ok(true)
+    }
+
     /// The elements of our sets, and whether the table is complete.
     fn parse_table(&self, stdout: &str) -> Result<(Vec<KernelEntry>, bool), BlockError> {
         let entries = parse_listing(stdout)?;

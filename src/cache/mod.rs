@@ -119,11 +119,18 @@ impl QuotaState {
 /// broken cache must never stop an alert.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("cache {path}: {source}")]
+    #[error("cache {}: {}", path.display(), sqlite_reason(source, path))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
     },
+}
+
+/// SQLite's reason without the path rusqlite appends to it (the error names the path first).
+fn sqlite_reason(error: &rusqlite::Error, path: &std::path::Path) -> String {
+    let text = error.to_string();
+    let suffix = format!(": {}", path.display());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_string()
 }
 
 /// A store of reputations, leases and quota state.

@@ -54,11 +54,17 @@ enum Action {
     },
     /// Unblock every address.
     Flush,
+    /// Remove everything repute put in the firewall (its nftables table, its ipsets and
+    /// their iptables rules) and forget the block records; nothing else is touched. Exit 1
+    /// when there was nothing to remove.
+    Teardown,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
     Table,
+    /// One JSON object per line (`jsonl` is an alias).
+    #[value(alias = "jsonl")]
     Json,
 }
 
@@ -95,7 +101,30 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Action::Teardown => teardown(&config),
     }
+}
+
+fn teardown(config: &Config) -> anyhow::Result<ExitCode> {
+    let removed = repute::block::teardown::teardown(config)?;
+    if removed.is_empty() {
+        println!(
+            "nothing to remove: no table inet {0}, no ipset {0}-v4 or {0}-v6, no block record",
+            config.block.table
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(table) = &removed.nft_table {
+        println!("removed nftables {table}");
+    }
+    for set in &removed.ipsets {
+        println!("removed ipset {set} and its iptables rules");
+    }
+    if removed.records > 0 {
+        let s = if removed.records == 1 { "" } else { "s" };
+        println!("forgot {} block record{s}", removed.records);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An address as typed; host names and anything else are refused (no lookups, ever).

@@ -10,9 +10,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use repute::config::{Config, Overrides};
-use repute::engine::{Engine, Lookup};
+use repute::engine::{Engine, Lookup, NoReputation};
 
 use super::Global;
 
@@ -20,11 +19,24 @@ use super::Global;
 pub enum Format {
     /// A table for people.
     Table,
-    /// One JSON object per address, one per line.
+    /// One JSON object per address, one per line (`jsonl` is an alias).
+    #[value(alias = "jsonl")]
     Json,
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Only public addresses are looked up: private, loopback and documentation addresses \
+(192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are classified and skipped.
+
+Exit status: 0 every address got an answer or was deliberately skipped (not public, \
+allowlisted), 1 some lookup failed (no key, quota spent, provider down), 2 error (an argument \
+that is not an address: nothing is looked up).
+
+Environment: ABUSEIPDB_API_KEY_FILE (a file holding the key) or ABUSEIPDB_API_KEY; \
+ABUSEIPDB_API_URL (default https://api.abuseipdb.com/api/v2); REPUTE_CONFIG (default \
+/etc/repute/repute.toml); REPUTE_STATE_DIR (default /var/lib/repute, or $XDG_CACHE_HOME/repute \
+for a user who cannot write it; -v says which); REPUTE_CACHE (a SQLite file or `none`).")]
 pub struct Args {
     /// Addresses to look up (IPv4 or IPv6).
     #[arg(required = true, value_name = "IP")]
@@ -58,7 +70,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load_with(global.config.as_deref(), &flags)?;
     tracing::debug!(config = %config.summary(), "check");
-    let engine = Engine::new(&config).context("opening the cache")?;
+    global.say_settings(&config);
+    let engine = Engine::new(&config)?;
     let lookups: Vec<Lookup> = ips.iter().map(|ip| engine.lookup(*ip)).collect();
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -66,6 +79,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Format::Table => write_table(&mut out, &lookups)?,
     }
     out.flush()?;
+    if lookups
+        .iter()
+        .any(|l| l.missing == Some(NoReputation::NoApiKey))
+    {
+        eprintln!("repute: {NO_KEY_HINT}");
+    }
     let failed = lookups
         .iter()
         .any(|l| l.missing.as_ref().is_some_and(|m| !m.is_deliberate()));
@@ -75,6 +94,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// What to do when no key is configured, said once whatever the number of addresses.
+pub const NO_KEY_HINT: &str = "no AbuseIPDB API key: set ABUSEIPDB_API_KEY_FILE (a file holding \
+the key) or ABUSEIPDB_API_KEY, or `api_key_file` in /etc/repute/repute.toml";
 
 /// Parses every argument, or names the first that is not an address.
 pub fn parse_ips(texts: &[String]) -> anyhow::Result<Vec<IpAddr>> {

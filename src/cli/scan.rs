@@ -23,7 +23,7 @@ use anyhow::Context;
 use repute::config::{Config, Overrides};
 use repute::engine::Engine;
 use repute::scan::enrich::{self, EventReputation, ScanLookups};
-use repute::scan::{self, Input, Options, Progress, Totals};
+use repute::scan::{self, Input, Options, Progress, Totals, system};
 
 use super::Global;
 
@@ -31,7 +31,8 @@ use super::Global;
 pub enum Format {
     /// Attempts per address, most active first, and a totals line.
     Table,
-    /// One JSON object per sshd authentication event, in input order.
+    /// One JSON object per sshd authentication event, in input order (`jsonl` is an alias).
+    #[value(name = "json", alias = "jsonl")]
     Jsonl,
     /// AbuseIPDB's bulk-report CSV, one row per attacking address (see docs/reporting.md).
     AbuseipdbCsv,
@@ -53,11 +54,18 @@ Input: syslog files (a line counts only when its program tag is sshd, sshd-sessi
 sshd-auth) and `journalctl -o json` or `-o export` output (an entry counts only when \
 journald's own _COMM/_EXE, or _SYSTEMD_UNIT, say sshd; never by SYSLOG_IDENTIFIER, which the \
 sender chooses), mixed freely, no flag needed.
+Without FILE, scan reads this machine's sshd logs: the systemd journal where there is one \
+(journalctl, sshd's own messages only), else /var/log/auth.log* or /var/log/secure*, oldest \
+first; on a terminal it says which. Piped input without FILE is read as `-`.
 
 Exit status: 0 at least one attack found, 1 none found, 2 an input could not be read (the \
-others are still scanned).")]
+others are still scanned).
+
+Environment (for --enrich, as `repute check`): ABUSEIPDB_API_KEY_FILE or ABUSEIPDB_API_KEY, \
+ABUSEIPDB_API_URL, REPUTE_CONFIG, REPUTE_STATE_DIR, REPUTE_CACHE.")]
 pub struct Args {
-    /// Log files to read (plain or gzip, told apart by content); `-` or nothing reads stdin.
+    /// Log files to read (plain or gzip, told apart by content); `-` reads stdin; nothing
+    /// reads this machine's sshd logs (or piped input).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format.
@@ -153,6 +161,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         super::init_logging();
         let config = Config::load_with(global.config.as_deref(), &args.api.overrides())?;
         tracing::debug!(config = %config.summary(), "scan --enrich");
+        global.say_settings(&config);
         // A cache this user cannot open (the system one, say) is no reason to refuse:
         // lookups go to the provider directly, with a warning.
         Some(Engine::new_or_uncached(&config))
@@ -160,7 +169,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         None
     };
     let inputs: Vec<Input> = if args.files.is_empty() {
-        vec![Input::Stdin]
+        default_inputs()?
     } else {
         args.files.iter().cloned().map(Input::from_arg).collect()
     };
@@ -250,6 +259,42 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(exit_code(found, !errors.is_empty()))
 }
 
+/// Without FILE: piped or redirected input when there is some (as ripgrep decides), else
+/// this machine's sshd logs, said on a terminal (or with `-v`).
+fn default_inputs() -> anyhow::Result<Vec<Input>> {
+    if stdin_has_input() {
+        return Ok(vec![Input::Stdin]);
+    }
+    let journalctl = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("journalctl").is_file())
+    });
+    let inputs = system::find(std::path::Path::new("/"), journalctl);
+    if inputs.is_empty() {
+        anyhow::bail!(
+            "no sshd logs found (no systemd journal, no /var/log/auth.log* or \
+             /var/log/secure*): name the files to scan, or `-` for stdin"
+        );
+    }
+    if std::io::stderr().is_terminal() || super::verbose() {
+        eprintln!("repute: reading {}", system::describe(&inputs));
+    }
+    Ok(inputs)
+}
+
+/// Stdin is a file, a pipe or a socket: someone gave us input. A terminal or `/dev/null`
+/// (cron, systemd) is not.
+fn stdin_has_input() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| {
+        let t = m.file_type();
+        t.is_file() || t.is_fifo() || t.is_socket()
+    })
+}
+
 fn exit_code(found: bool, had_errors: bool) -> ExitCode {
     match (had_errors, found) {
         (true, _) => ExitCode::from(2),
@@ -295,18 +340,19 @@ impl Progress for Bar {
 }
 
 fn progress_bar(inputs: &[Input]) -> Option<Bar> {
-    if !std::io::stderr().is_terminal() {
+    // A bar over output piped elsewhere would only be noise on the screen of whoever waits.
+    if !std::io::stderr().is_terminal() || !std::io::stdout().is_terminal() {
         return None;
     }
     let sizes: Vec<Option<u64>> = inputs
         .iter()
         .map(|input| match input {
-            Input::Stdin => None,
+            Input::Stdin | Input::Journal => None,
             Input::Path(path) => std::fs::metadata(path).ok().map(|m| m.len()),
         })
         .collect();
     let known: u64 = sizes.iter().flatten().sum();
-    let has_stream = inputs.contains(&Input::Stdin);
+    let has_stream = inputs.contains(&Input::Stdin) || inputs.contains(&Input::Journal);
     // Someone typing into stdin needs no spinner over their text.
     if has_stream && std::io::stdin().is_terminal() || !has_stream && known < PROGRESS_MIN_BYTES {
         return None;

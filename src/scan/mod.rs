@@ -31,6 +31,7 @@ mod jsonl;
 mod lines;
 mod open;
 mod summary;
+pub mod system;
 mod table;
 
 use std::io::{self, Read, Write};

@@ -20,6 +20,9 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub enum Input {
     Stdin,
     Path(PathBuf),
+    /// sshd's messages in the systemd journal, read through `journalctl` (see
+    /// [`super::system`]).
+    Journal,
 }
 
 impl Input {
@@ -38,6 +41,7 @@ impl Input {
         match self {
             Input::Stdin => Arc::from("-"),
             Input::Path(path) => Arc::from(path.to_string_lossy().as_ref()),
+            Input::Journal => Arc::from("journal"),
         }
     }
 }
@@ -55,6 +59,7 @@ pub fn open(input: &Input) -> io::Result<Opened> {
     match input {
         Input::Stdin => open_stream(Box::new(io::stdin())),
         Input::Path(path) => open_path(path),
+        Input::Journal => open_stream(Box::new(super::system::journal()?)),
     }
 }
 

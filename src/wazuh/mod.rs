@@ -13,7 +13,8 @@
 //! - [`ruleset`] is the shipped XML rules; [`install`] puts binary, rules and configuration
 //!   (and, on request, the active response) into a Wazuh tree, editing `ossec.conf` with
 //!   [`ossec_conf`]; `--dry-run` shows the edits as a unified [`diff`]. [`xml`] reads Wazuh's
-//!   XML dialect (rules files, `ossec.conf`) for all of them.
+//!   XML dialect (rules files, `ossec.conf`) for all of them. [`uninstall`] takes it all back
+//!   out (the key only on request), with a backup of `ossec.conf`.
 //! - [`active_response`] is execd's side: the 4.2+ JSON protocol that `repute wazuh
 //!   active-response` speaks to block and unblock an address.
 
@@ -30,4 +31,5 @@ pub mod options;
 pub mod ossec_conf;
 pub mod queue;
 pub mod ruleset;
+pub mod uninstall;
 pub mod xml;
