@@ -210,6 +210,10 @@ struct FileConfig {
     retries: Option<u32>,
     alert_min_score: Option<i64>,
     block: Option<FileBlock>,
+    /// `repute watch`'s section, read by `watch::settings` (kept here so the file's other
+    /// keys stay checked).
+    #[allow(dead_code)]
+    watch: Option<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]

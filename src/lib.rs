@@ -32,6 +32,13 @@
 //! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
+//! - [`source`] reads continuously: files followed across rotations and truncations, the
+//!   journal through `journalctl`, with positions saved in the store.
+//! - [`policy`] decides when an attacking address is banned and for how long (tries within
+//!   a window, probes weighed less, reputation at the first attack, growing ban times, IPv6
+//!   per /64, bounded memory).
+//! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
+//!   metrics and the status `repute status` shows.
 
 pub mod addr;
 pub mod attempt;
@@ -39,10 +46,13 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod policy;
 pub mod reputation;
 pub mod scan;
+pub mod source;
 pub mod sshd;
 pub mod store;
+pub mod watch;
 pub mod wazuh;
 
 pub use attempt::{Attempt, Kind, Origin, Outcome};

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 mod block;
 mod check;
 mod scan;
+mod status;
+mod watch;
 mod wazuh_active_response;
 mod wazuh_install;
 mod wazuh_integration;
@@ -49,6 +51,10 @@ enum Command {
     Wazuh(WazuhCommand),
     /// Block and unblock addresses in the kernel firewall.
     Block(block::Args),
+    /// Follow sshd's logs (files, the journal), ban attackers, serve metrics.
+    Watch(watch::Args),
+    /// What `repute watch` is doing: sources, bans, counters.
+    Status(status::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +92,8 @@ pub fn main() -> ExitCode {
         Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
         Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
         Command::Block(a) => block::run(a, &cli.global),
+        Command::Watch(a) => watch::run(a, &cli.global),
+        Command::Status(a) => status::run(a, &cli.global),
     };
     match result {
         Ok(code) => code,
