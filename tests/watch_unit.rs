@@ -34,7 +34,10 @@ fn the_unit_verifies_and_its_exposure_is_low() {
     let report = String::from_utf8_lossy(&out.stdout);
     let level: f64 = report
         .lines()
-        .find_map(|l| l.split("Overall exposure level for repute-watch.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for repute-watch.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in: {report}"));

@@ -117,20 +117,28 @@ impl Open {
             line,
         };
         open.file.seek(SeekFrom::Start(offset))?;
-        open.refresh_head()?;
+        open.load_head()?;
         Ok(open)
     }
 
-    /// Fills the head from the file while it is shorter than [`HEAD_BYTES`] and the file has
-    /// more (only bytes at or before what was read: the head describes what we consumed).
-    fn refresh_head(&mut self) -> io::Result<()> {
-        let want = usize::try_from(self.read_to.max(self.offset))
+    /// Reads the head of a file opened at an offset (a resume, checked against the saved
+    /// hash just before): the first bytes up to the offset, at most [`HEAD_BYTES`].
+    fn load_head(&mut self) -> io::Result<()> {
+        let want = usize::try_from(self.offset)
             .unwrap_or(HEAD_BYTES)
             .min(HEAD_BYTES);
-        if self.head.len() < want {
-            self.head = read_head(&self.file, want)?;
-        }
+        self.head = read_head(&self.file, want)?;
         Ok(())
+    }
+
+    /// Extends the head with bytes just read at `at`. The head is built from what was read,
+    /// never read again from the file: by then the file may have been truncated and rewritten,
+    /// and a head taken from the new content would hide the truncation and the copy.
+    fn extend_head(&mut self, at: u64, bytes: &[u8]) {
+        if at == self.head.len() as u64 && self.head.len() < HEAD_BYTES {
+            let take = bytes.len().min(HEAD_BYTES - self.head.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
     }
 
     /// Whether the file still starts with our head (false once truncated and rewritten).
@@ -171,11 +179,11 @@ impl Open {
                 Err(e) => return Err(e),
             };
             total += n;
+            self.extend_head(self.read_to, &buf[..n]);
             self.read_to += n as u64;
             stats.bytes += n as u64;
             self.split(&buf[..n], max_line, stats, emit);
         }
-        self.refresh_head()?;
         Ok(total)
     }
 
@@ -693,6 +701,35 @@ mod tests {
             ]
         );
         assert_eq!(f.stats.copies_read, 1);
+    }
+
+    /// Found by the rotation torture test: the copy and truncation land while a poll is
+    /// reading. The head must be what was read, not the file's first bytes read again
+    /// afterwards (the new content), or the copy is not recognised and its lines are lost.
+    #[test]
+    fn copytruncate_during_a_read_still_finds_the_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.log");
+        append(&path, "");
+        let mut f = FileFollower::new(&path, None, StartAt::Beginning, 1024);
+        append(&path, "line one\nline two\n");
+        let mut got = Vec::new();
+        f.poll(&mut |l| {
+            got.push(l.text.to_string());
+            if l.text == "line two" {
+                append(&path, "line three, unread\n");
+                std::fs::copy(&path, dir.path().join("auth.log.1")).expect("copy");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(0))
+                    .expect("truncate");
+                append(&path, "new\n");
+            }
+        })
+        .expect("poll");
+        got.extend(poll(&mut f).into_iter().map(|(_, t)| t));
+        assert_eq!(got, ["line one", "line two", "line three, unread", "new"]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ const LOOKUP_PAUSE: Duration = Duration::from_secs(60);
 const PARSER_RENEWAL: Duration = Duration::from_secs(3600);
 /// How often the status row is saved.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// The longest idle wait when following the journal.
+const JOURNAL_WAIT: Duration = Duration::from_millis(20);
 /// Journal entries handled per round, so files get their turn.
 const JOURNAL_BATCH: usize = 20_000;
 
@@ -144,6 +146,7 @@ pub struct Watch {
     status: Option<StatusStore>,
     status_saved: Option<Instant>,
     poll_interval: Duration,
+    wakeup: crate::source::wake::Wakeup,
 }
 
 /// Whole Unix seconds now.
@@ -235,6 +238,7 @@ impl Watch {
             status,
             status_saved: None,
             poll_interval: options.poll_interval,
+            wakeup: crate::source::wake::Wakeup::for_files(&options.files),
         })
     }
 
@@ -351,7 +355,7 @@ impl Watch {
                 pinged = Instant::now();
             }
             if read == 0 {
-                sleep_unless(stop, reload, self.poll_interval);
+                self.idle(stop, reload);
             }
         };
         let _ = sd_notify::notify(&[NotifyState::Stopping]);
@@ -360,6 +364,30 @@ impl Watch {
         self.save_positions(now)?;
         self.save_status(now)?;
         result
+    }
+
+    /// Waits for a followed file to change, a signal, or the poll interval; with the
+    /// journal, no longer than [`JOURNAL_WAIT`] (its reader thread cannot wake this one).
+    fn idle(&self, stop: &AtomicBool, reload: &AtomicBool) {
+        let mut wait = self.poll_interval;
+        if self.journal.is_some() {
+            wait = wait.min(JOURNAL_WAIT);
+        }
+        // Signal handlers interrupt the wait; the flags are checked in slices as well, in case
+        // a signal lands between the check and the wait.
+        let until = Instant::now() + wait;
+        while !stop.load(Ordering::Relaxed) && !reload.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if self.files.is_empty() {
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+            } else {
+                self.wakeup.wait(left.min(Duration::from_millis(200)));
+                return;
+            }
+        }
     }
 
     fn save_positions(&mut self, now: i64) -> Result<(), WatchError> {
@@ -455,17 +483,6 @@ fn journal_round(
         }
     }
     Ok(count)
-}
-
-/// Sleeps up to `pause`, waking early for a signal.
-fn sleep_unless(stop: &AtomicBool, reload: &AtomicBool, pause: Duration) {
-    let until = Instant::now() + pause;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) || reload.load(Ordering::Relaxed) {
-            return;
-        }
-        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
-    }
 }
 
 /// One event as `repute scan --format jsonl` writes it, plus `source` (and the journal
