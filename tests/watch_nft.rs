@@ -182,3 +182,31 @@ fn after_a_restart_the_ban_is_back_and_no_line_is_read_twice() {
     assert_eq!(status["watch"]["bans"], 0, "{status}");
     assert_eq!(status["running"], false, "{status}");
 }
+
+#[test]
+fn ipv6_attackers_of_one_64_are_counted_and_banned_together() {
+    let Some((netns, log)) = setup("") else {
+        return;
+    };
+    let mut watch = start(&netns, &log, &["--from-start", "--ban-time", "1h"]);
+    let spread: Vec<String> = (1..=3)
+        .map(|i| failure(&format!("2a06:4880:0:7::{i}"), "root", 6000 + i))
+        .collect();
+    append(&log, &spread);
+    for i in 1..=3 {
+        let ip = format!("2a06:4880:0:7::{i}");
+        let ban = watch.wait_json("a ban of the /64", |v| is_decision(v, "ban", &ip));
+        assert_eq!(ban["network"], "2a06:4880:0:7::/64", "{ban}");
+        assert_eq!(ban["applied"], true, "{ban}");
+    }
+    // A newcomer of the banned /64 is banned at its first try.
+    append(&log, &[failure("2a06:4880:0:7::99", "root", 6100)]);
+    watch.wait_json("the newcomer's ban", |v| {
+        is_decision(v, "ban", "2a06:4880:0:7::99")
+    });
+    netns.wait_for("four addresses in the nft set", || {
+        netns.nft_elements("repute").len() == 4
+    });
+    let (status, _) = watch.terminate();
+    assert!(status.success());
+}

@@ -176,6 +176,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             ""
         }
     );
+    for missing in files.iter().filter(|f| !f.exists()) {
+        eprintln!(
+            "repute watch: {} does not exist yet; it is read from its start once it appears",
+            missing.display()
+        );
+    }
     let dry_run = args.dry_run;
     watch.run(&stop, &reload, |w| match reloaded(&args, global, dry_run) {
         Ok((policy, safety, blocker)) => {

@@ -135,6 +135,10 @@ struct Core {
     out: Box<dyn Write + Send>,
     wrote: bool,
     counters: Counters,
+    /// The events counter of each (kind, outcome) met so far: the family's lookup allocates
+    /// its labels, which cost more than the parsing at full speed.
+    event_counters:
+        std::collections::HashMap<(Kind, Outcome), prometheus_client::metrics::counter::Counter>,
 }
 
 /// A running watch; see the module documentation.
@@ -228,6 +232,7 @@ impl Watch {
             out: parts.out,
             wrote: false,
             counters,
+            event_counters: std::collections::HashMap::new(),
         };
         core.restore_bans();
         Ok(Watch {
@@ -545,12 +550,18 @@ impl Core {
         now: i64,
     ) -> io::Result<()> {
         self.counters.events += 1;
-        self.metrics
-            .events
-            .get_or_create(&vec![
-                ("kind", ev.kind.as_str().to_string()),
-                ("outcome", ev.outcome.as_str().to_string()),
-            ])
+        let metrics = &self.metrics;
+        self.event_counters
+            .entry((ev.kind, ev.outcome))
+            .or_insert_with(|| {
+                metrics
+                    .events
+                    .get_or_create(&vec![
+                        ("kind", ev.kind.as_str().to_string()),
+                        ("outcome", ev.outcome.as_str().to_string()),
+                    ])
+                    .clone()
+            })
             .inc();
         let srcip = ev.srcip.map(addr::canonical);
         let public = srcip.is_some_and(|ip| addr::classify(ip).is_public());
