@@ -46,6 +46,8 @@ const LOOKUP_PAUSE: Duration = Duration::from_secs(60);
 const PARSER_RENEWAL: Duration = Duration::from_secs(3600);
 /// How often the status row is saved.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// Output is handed to stdout at the end of each round, or when this much is waiting.
+const OUT_CHUNK: usize = 64 * 1024;
 /// The longest idle wait when following the journal.
 const JOURNAL_WAIT: Duration = Duration::from_millis(20);
 /// Journal entries handled per round, so files get their turn.
@@ -133,7 +135,9 @@ struct Core {
     safety: SafetyPolicy,
     metrics: Arc<Metrics>,
     out: Box<dyn Write + Send>,
-    wrote: bool,
+    /// Output waiting for the end of the round (or [`OUT_CHUNK`]): serde_json through a
+    /// `dyn Write` makes a call per token, which cost more than reading the line.
+    pending: Vec<u8>,
     counters: Counters,
     /// The events counter of each (kind, outcome) met so far: the family's lookup allocates
     /// its labels, which cost more than the parsing at full speed.
@@ -230,7 +234,7 @@ impl Watch {
             safety: parts.safety,
             metrics: parts.metrics,
             out: parts.out,
-            wrote: false,
+            pending: Vec::new(),
             counters,
             event_counters: std::collections::HashMap::new(),
         };
@@ -582,9 +586,9 @@ impl Core {
                 source,
                 cursor,
             };
-            serde_json::to_writer(&mut self.out, &record)?;
-            self.out.write_all(b"\n")?;
-            self.wrote = true;
+            serde_json::to_writer(&mut self.pending, &record)?;
+            self.pending.push(b'\n');
+            self.write_when_full()?;
         }
         let Some(ip) = srcip.filter(|_| public && ev.outcome.is_attack()) else {
             return Ok(());
@@ -739,8 +743,8 @@ impl Core {
     fn write_decision(&mut self, record: &DecisionRecord<'_>) -> io::Result<()> {
         match self.format {
             OutputFormat::Jsonl => {
-                serde_json::to_writer(&mut self.out, record)?;
-                self.out.write_all(b"\n")?;
+                serde_json::to_writer(&mut self.pending, record)?;
+                self.pending.push(b'\n');
             }
             OutputFormat::Text => {
                 let mut line = match record.duration {
@@ -761,15 +765,25 @@ impl Core {
                 if record.dry_run {
                     line.push_str(" [dry run]");
                 }
-                writeln!(self.out, "{line}")?;
+                writeln!(self.pending, "{line}")?;
             }
         }
-        self.wrote = true;
+        self.write_when_full()
+    }
+
+    fn write_when_full(&mut self) -> io::Result<()> {
+        if self.pending.len() >= OUT_CHUNK {
+            self.out.write_all(&self.pending)?;
+            self.pending.clear();
+        }
         Ok(())
     }
 
+    /// Hands everything waiting to stdout, at the end of a round.
     fn flush(&mut self) -> io::Result<()> {
-        if std::mem::take(&mut self.wrote) {
+        if !self.pending.is_empty() {
+            self.out.write_all(&self.pending)?;
+            self.pending.clear();
             self.out.flush()?;
         }
         Ok(())
