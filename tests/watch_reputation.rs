@@ -1,6 +1,6 @@
 //! `repute watch` with reputation, against the mock AbuseIPDB on 127.0.0.1: an address with
 //! a score at or above the threshold is banned at its first failure; each address is looked
-//! up once, at its first attack, however many follow; when the provider fails, counting
+//! up once, at its first failure (never for a probe), however many follow; when the provider fails, counting
 //! goes on and the address is banned by its tries.
 
 mod support;
@@ -53,6 +53,15 @@ fn a_bad_score_bans_at_once_and_a_failing_provider_leaves_counting() {
         .expect("spawn");
     let mut watch = Running::new(child);
 
+    // A probe costs no lookup; the first failure does.
+    append(
+        &log,
+        &[format!(
+            "Nov 30 06:00:00 web1 sshd[9]: Connection closed by {KNOWN_BAD} port 50022 [preauth]"
+        )],
+    );
+    watch.wait_json("the probe", |v| v["pid"] == 9 && v["outcome"] == "probe");
+    assert_eq!(mock.checks_for(KNOWN_BAD), 0, "a probe was looked up");
     append(&log, &[failure(KNOWN_BAD, "root", 10)]);
     let ban = watch.wait_json("the ban on reputation", |v| {
         v["decision"] == "ban" && v["address"] == KNOWN_BAD

@@ -9,8 +9,8 @@
 //!   close of a connection whose user was already refused) weigh nothing: on sshd with PAM one
 //!   try writes up to five lines, and `max_retry = 5` must mean five tries. The address is
 //!   banned when its points reach `max_retry × TRY_POINTS`: five tries, or ten probes.
-//! - **Reputation.** An address is looked up (by the caller, through the engine) the first
-//!   time it attacks; with a score at or above `ban_score` it is banned at that first attack.
+//! - **Reputation.** An address is looked up (by the caller, through the engine) at its
+//!   first failure; with a score at or above `ban_score` it is banned there.
 //!   Without an answer (provider down, quota spent) counting goes on as if none was asked.
 //! - **Ban time** grows for repeat offenders: `ban_time × factor^(bans before)`, capped at
 //!   `ban_time_max`, as fail2ban's `bantime.increment`.
@@ -195,7 +195,7 @@ impl Policy {
         IpNet::new(ip, prefix).map_or(IpNet::from(ip), |n| n.trunc())
     }
 
-    /// Whether `ip`'s network should be looked up now: its first attack, not banned.
+    /// Whether `ip`'s network should be looked up now: not looked up yet (the caller asks at a first failure).
     pub fn wants_lookup(&self, ip: IpAddr) -> bool {
         self.settings.ban_score.is_some()
             && self
@@ -301,7 +301,7 @@ impl Policy {
             )
         } else {
             format!(
-                "repute watch: reputation score {} at its first attack",
+                "repute watch: reputation score {} at its first failure",
                 track.score.unwrap_or_default()
             )
         };

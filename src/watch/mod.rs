@@ -4,7 +4,7 @@
 //! One thread runs the loop ([`Watch::run`]): it polls every followed file, drains the
 //! journal reader's bounded channel, parses each line into an attempt (one parser per
 //! source, so that connections of different sources never mix), asks the [`policy`] about
-//! each attack, looks an address up through the [`Engine`] at its first attack, and bans
+//! each attack, looks an address up through the [`Engine`] at its first failure, and bans
 //! through the [`Blocker`] (with the allowlist and the block safety checks). After each
 //! round it saves where every source stands, so a restart neither skips nor re-reads a line
 //! (a crash may re-read the last round: positions are saved after the lines are decided).
@@ -597,7 +597,10 @@ impl Core {
         if self.policy.is_banned(ip, now) {
             return Ok(());
         }
-        let (score, looked_up) = if self.engine.is_some() && self.policy.wants_lookup(ip) {
+        // Looked up at its first failure, not at a probe: scans are most of the traffic and
+        // would spend the daily quota on addresses the count bans anyway.
+        let first_failure = ev.outcome == Outcome::Failure && self.policy.wants_lookup(ip);
+        let (score, looked_up) = if self.engine.is_some() && first_failure {
             (self.lookup(ip), true)
         } else {
             (None, false)
