@@ -129,6 +129,8 @@ struct Shared {
     cursor: std::sync::Mutex<Option<String>>,
     child: std::sync::Mutex<Option<Child>>,
     started: std::sync::atomic::AtomicU64,
+    /// Lines read from journalctl, all runs together.
+    forwarded: std::sync::atomic::AtomicU64,
 }
 
 impl JournalSource {
@@ -140,9 +142,12 @@ impl JournalSource {
             cursor: std::sync::Mutex::new(cursor),
             child: std::sync::Mutex::new(None),
             started: std::sync::atomic::AtomicU64::new(0),
+            forwarded: std::sync::atomic::AtomicU64::new(0),
         });
         // The first start happens here, so that a missing journalctl is an error at once.
-        let mut child = spawn(&options, shared.cursor.lock().ok().and_then(|c| c.clone()))?;
+        let cursor = shared.cursor.lock().ok().and_then(|c| c.clone());
+        let with_cursor = cursor.is_some();
+        let mut child = spawn(&options, cursor)?;
         shared
             .started
             .store(1, std::sync::atomic::Ordering::Relaxed);
@@ -153,7 +158,7 @@ impl JournalSource {
         let thread_shared = std::sync::Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || run(options, stdout, thread_shared, tx))?;
+            .spawn(move || run(options, stdout, with_cursor, thread_shared, tx))?;
         Ok(JournalSource {
             rx,
             shared,
@@ -226,18 +231,34 @@ fn spawn(options: &JournalOptions, cursor: Option<String>) -> std::io::Result<Ch
 fn run(
     options: JournalOptions,
     first: Option<std::process::ChildStdout>,
+    first_with_cursor: bool,
     shared: std::sync::Arc<Shared>,
     tx: SyncSender<Parsed>,
 ) {
     use std::sync::atomic::Ordering;
     let mut stdout = first;
+    let mut with_cursor = first_with_cursor;
     loop {
+        let before = shared.forwarded.load(Ordering::Relaxed);
         if let Some(out) = stdout.take()
             && !forward(out, options.max_line.max(1024), &shared, &tx)
         {
             break;
         }
         reap(&shared);
+        // `journalctl -f` only ends on an error; ending at once with a cursor, before a
+        // single line, means the cursor is refused (a journal replaced, a cursor edited):
+        // waiting for it again would follow nothing, forever.
+        if with_cursor
+            && shared.forwarded.load(Ordering::Relaxed) == before
+            && !shared.stop.load(Ordering::Relaxed)
+            && let Ok(mut cursor) = shared.cursor.lock()
+        {
+            tracing::warn!(
+                "journalctl refused the saved cursor; following from the end of the journal"
+            );
+            *cursor = None;
+        }
         // Bounded pause, watching for the stop flag.
         let until = Instant::now() + RESTART_PAUSE;
         while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
@@ -247,6 +268,7 @@ fn run(
             break;
         }
         let cursor = shared.cursor.lock().ok().and_then(|c| c.clone());
+        with_cursor = cursor.is_some();
         match spawn(&options, cursor) {
             Ok(mut child) => {
                 shared.started.fetch_add(1, Ordering::Relaxed);
@@ -299,6 +321,9 @@ fn forward(stdout: impl Read, max_line: usize, shared: &Shared, tx: &SyncSender<
             }
             continue;
         }
+        shared
+            .forwarded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut parsed = parse_entry(&line);
         loop {
             if shared.stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -339,5 +364,43 @@ mod tests {
         let by_exe = br#"{"__CURSOR":"c","_EXE":"/usr/sbin/sshd","MESSAGE":[73,110,118]}"#;
         assert!(matches!(parse_entry(by_exe), Parsed::Sshd(e) if e.message == "Inv"));
         assert_eq!(parse_entry(b"not json"), Parsed::Invalid);
+    }
+
+    /// A journalctl that refuses the cursor (as journalctl does an unparsable one): the
+    /// source starts again without it instead of retrying the same refusal forever.
+    #[test]
+    fn a_refused_cursor_is_dropped_and_following_goes_on() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let program = dir.path().join("journalctl");
+        let entry = r#"{"__CURSOR":"s=1;i=9","_COMM":"sshd","MESSAGE":"Failed password for root from 45.155.205.233 port 1 ssh2"}"#;
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --after-cursor=*) echo 'Failed to seek to cursor' >&2; exit 1;; esac; done\necho '{entry}'\nexec sleep 30\n"
+            ),
+        )
+        .expect("script");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let source = JournalSource::start(
+            JournalOptions {
+                program: Some(program),
+                max_line: 4096,
+                ..JournalOptions::default()
+            },
+            Some("not-a-cursor".into()),
+        )
+        .expect("start");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.is_empty() && Instant::now() < deadline {
+            got = source.drain(10);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            matches!(got.first(), Some(Parsed::Sshd(e)) if e.cursor == "s=1;i=9"),
+            "{got:?}"
+        );
+        assert_eq!(source.starts(), 2);
     }
 }
