@@ -6,8 +6,9 @@
 //! source, so that connections of different sources never mix), asks the [`policy`] about
 //! each attack, looks an address up through the [`Engine`] at its first failure, and bans
 //! through the [`Blocker`] (with the allowlist and the block safety checks). After each
-//! round it saves where every source stands, so a restart neither skips nor re-reads a line
-//! (a crash may re-read the last round: positions are saved after the lines are decided).
+//! round (at most once a second, and at a clean stop) it saves where every source stands, so
+//! a restart neither skips nor re-reads a line (a crash may re-read up to the last second's
+//! lines: positions are saved after the lines are decided).
 //!
 //! Lookups are synchronous, with a pause: after the provider failed (down, quota spent, key
 //! refused) only the cache is asked for a minute, so a flood during an outage is counted at
@@ -44,6 +45,9 @@ use status::{Counters, StatusStore};
 const LOOKUP_PAUSE: Duration = Duration::from_secs(60);
 /// A parser dates year-less syslog stamps relative to its creation: renewed this often.
 const PARSER_RENEWAL: Duration = Duration::from_secs(3600);
+/// Positions are saved at most this often while lines flow (and always at a clean stop):
+/// a steady trickle would otherwise cost a store write per line.
+const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 /// How often the status row is saved.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Output is handed to stdout at the end of each round, or when this much is waiting.
@@ -153,6 +157,7 @@ pub struct Watch {
     positions: Option<PositionStore>,
     status: Option<StatusStore>,
     status_saved: Option<Instant>,
+    positions_saved: Option<Instant>,
     poll_interval: Duration,
     wakeup: crate::source::wake::Wakeup,
 }
@@ -246,6 +251,7 @@ impl Watch {
             positions,
             status,
             status_saved: None,
+            positions_saved: None,
             poll_interval: options.poll_interval,
             wakeup: crate::source::wake::Wakeup::for_files(&options.files),
         })
@@ -322,7 +328,12 @@ impl Watch {
         }
         self.core.expire(now).map_err(WatchError::Output)?;
         self.core.flush().map_err(WatchError::Output)?;
-        self.save_positions(now)?;
+        if self
+            .positions_saved
+            .is_none_or(|t| t.elapsed() >= POSITIONS_EVERY)
+        {
+            self.save_positions(now)?;
+        }
         if self
             .status_saved
             .is_none_or(|t| t.elapsed() >= STATUS_EVERY)
@@ -400,6 +411,7 @@ impl Watch {
     }
 
     fn save_positions(&mut self, now: i64) -> Result<(), WatchError> {
+        self.positions_saved = Some(Instant::now());
         let Some(store) = &self.positions else {
             return Ok(());
         };
