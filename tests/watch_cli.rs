@@ -210,7 +210,10 @@ fn sighup_reloads_the_settings_and_keeps_the_counts() {
         );
     };
     let ban: serde_json::Value = serde_json::from_str(&ban).expect("JSON");
-    assert_eq!(ban["evidence"]["failures"], 4, "{ban}");
+    // Four with the new setting; five when a round that began before the reload read the
+    // fourth; never the old ten.
+    let failures = ban["evidence"]["failures"].as_u64().unwrap_or(0);
+    assert!((4..=5).contains(&failures), "{ban}");
     let (status, _) = watch.terminate();
     assert!(status.success(), "{status:?}");
 }
