@@ -252,6 +252,10 @@ struct FileConfig {
     report: Option<crate::report::ReportSettings>,
     proxy: Option<String>,
     ca_file: Option<PathBuf>,
+    /// `repute watch`'s section, read by `watch::settings` (kept here so the file's other
+    /// keys stay checked).
+    #[allow(dead_code)]
+    watch: Option<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -38,6 +38,13 @@
 //! - [`report`] reports attackers back to AbuseIPDB: categories, comments built from evidence
 //!   counts (nothing of ours leaves), the 15-minute rule and the report quota kept in the
 //!   store, one audit line per report or refusal.
+//! - [`source`] reads continuously: files followed across rotations and truncations, the
+//!   journal through `journalctl`, with positions saved in the store.
+//! - [`policy`] decides when an attacking address is banned and for how long (tries within
+//!   a window, probes weighed less, reputation at the first attack, growing ban times, IPv6
+//!   per /64, bounded memory).
+//! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
+//!   metrics and the status `repute status` shows.
 
 pub mod addr;
 pub mod attempt;
@@ -45,11 +52,14 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod policy;
 pub mod report;
 pub mod reputation;
 pub mod scan;
+pub mod source;
 pub mod sshd;
 pub mod store;
+pub mod watch;
 pub mod wazuh;
 
 pub use attempt::{Attempt, Kind, Origin, Outcome};

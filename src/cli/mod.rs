@@ -16,6 +16,8 @@ mod completions;
 mod man;
 mod report;
 mod scan;
+mod status;
+mod watch;
 mod wazuh_active_response;
 mod wazuh_install;
 mod wazuh_integration;
@@ -109,6 +111,10 @@ enum Command {
     /// Write the manual pages into a directory (for packaging).
     #[command(hide = true)]
     Man(man::Args),
+    /// Follow sshd's logs (files, the journal), ban attackers, serve metrics.
+    Watch(watch::Args),
+    /// What `repute watch` is doing: sources, bans, counters.
+    Status(status::Args),
 }
 
 const BLOCK_HELP: &str = "\
@@ -196,6 +202,8 @@ pub fn main() -> ExitCode {
         Command::Report(a) => report::run(a, &cli.global),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
+        Command::Watch(a) => watch::run(a, &cli.global),
+        Command::Status(a) => status::run(a, &cli.global),
     };
     match result {
         Ok(code) => code,
