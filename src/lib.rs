@@ -39,6 +39,7 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;
