@@ -173,7 +173,7 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             .map_err(|e| format!("configuration: {e}"))?;
         let blocker = Blocker::for_config(&config).map_err(|e| e.to_string())?;
         match message.command {
-            Command::Delete => self.delete(&blocker, ip),
+            Command::Delete => self.delete(&blocker, &config, ip),
             Command::Add => {
                 let duration = self.duration(extra.duration.as_deref(), &config)?;
                 let min_score = extra
@@ -209,8 +209,12 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         }
     }
 
-    fn delete(&mut self, blocker: &Blocker, ip: IpAddr) -> Result<(), String> {
+    fn delete(&mut self, blocker: &Blocker, config: &Config, ip: IpAddr) -> Result<(), String> {
         let was_blocked = blocker.del(ip).map_err(|e| e.to_string())?;
+        let host = repute::decisions::this_host();
+        if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.revoke(ip, &host)) {
+            self.log.log(&format!("Unban of {ip} not shared: {e}"));
+        }
         if was_blocked {
             self.log.log(&format!("Unblocked {ip}"));
         } else {
@@ -253,10 +257,10 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             force: false,
         };
         match self.handshake(ip)? {
-            Reply::Continue => self.block(blocker, &request),
+            Reply::Continue => self.block(blocker, config, &request),
             Reply::Abort => {
                 self.log.log("Aborted");
-                self.renew_if_blocked(blocker, &request)
+                self.renew_if_blocked(blocker, config, &request)
             }
             Reply::Other(text) => Err(format!("Invalid value of 'command' in reply: {text:?}")),
         }
@@ -275,9 +279,20 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         }
     }
 
-    fn block(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+    fn block(
+        &mut self,
+        blocker: &Blocker,
+        config: &Config,
+        request: &Request,
+    ) -> Result<(), String> {
         match blocker.add(request) {
             Ok(added) => {
+                let reason = request.reason.clone().unwrap_or_else(|| "renewed".into());
+                let ban = repute::decisions::Ban::new(added.ip, added.duration, reason);
+                if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.record(&ban)) {
+                    self.log
+                        .log(&format!("Ban of {} not shared: {e}", added.ip));
+                }
                 let verb = if added.renewed { "Renewed" } else { "Blocked" };
                 self.log.log(&format!(
                     "{verb} {} for {} ({})",
@@ -296,14 +311,19 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
     }
 
     /// execd refreshed its timer for an address it already handles: refresh ours.
-    fn renew_if_blocked(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+    fn renew_if_blocked(
+        &mut self,
+        blocker: &Blocker,
+        config: &Config,
+        request: &Request,
+    ) -> Result<(), String> {
         let blocked = blocker.is_blocked(request.ip).map_err(|e| e.to_string())?;
         if blocked {
             let renewal = Request {
                 reason: None,
                 ..request.clone()
             };
-            self.block(blocker, &renewal)?;
+            self.block(blocker, config, &renewal)?;
         }
         Ok(())
     }

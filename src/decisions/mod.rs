@@ -147,6 +147,19 @@ pub fn open(config: &Config) -> Result<Box<dyn Decisions>, StoreError> {
     })
 }
 
+/// Runs `f` on the shared decisions when the configuration names a shared store (Redis);
+/// `None` when the store is this host's own (its block state is the record then). For the
+/// commands that ban by hand or for Wazuh (`repute block add/del`, the active response).
+pub fn when_shared<T>(
+    config: &Config,
+    f: impl FnOnce(&dyn Decisions) -> Result<T, StoreError>,
+) -> Option<Result<T, StoreError>> {
+    match &config.cache {
+        CacheSetting::Redis(target) => Some(f(&RedisDecisions::new(target.clone()))),
+        _ => None,
+    }
+}
+
 /// The current set and the cursor to follow from (the head is read first, so a change made
 /// between the two reads is seen twice, never missed; applying a change is idempotent).
 pub fn sync(decisions: &dyn Decisions) -> Result<(Cursor, Vec<Ban>), StoreError> {
