@@ -15,14 +15,15 @@ use super::{Ban, Change, Changes, Cursor, Decisions, LOG_LENGTH};
 use crate::cache::{StoreError, now_ms};
 use crate::fleet::{Link, RedisTarget};
 
-/// KEYS: set, details, log. ARGV: ip, until, details JSON, now, log length, reason, origin.
+/// KEYS: set, details, log. ARGV: ip, until, details JSON, now, log length, reason, origin,
+/// decided at.
 const RECORD: &str = r"
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'ban', 'ip', ARGV[1],
-  'until', ARGV[2], 'reason', ARGV[6], 'origin', ARGV[7], 'at', ARGV[4])
+  'until', ARGV[2], 'reason', ARGV[6], 'origin', ARGV[7], 'at', ARGV[8])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, 100)
 if #gone > 0 then
   redis.call('ZREM', KEYS[1], unpack(gone))
@@ -152,6 +153,7 @@ impl Decisions for RedisDecisions {
                 .arg(LOG_LENGTH)
                 .arg(&ban.reason)
                 .arg(&ban.origin)
+                .arg(ban.decided_at_ms)
                 .query(c)
         })?;
         Ok(changed == 1)
