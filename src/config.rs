@@ -885,6 +885,46 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_store_from_the_file_with_the_environment_on_top() {
+        let file = r#"
+store = "redis://repute@10.0.0.5:6379/1"
+store_prefix = "site-a:"
+store_timeout = "250ms"
+store_failure = "error"
+"#;
+        let c = load(Some(file), &[], &Overrides::default()).expect("load");
+        let CacheSetting::Redis(t) = &c.cache else {
+            panic!("{:?}", c.cache)
+        };
+        assert_eq!(t.to_string(), "redis://repute@10.0.0.5:6379/1");
+        assert_eq!(t.prefix, "site-a:");
+        assert_eq!(t.timeout, Duration::from_millis(250));
+        assert_eq!(t.on_failure, crate::fleet::OnStoreFailure::Error);
+        assert_eq!(c.store_path(), c.state_dir.join("repute.sqlite"));
+        // REPUTE_STORE wins over its alias REPUTE_CACHE and over the file.
+        let env = [
+            ("REPUTE_CACHE", "/tmp/x.sqlite"),
+            ("REPUTE_STORE", "redis-cluster://a:7000,b:7001"),
+            ("REPUTE_STORE_PREFIX", "b:"),
+        ];
+        let c = load(Some(file), &env, &Overrides::default()).expect("load");
+        let CacheSetting::Redis(t) = &c.cache else {
+            panic!("{:?}", c.cache)
+        };
+        assert!(t.cluster);
+        assert_eq!(t.prefix, "b:");
+        let c = load(
+            None,
+            &[("REPUTE_CACHE", "/tmp/x.sqlite")],
+            &Overrides::default(),
+        );
+        assert_eq!(
+            c.expect("load").cache,
+            CacheSetting::Sqlite(PathBuf::from("/tmp/x.sqlite"))
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_origin() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (

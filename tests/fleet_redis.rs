@@ -485,3 +485,121 @@ fn the_shared_store_is_used_only_when_the_store_is_redis() {
     config.cache = repute::config::CacheSetting::Sqlite(Path::new("/nonexistent/x").into());
     assert!(repute::decisions::when_shared(&config, |d| d.current()).is_none());
 }
+
+/// Makes a CA and a server certificate for `localhost` / 127.0.0.1 in `dir` with openssl.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=repute test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+/// `rediss://` against Debian's redis-server built with TLS: verified against the CA from
+/// `store_ca_file`; without it (compiled-in public roots only) the connection is refused.
+#[test]
+fn rediss_verifies_the_server_against_the_configured_ca() {
+    if !need::all(&[
+        Need::Tool("redis-server"),
+        Need::Tool("redis-cli"),
+        Need::Tool("openssl"),
+    ]) {
+        return;
+    }
+    let certs = tempfile::tempdir().expect("tempdir");
+    make_certs(certs.path());
+    let tls_port = support::redis_server::free_port();
+    let file = |name: &str| certs.path().join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("server.crt"), file("server.key"), file("ca.crt"));
+    let port_text = tls_port.to_string();
+    let _redis = RedisServer::start_with(&[
+        "--tls-port",
+        &port_text,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://localhost:{tls_port}");
+    let untrusted = RedisCache::open(target(&url, &RedisOptions::default()));
+    assert!(untrusted.is_err(), "a private CA is not trusted by default");
+    let options = RedisOptions {
+        ca_file: Some(certs.path().join("ca.crt")),
+        ..RedisOptions::default()
+    };
+    let cache = RedisCache::open(target(&url, &options)).expect("TLS with the CA");
+    let key = CacheKey::new("203.0.113.77".parse().expect("ip"), 90);
+    let rep = Reputation::bare("203.0.113.77".parse().expect("ip"), 12);
+    cache
+        .put(&key, &rep, Duration::from_secs(60))
+        .expect("put over TLS");
+    assert_eq!(cache.get(&key).expect("get").expect("hit").reputation, rep);
+}

@@ -179,7 +179,9 @@ impl Decisions for RedisDecisions {
 
     fn current(&self) -> Result<Vec<Ban>, StoreError> {
         let now = now_ms();
-        let (live, details): (Vec<(String, i64)>, Vec<(String, String)>) = self.link.run(|c| {
+        type Live = Vec<(String, i64)>;
+        type Details = Vec<(String, String)>;
+        let (live, details): (Live, Details) = self.link.run(|c| {
             let live = redis::cmd("ZRANGEBYSCORE")
                 .arg(&self.set)
                 .arg(format!("({now}"))

@@ -30,14 +30,14 @@ const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 enum Conn {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
     fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Conn::Single(c) => c,
-            Conn::Cluster(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
         }
     }
 }
@@ -110,13 +110,13 @@ impl Link {
         f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = state.down_until {
-            if Instant::now() < until {
-                return Err(StoreError::Down {
-                    store: self.target.to_string(),
-                    detail: state.last_error.clone(),
-                });
-            }
+        if let Some(until) = state.down_until
+            && Instant::now() < until
+        {
+            return Err(StoreError::Down {
+                store: self.target.to_string(),
+                detail: state.last_error.clone(),
+            });
         }
         if state.conn.is_none() {
             match self.open() {
@@ -219,7 +219,7 @@ impl Link {
             let conn = builder.build()?.get_connection()?;
             conn.set_write_timeout(Some(t.timeout))?;
             conn.set_read_timeout(Some(self.read_timeout))?;
-            Ok(Conn::Cluster(conn))
+            Ok(Conn::Cluster(Box::new(conn)))
         } else {
             let info = infos.into_iter().next().ok_or_else(|| {
                 redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))

@@ -374,6 +374,39 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_store_in_the_options_fits_the_budget_and_reads_its_password_under_the_home() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("etc/repute")).unwrap();
+        std::fs::write(home.path().join("etc/repute/redis.pw"), "pw-in-file\n").unwrap();
+        let path = home.path().join("x.options");
+        std::fs::write(
+            &path,
+            r#"{"store":"redis://repute@127.0.0.1:6379/0","store_password_file":"etc/repute/redis.pw",
+               "store_prefix":"mgr:","store_failure":"error"}"#,
+        )
+        .unwrap();
+        let options = Options::read(&path).unwrap();
+        let mut a = args();
+        a.timeout = Some(Duration::from_secs(2));
+        let s = settings(home.path(), &a, &options, &Env::default()).unwrap();
+        let CacheSetting::Redis(t) = &s.config.cache else {
+            panic!("{:?}", s.config.cache)
+        };
+        assert_eq!(t.password.as_ref().map(|p| p.expose()), Some("pw-in-file"));
+        assert_eq!(t.prefix, "mgr:");
+        assert_eq!(t.on_failure, OnStoreFailure::Error);
+        assert_eq!(
+            t.timeout,
+            Duration::from_millis(200),
+            "a tenth of the budget"
+        );
+        std::fs::write(&path, r#"{"store":"redis://u:pw@h"}"#).unwrap();
+        let options = Options::read(&path).unwrap();
+        let e = settings(home.path(), &a, &options, &Env::default()).unwrap_err();
+        assert!(e.to_string().contains("store_password_file"), "{e}");
+    }
+
+    #[test]
     fn bad_options_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.options");
