@@ -74,7 +74,7 @@ pub struct ApiArgs {
     /// AbuseIPDB's window in days (1..=365; default 90).
     #[arg(long, value_name = "DAYS", requires = "enrich")]
     pub max_age_days: Option<u16>,
-    /// SQLite cache file, or `none` (as REPUTE_CACHE).
+    /// The store: a SQLite file, a redis:// URL, or `none` (as REPUTE_STORE).
     #[arg(long, value_name = "PATH|none", requires = "enrich")]
     pub cache: Option<String>,
     /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
