@@ -34,7 +34,8 @@
 //!   same cache trait, so Wazuh managers spend one quota.
 //! - [`decisions`] keeps ban decisions (address, until, why, which host) in either store, with
 //!   a change log a long-running command follows, so a ban decided on one host is enforced by
-//!   every host.
+//!   every host. [`marks`] keeps when each address was last reported, in the same store, so
+//!   the fleet reports an address at most once per AbuseIPDB's 15-minute window.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
 
@@ -46,6 +47,7 @@ pub mod config;
 pub mod decisions;
 pub mod engine;
 pub mod fleet;
+pub mod marks;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;

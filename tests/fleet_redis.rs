@@ -4,6 +4,7 @@
 //! storm, a 3-node Redis Cluster, an ACL user with a password, and ban decisions recorded on
 //! one host and followed by another.
 
+mod block_support;
 mod need;
 mod support;
 
@@ -602,4 +603,67 @@ fn rediss_verifies_the_server_against_the_configured_ca() {
         .put(&key, &rep, Duration::from_secs(60))
         .expect("put over TLS");
     assert_eq!(cache.get(&key).expect("get").expect("hit").reputation, rep);
+}
+
+/// `repute block add` on one host (a network namespace) records the ban in Redis with its
+/// origin; `repute block del` on another host, where it was never blocked locally, ends the
+/// fleet's decision and says done.
+#[test]
+fn block_add_and_del_record_decisions_in_the_shared_store() {
+    if !redis_tools() {
+        return;
+    }
+    let Some(host_a) = block_support::Netns::new() else {
+        return;
+    };
+    let Some(host_b) = block_support::Netns::new() else {
+        return;
+    };
+    let redis = RedisServer::start();
+    // The Unix socket is reachable from both namespaces (one file system, two networks).
+    let config = format!("store = \"redis+unix://{}\"\n", redis.socket().display());
+    host_a.write_config(&config);
+    host_b.write_config(&config);
+    let ip = "45.155.205.233";
+    let out = host_a.run(&["block", "add", ip, "--for", "1h", "--reason", "by hand"]);
+    assert!(out.status.success(), "{}", block_support::stderr(&out));
+    assert!(host_a.nft_elements("repute").iter().any(|e| e.contains(ip)));
+    let until: i64 = redis
+        .cli(&["ZSCORE", "repute:{bans}:until", ip])
+        .parse()
+        .expect("a shared decision");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    assert!(until > now + 3_500_000, "about an hour ahead");
+    let details = redis.cli(&["HGET", "repute:{bans}:detail", ip]);
+    assert!(details.contains("by hand"), "{details}");
+    let out = host_b.run(&["block", "del", ip]);
+    assert!(out.status.success(), "{}", block_support::stderr(&out));
+    assert_eq!(redis.cli(&["ZSCORE", "repute:{bans}:until", ip]), "");
+    let log = redis.cli(&["XRANGE", "repute:{bans}:log", "-", "+"]);
+    assert!(log.contains("unban"), "{log}");
+}
+
+/// Two hosts claiming the right to report one address within AbuseIPDB's window: one wins.
+#[test]
+fn report_marks_are_shared_through_redis() {
+    if !redis_tools() {
+        return;
+    }
+    use repute::marks::{REPORT_WINDOW, RedisMarks, ReportMarks};
+    let redis = RedisServer::start();
+    let host_a = RedisMarks::new(target(&redis.url(), &RedisOptions::default()));
+    let host_b = RedisMarks::new(target(&redis.url(), &RedisOptions::default()));
+    let ip: IpAddr = "185.220.101.4".parse().expect("ip");
+    assert!(host_a.claim(ip, REPORT_WINDOW).expect("claim"));
+    assert!(!host_b.claim(ip, REPORT_WINDOW).expect("claim"));
+    host_a.release(ip).expect("release");
+    assert!(host_b.claim(ip, REPORT_WINDOW).expect("claim"));
+    let ttl: i64 = redis
+        .cli(&["PTTL", "repute:report:185.220.101.4"])
+        .parse()
+        .expect("ttl");
+    assert!(ttl > 14 * 60 * 1000, "{ttl}");
 }

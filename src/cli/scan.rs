@@ -75,7 +75,7 @@ pub struct ApiArgs {
     #[arg(long, value_name = "DAYS", requires = "enrich")]
     pub max_age_days: Option<u16>,
     /// The store: a SQLite file, a redis:// URL, or `none` (as REPUTE_STORE).
-    #[arg(long, value_name = "PATH|none", requires = "enrich")]
+    #[arg(long, value_name = "PATH|URL|none", requires = "enrich")]
     pub cache: Option<String>,
     /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
     #[arg(long, value_name = "URL", requires = "enrich")]
