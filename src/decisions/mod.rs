@@ -117,7 +117,7 @@ pub trait Decisions: Send + Sync {
     fn changes_after(&self, cursor: &Cursor, wait: Duration) -> Result<Changes, StoreError>;
 }
 
-/// This host's name for [`Ban::origin`]: `/etc/hostname`'s content, else `uname -n`'s.
+/// This host's name for [`Ban::origin`]: the kernel's node name (`uname -n`).
 pub fn this_host() -> String {
     let mut buf: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: uname fills the struct it is given; the name is NUL-terminated within it.
@@ -284,6 +284,49 @@ mod tests {
             follower.poll(Duration::from_millis(10)).expect("poll"),
             Update::Changes(vec![])
         );
+    }
+
+    /// `follow` hands over a snapshot, then the changes, and returns once `stop` is set.
+    #[test]
+    fn follow_applies_updates_until_stopped() {
+        use std::sync::Arc;
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteDecisions::open(&dir.path().join("s.sqlite")).expect("open"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let follower = {
+            let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                follow(
+                    store.as_ref(),
+                    &stop,
+                    Duration::from_millis(100),
+                    |u| {
+                        let _ = tx.send(u);
+                    },
+                    |_| {},
+                )
+            })
+        };
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("snapshot");
+        assert_eq!(first, Update::Snapshot(vec![]));
+        let ban = Ban::new(
+            "203.0.113.44".parse().expect("ip"),
+            Duration::from_secs(60),
+            "x",
+        );
+        store.record(&ban).expect("record");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let update = rx.recv_timeout(Duration::from_secs(10)).expect("update");
+            if update == Update::Changes(vec![Change::Ban(ban.clone())]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the ban never came");
+        }
+        stop.store(true, Ordering::Relaxed);
+        follower.join().expect("the follower returns once stopped");
     }
 
     #[test]

@@ -96,12 +96,6 @@ impl Link {
         self.run(|c| redis::cmd("PING").query::<String>(c).map(drop))
     }
 
-    /// True while the link is in its pause after a failure.
-    pub fn is_down(&self) -> bool {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.down_until.is_some_and(|t| Instant::now() < t)
-    }
-
     /// Runs `f` on the connection. A failure that says the connection is gone (I/O, timeout,
     /// refused, cluster down) drops it and starts a pause; an error Redis answered (a script
     /// error, a wrong type) leaves the connection as it is.
