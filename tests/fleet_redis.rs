@@ -667,3 +667,27 @@ fn report_marks_are_shared_through_redis() {
         .expect("ttl");
     assert!(ttl > 14 * 60 * 1000, "{ttl}");
 }
+
+/// A Redis that accepts connections but never answers (frozen with SIGSTOP): each run pays one
+/// store timeout (a tenth of its budget), then answers from the provider, well before
+/// integratord's timeout; without bounded commands the run would wait for the watchdog's
+/// timeout event.
+#[test]
+fn a_frozen_redis_costs_one_timeout_and_every_alert_is_answered() {
+    if !redis_tools() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mock = MockAbuseIpdb::start();
+    let (tree, options) = manager(&redis.url(), "");
+    redis.freeze();
+    let alerts: Vec<(usize, String)> = (0..3).map(|i| (i, address(i))).collect();
+    let files = alert_files(&tree, &alerts);
+    let statuses = storm(&tree, &files, &options, &mock.check_url(), "3", |_| {});
+    redis.thaw();
+    assert!(statuses.iter().all(ExitStatus::success), "{statuses:?}");
+    for event in events_by_alert(&tree, alerts.len()).values() {
+        assert!(event["abuseipdb"].get("error").is_none(), "{event}");
+        assert_eq!(event["abuseipdb"]["answer_source"], "api", "{event}");
+    }
+}

@@ -104,8 +104,9 @@ pub const DEFAULT_PREFIX: &str = "repute:";
 /// must still answer within integratord's timeout when Redis is gone.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// A Redis store, ready to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A Redis store, ready to connect to. Its `Debug` shows the URL without secrets and the
+/// settings, never the password or the CA bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisTarget {
     /// One node, or a cluster's seed nodes.
     pub nodes: Vec<Node>,
@@ -121,6 +122,19 @@ pub struct RedisTarget {
     /// Bound on connecting, and on each command's answer.
     pub timeout: Duration,
     pub on_failure: OnStoreFailure,
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("url", &self.to_string())
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("ca_file", &self.ca_pem.as_ref().map(|_| "set"))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("on_failure", &self.on_failure)
+            .finish()
+    }
 }
 
 impl fmt::Display for RedisTarget {

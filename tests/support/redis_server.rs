@@ -132,6 +132,24 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel, nothing answers.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: kill(2) on our own child's pid.
+            assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {signal}");
+        }
+    }
+
     /// Starts it again, empty, on the same port and socket.
     pub fn restart(&mut self) {
         self.kill();
