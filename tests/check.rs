@@ -222,7 +222,10 @@ fn bad_settings_are_one_line_errors_naming_the_input() {
         for e in expected {
             assert!(err.contains(e), "{args:?}: `{e}` not in {err}");
         }
-        assert!(!err.contains("hunter2"), "a store password in the error: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a store password in the error: {err}"
+        );
     }
     assert_eq!(mock.requests().len(), 0);
 }

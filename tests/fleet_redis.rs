@@ -691,3 +691,60 @@ fn a_frozen_redis_costs_one_timeout_and_every_alert_is_answered() {
         assert_eq!(event["abuseipdb"]["answer_source"], "api", "{event}");
     }
 }
+
+/// The active response, driven as execd drives it inside a namespace: `add` (after
+/// `continue`) records the ban in Redis with the alert's rule as its reason, `delete` ends it.
+#[test]
+fn the_active_response_records_and_ends_shared_decisions() {
+    use block_support::execd;
+    if !redis_tools() {
+        return;
+    }
+    let Some(netns) = block_support::Netns::new() else {
+        return;
+    };
+    let redis = RedisServer::start();
+    netns.write_config(&format!(
+        "store = \"redis+unix://{}\"\n",
+        redis.socket().display()
+    ));
+    let home = netns.dir.path().join("ossec");
+    std::fs::create_dir_all(home.join("active-response/bin")).expect("bin");
+    std::fs::create_dir_all(home.join("logs")).expect("logs");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_repute"), home.join(execd::PROGRAM))
+        .expect("symlink");
+    let ip = "45.155.205.233";
+    let alert = |command: &str| {
+        let alert = serde_json::json!({
+            "timestamp": "2026-11-28T10:00:00.000+0000",
+            "rule": { "level": 10, "description": "sshd: brute force", "id": "5763" },
+            "agent": { "id": "000", "name": "manager" },
+            "id": "1764324000.1234",
+            "data": { "srcip": ip },
+            "location": "/var/log/auth.log"
+        });
+        format!("{}\n", execd::message(command, &[] as &[&str], alert))
+    };
+    let run = execd::execute(
+        &netns,
+        &home,
+        execd::PROGRAM.as_ref(),
+        alert("add").as_bytes(),
+        Some(&execd::reply("continue")),
+        |_| {},
+    );
+    assert_eq!(run.code, Some(0));
+    assert_eq!(netns.nft_elements("repute"), vec![ip]);
+    let details = redis.cli(&["HGET", "repute:{bans}:detail", ip]);
+    assert!(details.contains("wazuh rule 5763"), "{details}");
+    let run = execd::execute(
+        &netns,
+        &home,
+        execd::PROGRAM.as_ref(),
+        alert("delete").as_bytes(),
+        None,
+        |_| {},
+    );
+    assert_eq!(run.code, Some(0));
+    assert_eq!(redis.cli(&["ZSCORE", "repute:{bans}:until", ip]), "");
+}
