@@ -41,6 +41,25 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// A checked proxy setting: `none`, or an `http://`/`https://` proxy URL, which may carry a
+/// `user:pass@`: its `Debug` shows `***@` instead.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ProxyUrl(String);
+
+impl ProxyUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ProxyUrl")
+            .field(&redact_userinfo(&self.0))
+            .finish()
+    }
+}
+
 /// Where reputation answers are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSetting {
@@ -107,6 +126,13 @@ pub struct Config {
     /// Score from which a verdict is an alert.
     pub alert_min_score: u8,
     pub block: BlockSettings,
+    /// The `[report]` section (AbuseIPDB reporting).
+    pub report: crate::report::ReportSettings,
+    /// The HTTP(S) proxy for AbuseIPDB: `None` follows the environment (`HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), `Some("none")` uses no proxy, else this URL.
+    pub proxy: Option<ProxyUrl>,
+    /// A PEM bundle trusted instead of the compiled-in roots (a TLS-inspecting proxy's CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -126,6 +152,9 @@ impl Default for Config {
             retries: 1,
             alert_min_score: 1,
             block: BlockSettings::default(),
+            report: crate::report::ReportSettings::default(),
+            proxy: None,
+            ca_file: None,
         }
     }
 }
@@ -148,13 +177,10 @@ pub enum ConfigError {
         line: Option<usize>,
         message: String,
     },
-    #[error("API key file {path}: {source}")]
-    KeyFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("API key file {path} is empty")]
     KeyFileEmpty { path: PathBuf },
+    #[error("API key file {path}: {message}")]
+    KeyFileInvalid { path: PathBuf, message: String },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
 }
@@ -187,6 +213,8 @@ pub struct Overrides {
     /// Replaces the allowlist.
     pub allowlist: Option<Vec<ipnet::IpNet>>,
     pub block_min_score: Option<u8>,
+    pub proxy: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The TOML file, as written by a person: every key optional, unknown keys refused.
@@ -215,6 +243,9 @@ struct FileConfig {
     retries: Option<u32>,
     alert_min_score: Option<i64>,
     block: Option<FileBlock>,
+    report: Option<crate::report::ReportSettings>,
+    proxy: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,8 +347,8 @@ impl Config {
     /// A one-line description of the settings, for `--debug` logs: never the key itself.
     pub fn summary(&self) -> String {
         format!(
-            "api_url={} key={} cache={:?} max_age_days={} ttl={}s/{}s timeout={}s/{}s retries={}",
-            self.api_url,
+            "api_url={} key={} cache={:?} max_age_days={} ttl={}s/{}s timeout={}s/{}s retries={} proxy={} ca_file={}",
+            redact_userinfo(&self.api_url),
             if self.api_key.is_some() {
                 "set"
             } else {
@@ -330,6 +361,12 @@ impl Config {
             self.connect_timeout.as_secs_f32(),
             self.timeout.as_secs_f32(),
             self.retries,
+            self.proxy
+                .as_ref()
+                .map_or("environment".into(), |p| redact_userinfo(p.as_str())),
+            self.ca_file
+                .as_deref()
+                .map_or("none".into(), |p| p.display().to_string()),
         )
     }
 }
@@ -420,6 +457,17 @@ impl Builder {
         if let Some(b) = file.block {
             apply_block(&mut c.block, b, &|k| origin(&format!("block.{k}")))?;
         }
+        if let Some(r) = file.report {
+            c.report = r;
+        }
+        if let Some(p) = file.proxy {
+            c.proxy = Some(check_proxy(&p, &origin("proxy"))?);
+        }
+        if let Some(p) = file.ca_file {
+            let p = resolve_beside(path, &p);
+            check_ca_file(&p, &origin("ca_file"))?;
+            c.ca_file = Some(p);
+        }
         Ok(())
     }
 
@@ -487,6 +535,14 @@ impl Builder {
                 &origin("REPUTE_ALLOWLIST"),
             )?;
         }
+        if let Some(p) = env("REPUTE_PROXY") {
+            c.proxy = Some(check_proxy(&p, &origin("REPUTE_PROXY"))?);
+        }
+        if let Some(p) = env("REPUTE_CA_FILE") {
+            let p = PathBuf::from(p);
+            check_ca_file(&p, &origin("REPUTE_CA_FILE"))?;
+            c.ca_file = Some(p);
+        }
         Ok(())
     }
 
@@ -535,6 +591,13 @@ impl Builder {
         }
         if let Some(s) = flags.block_min_score {
             c.block.min_score = Some(score(i64::from(s), "the block score argument")?);
+        }
+        if let Some(p) = &flags.proxy {
+            c.proxy = Some(check_proxy(p, "the proxy argument")?);
+        }
+        if let Some(p) = &flags.ca_file {
+            check_ca_file(p, "the CA file argument")?;
+            c.ca_file = Some(p.clone());
         }
         Ok(())
     }
@@ -633,14 +696,21 @@ fn non_empty_key(key: String, origin: &str) -> Result<ApiKey, ConfigError> {
     if key.is_empty() {
         return Err(ConfigError::invalid(origin, "the API key is empty"));
     }
+    if key.len() as u64 > MAX_KEY_FILE_BYTES {
+        let msg = format!(
+            "the API key is {} bytes long; an AbuseIPDB key is 80 characters",
+            key.len()
+        );
+        return Err(ConfigError::invalid(origin, msg));
+    }
     Ok(ApiKey::new(key))
 }
 
 /// Reads the key from a file: the whole file, surrounding whitespace trimmed.
 fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+    let text = read_key_text(path).map_err(|message| ConfigError::KeyFileInvalid {
         path: path.to_path_buf(),
-        source,
+        message,
     })?;
     let key = text.trim();
     if key.is_empty() {
@@ -649,6 +719,39 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         });
     }
     Ok(ApiKey::new(key))
+}
+
+/// The longest key file read. An AbuseIPDB key is 80 characters; anything much longer is
+/// the wrong file, and would only fail later as an oversized header.
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// The text of a key file, read with a bound, with a message that says what is wrong: a
+/// symlink whose target is missing, a directory, a file far too long for a key.
+pub fn read_key_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| {
+        let dangling = e.kind() == std::io::ErrorKind::NotFound
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        match std::fs::read_link(path) {
+            Ok(target) if dangling => {
+                format!("a symlink to {}, which does not exist", target.display())
+            }
+            _ => e.to_string(),
+        }
+    })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err("a directory, not a key file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!(
+            "longer than {MAX_KEY_FILE_BYTES} bytes; an AbuseIPDB key is 80 characters (is this the right file?)"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// A relative path in the file is relative to the file's own directory.
@@ -666,20 +769,86 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Plain `http://` is accepted for a loopback host only (a local mock or proxy): anywhere
 /// else the key would cross the network in clear.
 pub fn normalize_api_url(url: &str, origin: &str) -> Result<String, ConfigError> {
-    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = lowercase_scheme(url.trim().trim_end_matches('/'));
+    // The URL may carry `user:pass@`: never repeat that part.
+    let shown = redact_userinfo(&trimmed);
     if let Some(rest) = trimmed.strip_prefix("http://") {
         if !is_loopback_host(rest) {
             let msg = format!(
-                "`{trimmed}` is plain http:// to a host that is not loopback; the key would travel in clear (use https://)"
+                "`{shown}` is plain http:// to a host that is not loopback; the key would travel in clear (use https://)"
             );
             return Err(ConfigError::invalid(origin, msg));
         }
     } else if !trimmed.starts_with("https://") {
-        let msg = format!("`{trimmed}` is not an http:// or https:// URL");
+        let msg = format!("`{shown}` is not an http:// or https:// URL");
         return Err(ConfigError::invalid(origin, msg));
     }
-    let base = trimmed.strip_suffix("/check").unwrap_or(trimmed);
+    let base = trimmed.strip_suffix("/check").unwrap_or(&trimmed);
     Ok(base.to_string())
+}
+
+/// The URL with its scheme in lower case (`HTTPS://` is the same URL as `https://`).
+pub fn lowercase_scheme(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest))
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            format!("{}://{rest}", scheme.to_ascii_lowercase())
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The URL with any `user:pass@` replaced by `***@`, for logs and messages.
+pub fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let Some((_, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://***@{host}{path}"),
+        None => format!("***@{host}{path}"),
+    }
+}
+
+/// A proxy setting: `none`, or an `http://` or `https://` proxy URL (a bare `host:port` is
+/// taken as `http://`).
+pub fn check_proxy(value: &str, origin: &str) -> Result<ProxyUrl, ConfigError> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(ProxyUrl("none".into()));
+    }
+    let url = if v.contains("://") {
+        lowercase_scheme(v)
+    } else {
+        format!("http://{v}")
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let msg = format!(
+            "`{}` is not an http:// or https:// proxy (or `none`)",
+            redact_userinfo(&url)
+        );
+        return Err(ConfigError::invalid(origin, msg));
+    }
+    if let Err(e) = ureq::Proxy::new(&url) {
+        let msg = format!("`{}` is not a proxy URL: {e}", redact_userinfo(&url));
+        return Err(ConfigError::invalid(origin, msg));
+    }
+    Ok(ProxyUrl(url))
+}
+
+/// A CA bundle must be readable and hold at least one PEM certificate.
+pub fn check_ca_file(path: &Path, origin: &str) -> Result<(), ConfigError> {
+    crate::reputation::abuseipdb::read_ca_file(path)
+        .map(drop)
+        .map_err(|e| ConfigError::invalid(origin, e))
 }
 
 /// True when the URL text after `http://` names 127.0.0.0/8, `[::1]` or `localhost`.
@@ -1024,10 +1193,51 @@ store_failure = "error"
             "http://[::1/api",
         ] {
             let err = normalize_api_url(bad, "api_url").unwrap_err().to_string();
-            assert!(err.contains(bad.trim_end_matches('/')), "{err}");
+            // Named as given, but for a `user@`, which is never repeated.
+            let shown = redact_userinfo(bad.trim_end_matches('/'));
+            assert!(err.contains(&shown), "{err}");
             assert!(err.contains("api_url"), "{err}");
             assert_eq!(err.lines().count(), 1, "{err}");
         }
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_userinfo_is_never_repeated() {
+        assert_eq!(
+            normalize_api_url("HTTPS://api.abuseipdb.com/api/v2/check", "x").ok(),
+            Some("https://api.abuseipdb.com/api/v2".to_string())
+        );
+        assert_eq!(
+            normalize_api_url("Http://127.0.0.1:9/api/v2", "x").ok(),
+            Some("http://127.0.0.1:9/api/v2".to_string())
+        );
+        let err = normalize_api_url("http://bob:hunter2@api.example/v2", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("hunter2") && err.contains("http://***@api.example/v2"),
+            "{err}"
+        );
+        assert_eq!(
+            redact_userinfo("https://u:p@h:1/p?q=a@b"),
+            "https://***@h:1/p?q=a@b"
+        );
+        assert_eq!(redact_userinfo("https://h/p@x"), "https://h/p@x");
+        assert_eq!(redact_userinfo("u:p@h:3128"), "***@h:3128");
+        let proxy = check_proxy("http://alice:s3cret@proxy:3128", "proxy").expect("proxy");
+        assert!(!format!("{proxy:?}").contains("s3cret"));
+        assert_eq!(proxy.as_str(), "http://alice:s3cret@proxy:3128");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_key_is_refused_by_size() {
+        let err = non_empty_key("k".repeat(100_000), "environment ABUSEIPDB_API_KEY")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("100000 bytes long") && err.contains("ABUSEIPDB_API_KEY"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -474,12 +474,18 @@ impl Engine {
                         Some(rep) => Ok((Source::Cache, rep)),
                         None => self.fetch(key, provider).map(|r| (Source::Api, r)),
                     };
-                    self.end_lease(key, &holder, result.as_ref().err());
+                    self.end_lease(key, &holder, provider, result.as_ref().err());
                     return result;
                 }
                 Ok(false) => {
-                    if let Some(why) = self.failure_note(key) {
-                        return Err(why);
+                    match self.failure_note(key, provider) {
+                        Some(Note::Ours(why)) => return Err(why),
+                        // Noted for another endpoint or key: says nothing about ours.
+                        Some(Note::OtherTarget) => {
+                            tracing::debug!(ip = %key.ip, "failure noted for another endpoint; asking");
+                            return self.fetch(key, provider).map(|r| (Source::Api, r));
+                        }
+                        None => {}
                     }
                     if Instant::now() >= deadline {
                         tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
@@ -500,11 +506,18 @@ impl Engine {
     /// too, leaves a failure note on it for [`FAILED_LOOKUP_HOLD`] so that processes waiting
     /// on the same address give up at once instead of calling in turn (an outage costs one
     /// call per address per hold, not one per process).
-    fn end_lease(&self, key: &CacheKey, holder: &str, failure: Option<&NoReputation>) {
+    fn end_lease(
+        &self,
+        key: &CacheKey,
+        holder: &str,
+        provider: &dyn Provider,
+        failure: Option<&NoReputation>,
+    ) {
+        let tag = provider.target_tag();
         let note = match failure {
-            Some(NoReputation::Unauthorized) => Some("unauthorized".to_string()),
+            Some(NoReputation::Unauthorized) => Some(format!("{tag};unauthorized")),
             Some(NoReputation::ProviderFailed { status, detail }) => Some(format!(
-                "{}:{detail}",
+                "{tag};{}:{detail}",
                 status.map(|s| s.to_string()).unwrap_or_default()
             )),
             _ => None,
@@ -520,18 +533,25 @@ impl Engine {
         }
     }
 
-    /// The failure another process left on `key`'s lease, if any.
-    fn failure_note(&self, key: &CacheKey) -> Option<NoReputation> {
+    /// The failure another process left on `key`'s lease, if any. A note is tagged with the
+    /// provider's [`Provider::target_tag`] (`failed:TAG;STATUS:DETAIL`); an untagged one comes
+    /// from an older version and is taken as ours.
+    fn failure_note(&self, key: &CacheKey, provider: &dyn Provider) -> Option<Note> {
         let holder = self.cache.lease_holder(key).ok().flatten()?;
         let note = holder.strip_prefix(FAILED_PREFIX)?;
+        let note = match note.split_once(';') {
+            Some((tag, _)) if tag != provider.target_tag() => return Some(Note::OtherTarget),
+            Some((_, rest)) => rest,
+            None => note,
+        };
         if note == "unauthorized" {
-            return Some(NoReputation::Unauthorized);
+            return Some(Note::Ours(NoReputation::Unauthorized));
         }
         let (status, detail) = note.split_once(':').unwrap_or(("", note));
-        Some(NoReputation::ProviderFailed {
+        Some(Note::Ours(NoReputation::ProviderFailed {
             status: status.parse().ok(),
             detail: format!("a lookup of this address failed moments ago: {detail}"),
-        })
+        }))
     }
 
     /// One provider call, honouring and updating the shared quota state.
@@ -599,6 +619,14 @@ impl Engine {
             },
         }
     }
+}
+
+/// A failure note found on a lease.
+enum Note {
+    /// Left by a lookup through this same endpoint and key.
+    Ours(NoReputation),
+    /// Left by a lookup through another endpoint or key.
+    OtherTarget,
 }
 
 /// How long a failed lookup keeps other processes from retrying the same address.

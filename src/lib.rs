@@ -34,10 +34,12 @@
 //!   same cache trait, so Wazuh managers spend one quota.
 //! - [`decisions`] keeps ban decisions (address, until, why, which host) in either store, with
 //!   a change log a long-running command follows, so a ban decided on one host is enforced by
-//!   every host. [`marks`] keeps when each address was last reported, in the same store, so
-//!   the fleet reports an address at most once per AbuseIPDB's 15-minute window.
+//!   every host.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
+//! - [`report`] reports attackers back to AbuseIPDB: categories, comments built from evidence
+//!   counts (nothing of ours leaves), the 15-minute rule and the report quota kept in the
+//!   store, one audit line per report or refusal.
 
 pub mod addr;
 pub mod attempt;
@@ -47,7 +49,7 @@ pub mod config;
 pub mod decisions;
 pub mod engine;
 pub mod fleet;
-pub mod marks;
+pub mod report;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;

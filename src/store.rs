@@ -20,10 +20,14 @@ pub const DIR_MODE: u32 = 0o2770;
 /// Mode of a store file this module creates; SQLite gives `-wal`/`-shm` the same mode.
 pub const FILE_MODE: u32 = 0o660;
 
-/// Opens (creating it and its directory when missing) the store at `path`.
+/// Opens (creating it and its directory when missing) the store at `path`. Only the last
+/// directory is ever created (`/var/lib/repute`, `<wazuh>/var/repute`): when its parent is
+/// missing too, the path is most likely a typo, and a whole tree made with mode 2770 would
+/// hide it, so that is an error naming both.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Best effort: a missing directory surfaces as SQLite's "unable to open" below.
+        check_parent_exists(dir)?;
+        // Best effort: a directory that cannot be made surfaces as SQLite's "unable to open".
         create_shared_dir(dir);
     }
     let existed = path.exists();
@@ -68,14 +72,30 @@ fn is_busy(err: &rusqlite::Error) -> bool {
     err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
 }
 
-/// Creates `dir` (and missing parents) when absent; only the directories made here get
-/// [`DIR_MODE`], never an existing one.
+/// Refuses a store directory that is missing along with its parent.
+fn check_parent_exists(dir: &Path) -> rusqlite::Result<()> {
+    let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() || parent.is_dir() {
+        return Ok(());
+    }
+    let message = format!(
+        "directory {} does not exist, nor its parent {}; repute creates only the last directory of a store path (a typo?)",
+        dir.display(),
+        parent.display()
+    );
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+        Some(message),
+    ))
+}
+
+/// Creates `dir` when absent (its parent exists, see [`check_parent_exists`]); only a
+/// directory made here gets [`DIR_MODE`], never an existing one.
 fn create_shared_dir(dir: &Path) {
     if dir.exists() {
         return;
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_shared_dir(parent);
     }
     if std::fs::create_dir(dir).is_ok() {
         set_mode(dir, DIR_MODE);
@@ -98,15 +118,28 @@ mod tests {
     #[test]
     fn created_directory_and_file_are_group_writable() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let path = tmp.path().join("state/nested/repute.sqlite");
+        let path = tmp.path().join("state/repute.sqlite");
         let conn = open(&path).expect("open");
         conn.execute_batch("CREATE TABLE t (x)").expect("write");
         let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
         assert_eq!(mode(path.parent().expect("dir")), DIR_MODE);
-        assert_eq!(mode(&tmp.path().join("state")), DIR_MODE);
         assert_eq!(mode(&path), FILE_MODE);
         // The temporary directory existed already and keeps its own mode.
         assert_ne!(mode(tmp.path()), DIR_MODE);
+    }
+
+    #[test]
+    fn a_missing_tree_is_named_not_created() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("nonexistent/dir/x.sqlite");
+        let err = open(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("nonexistent/dir does not exist")
+                && err.contains("nor its parent")
+                && err.ends_with("(a typo?)"),
+            "{err}"
+        );
+        assert!(!tmp.path().join("nonexistent").exists(), "nothing created");
     }
 
     /// A storm's first alerts open a store that does not exist yet, all at once. Threads hold

@@ -21,6 +21,8 @@ fn client(mock: &MockAbuseIpdb, timeout: Duration, retries: u32) -> AbuseIpdb {
         connect_timeout: Duration::from_secs(1),
         timeout,
         retries,
+        proxy: None,
+        ca_file: None,
     })
 }
 
@@ -118,6 +120,8 @@ fn ipv6_is_url_encoded_and_a_check_hook_url_is_accepted() {
         connect_timeout: Duration::from_secs(1),
         timeout: Duration::from_secs(5),
         retries: 0,
+        proxy: None,
+        ca_file: None,
     });
     let answer = c
         .check(ip("2a00:1450:4001::200e"), 90, false)
@@ -300,6 +304,8 @@ fn client_to_a_closed_port(timeout: Duration, retries: u32) -> AbuseIpdb {
         connect_timeout: Duration::from_secs(1),
         timeout,
         retries,
+        proxy: None,
+        ca_file: None,
     })
 }
 
@@ -319,6 +325,8 @@ fn no_key_means_no_request() {
         connect_timeout: Duration::from_secs(1),
         timeout: Duration::from_secs(2),
         retries: 0,
+        proxy: None,
+        ca_file: None,
     });
     assert_eq!(
         c.check(ip("9.9.9.9"), 90, false).unwrap_err(),

@@ -645,3 +645,45 @@ fn reputation(ip: std::net::IpAddr, score: u8) -> Reputation {
         is_whitelisted: Some(false),
     }
 }
+
+/// Issue 10 item 9: an administrator's `repute block add --for 30d --reason manual` is not
+/// shortened, re-labelled or removed by active response, and the log says what happened.
+#[test]
+fn active_response_leaves_a_manual_block_alone_and_says_so() {
+    let Some(netns) = Netns::new() else {
+        return;
+    };
+    let wazuh = FakeWazuh::symlinked(&netns);
+    let out = netns.run(&["block", "add", V4, "--for", "30d", "--reason", "manual"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = add_ip(&netns, &wazuh, V4, &["--for", "10m"], "continue");
+    assert_eq!(run.code, Some(0));
+    let entry = &listed(&netns)[0];
+    assert_eq!(entry["reason"], "manual", "{entry}");
+    let left = entry["remaining_secs"].as_u64().unwrap_or(0);
+    assert!(left > 29 * 86_400, "not shortened to 10m: {left}s left");
+    let log = wazuh.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with(&format!("Kept {V4} blocked until"))
+                && l.contains("not shortened")),
+        "{log:?}"
+    );
+    let input = message("delete", json!({ "srcip": V4 }), &[]);
+    let run = execute(&netns, &wazuh, input.as_bytes(), None);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(listed(&netns).len(), 1, "the manual block stays");
+    assert_eq!(netns.nft_elements("repute").len(), 1);
+    assert!(
+        wazuh
+            .log()
+            .iter()
+            .any(|l| l.starts_with(&format!("Kept {V4} blocked: a manual block"))),
+        "{:?}",
+        wazuh.log()
+    );
+}

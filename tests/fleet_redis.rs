@@ -646,26 +646,55 @@ fn block_add_and_del_record_decisions_in_the_shared_store() {
     assert!(log.contains("unban"), "{log}");
 }
 
-/// Two hosts claiming the right to report one address within AbuseIPDB's window: one wins.
+/// Two hosts reporting through one Redis: one claim wins, a settled report holds the address
+/// for its window on every host, a released claim frees it (the SQLite ledger's rules).
 #[test]
-fn report_marks_are_shared_through_redis() {
+fn the_report_ledger_is_shared_through_redis() {
     if !redis_tools() {
         return;
     }
-    use repute::marks::{REPORT_WINDOW, RedisMarks, ReportMarks};
+    use repute::fleet::RedisLedger;
+    use repute::report::{Claim, Mark, ReportLedger};
     let redis = RedisServer::start();
-    let host_a = RedisMarks::new(target(&redis.url(), &RedisOptions::default()));
-    let host_b = RedisMarks::new(target(&redis.url(), &RedisOptions::default()));
+    let host_a = RedisLedger::new(target(&redis.url(), &RedisOptions::default()));
+    let host_b = RedisLedger::new(target(&redis.url(), &RedisOptions::default()));
     let ip: IpAddr = "185.220.101.4".parse().expect("ip");
-    assert!(host_a.claim(ip, REPORT_WINDOW).expect("claim"));
-    assert!(!host_b.claim(ip, REPORT_WINDOW).expect("claim"));
-    host_a.release(ip).expect("release");
-    assert!(host_b.claim(ip, REPORT_WINDOW).expect("claim"));
-    let ttl: i64 = redis
-        .cli(&["PTTL", "repute:report:185.220.101.4"])
-        .parse()
-        .expect("ttl");
-    assert!(ttl > 14 * 60 * 1000, "{ttl}");
+    let now = 1_800_000_000;
+    assert_eq!(
+        host_a.claim(ip, "a", now, 60).expect("claim"),
+        Claim::Granted
+    );
+    assert!(matches!(
+        host_b.claim(ip, "b", now + 1, 60).expect("claim"),
+        Claim::Held(Mark::Pending { .. })
+    ));
+    host_b.release(ip, "b").expect("not b's claim");
+    host_a.settle(ip, "a", now + 2, now + 902).expect("settle");
+    assert_eq!(
+        host_b.claim(ip, "b", now + 500, 60).expect("claim"),
+        Claim::Held(Mark::Reported {
+            at: now + 2,
+            until: now + 902
+        })
+    );
+    let mapped: IpAddr = "::ffff:185.220.101.4".parse().expect("ip");
+    assert!(matches!(
+        host_b.claim(mapped, "b", now + 500, 60).expect("claim"),
+        Claim::Held(_)
+    ));
+    assert_eq!(
+        host_b.claim(ip, "b", now + 902, 60).expect("claim"),
+        Claim::Granted
+    );
+    host_b.release(ip, "b").expect("release");
+    assert_eq!(host_b.mark(ip, now + 903).expect("mark"), None);
+    let state = repute::cache::QuotaState {
+        limit: Some(1000),
+        remaining: Some(999),
+        ..Default::default()
+    };
+    host_a.record_quota(&state).expect("quota");
+    assert_eq!(host_b.quota().expect("quota"), Some(state));
 }
 
 /// A Redis that accepts connections but never answers (frozen with SIGSTOP): each run pays one

@@ -428,7 +428,7 @@ fn truncated_gzip_keeps_what_was_read_and_is_reported() {
 }
 
 #[test]
-fn invalid_utf8_and_huge_lines_are_skipped_and_reported_once() {
+fn invalid_utf8_is_decoded_lossily_huge_lines_skipped_and_both_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut data = Vec::new();
     data.extend(b"Mar  1 10:00:00 srv01 sshd[1]: Failed password for \xff\xfe from 192.31.196.1 port 1 ssh2\n");
@@ -449,16 +449,20 @@ fn invalid_utf8_and_huge_lines_are_skipped_and_reported_once() {
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(
-            stderr.contains("skipped 2 lines that are not UTF-8"),
+            stderr.contains("read 2 lines that are not UTF-8 with U+FFFD"),
             "{stderr}"
         );
-        assert!(stderr.contains("1 lines longer than"), "{stderr}");
+        assert!(stderr.contains("skipped 1 lines longer than"), "{stderr}");
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(stdout.contains(PUBLIC_A), "{stdout}");
+        // An invalid byte in the user name does not hide the attempt.
+        assert!(stdout.contains("192.31.196.1"), "{stdout}");
         if format == "jsonl" {
             let events = jsonl(stdout.as_bytes());
-            assert_eq!(events.len(), 1);
-            assert_eq!(events[0]["line"], 4);
+            assert_eq!(events.len(), 2);
+            assert_eq!(events[0]["line"], 1);
+            assert_eq!(events[0]["user"], "\u{fffd}\u{fffd}");
+            assert_eq!(events[1]["line"], 4);
         }
     }
 }

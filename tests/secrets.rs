@@ -227,7 +227,10 @@ fn the_key_never_appears_in_output_logs_or_files() {
     assert!(runs.len() >= 20);
     let mut leaks = Vec::new();
     for r in &runs {
-        if contains(&r.output, KEY) || contains(&r.output, MARKER) {
+        // A fragment too: a hex dump of the request (ureq's trace log) cuts the key into
+        // 16-byte rows.
+        if contains(&r.output, KEY) || contains(&r.output, MARKER) || contains(&r.output, &KEY[..6])
+        {
             leaks.push(format!(
                 "{}: {}",
                 r.name,
@@ -251,4 +254,271 @@ fn the_key_never_appears_in_output_logs_or_files() {
         }
     }
     assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+/// A key that is not shaped like an AbuseIPDB key (a dash, shorter than 64): only replacing
+/// the key itself can take it out of echoed text, not the "long alphanumeric run" guard.
+const ODD_KEY: &str = "kx9leakcanary-odd-shaped-key-0042";
+
+/// Everything a run left where a person or another program could read it.
+fn leaks_in(name: &str, haystack: &[u8], needles: &[&str], leaks: &mut Vec<String>) {
+    for needle in needles {
+        if contains(haystack, needle) {
+            leaks.push(format!(
+                "{name} contains {needle:?}: {}",
+                String::from_utf8_lossy(haystack)
+            ));
+        }
+    }
+}
+
+fn state_files_leaks(dir: &Path, needles: &[&str], leaks: &mut Vec<String>) {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).expect("read");
+        leaks_in(&format!("file {}", f.display()), &bytes, needles, leaks);
+    }
+}
+
+#[test]
+fn a_server_that_echoes_the_key_gets_it_into_no_output_cache_or_event() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let mock = MockAbuseIpdb::start();
+    let mut leaks = Vec::new();
+    for (i, key) in [KEY, ODD_KEY].into_iter().enumerate() {
+        let key_file = d.join(format!("key-{i}"));
+        std::fs::write(&key_file, format!("{key}\n")).expect("key file");
+        let state = d.join(format!("state-{i}"));
+        for (fault, ip) in [
+            (Fault::EchoKeyInAnswer, "45.33.32.20"),
+            (Fault::EchoKeyIn422, "45.33.32.21"),
+        ] {
+            mock.always(fault.clone());
+            let mut cmd = base(d, &mock);
+            cmd.env("ABUSEIPDB_API_KEY_FILE", &key_file)
+                .env("REPUTE_STATE_DIR", &state)
+                .env("REPUTE_CACHE", state.join("cache.sqlite"));
+            let out = cmd
+                .args(["check", "--format", "json", ip])
+                .timeout(std::time::Duration::from_secs(30))
+                .output()
+                .expect("run repute");
+            let mut all = out.stdout.clone();
+            all.extend_from_slice(&out.stderr);
+            leaks_in(
+                &format!("check {fault:?} key {i}"),
+                &all,
+                &[key, MARKER],
+                &mut leaks,
+            );
+            if matches!(fault, Fault::EchoKeyInAnswer) {
+                // The answer was taken (score and all), only the echoed text was scrubbed.
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("\"abuse_confidence_score\":100"), "{text}");
+                assert!(text.contains("[redacted]"), "{text}");
+            }
+        }
+        // The cached answer, read back without the network.
+        mock.clear_faults();
+        let mut cmd = base(d, &mock);
+        cmd.env("ABUSEIPDB_API_KEY_FILE", &key_file)
+            .env("REPUTE_STATE_DIR", &state)
+            .env("REPUTE_CACHE", state.join("cache.sqlite"));
+        let out = cmd
+            .args(["check", "--format", "json", "45.33.32.20"])
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .expect("run repute");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"source\":\"cache\""));
+        leaks_in("cache hit", &out.stdout, &[key, MARKER], &mut leaks);
+        state_files_leaks(&state, &[key, MARKER], &mut leaks);
+    }
+    assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+mod integration {
+    //! The same leaks through the Wazuh integration: the event sent to analysisd, the
+    //! integration's log, and the last line integratord copies into ossec.log.
+
+    use super::*;
+    use support::wazuh_tree::{WazuhTree, split_message};
+
+    const NAME: &str = "custom-abuseipdb";
+
+    fn alert(srcip: &str) -> String {
+        format!(
+            r#"{{"rule":{{"level":10,"id":"100001"}},"agent":{{"id":"000","name":"m"}},"id":"1.2","data":{{"srcip":"{srcip}"}},"location":"/var/log/auth.log"}}"#
+        )
+    }
+
+    /// Runs the integration as integratord does, returning stdout+stderr.
+    fn run(tree: &WazuhTree, args: &[&str]) -> Vec<u8> {
+        let out = tree
+            .integratord_command(NAME, args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .expect("run the integration");
+        let mut all = out.stdout;
+        all.extend_from_slice(&out.stderr);
+        all
+    }
+
+    fn everything(tree: &WazuhTree, output: &[u8]) -> Vec<u8> {
+        let mut all = output.to_vec();
+        all.extend_from_slice(tree.log().as_bytes());
+        for message in tree.received() {
+            all.extend_from_slice(message.as_bytes());
+        }
+        all
+    }
+
+    #[test]
+    fn an_echoing_server_gets_the_key_into_no_event_or_log() {
+        for fault in [Fault::EchoKeyInAnswer, Fault::EchoKeyIn422] {
+            let tree = WazuhTree::new();
+            tree.install_binary(NAME);
+            let mock = MockAbuseIpdb::start();
+            mock.always(fault.clone());
+            let alert_file = tree.write_alert("a.alert", &alert("45.33.32.30"));
+            let alert_file = alert_file.to_str().expect("utf8");
+            let hook = mock.check_url();
+            let output = run(&tree, &[alert_file, ODD_KEY, &hook, "debug", "", "5", "0"]);
+            let got = tree.wait_for(1, std::time::Duration::from_secs(5));
+            assert_eq!(got.len(), 1, "one event: {}", tree.log());
+            let (_, event) = split_message(&got[0]);
+            if matches!(fault, Fault::EchoKeyInAnswer) {
+                assert_eq!(event["abuseipdb"]["abuse_confidence_score"], 100, "{event}");
+            }
+            let mut leaks = Vec::new();
+            leaks_in(
+                &format!("{fault:?}"),
+                &everything(&tree, &output),
+                &[ODD_KEY, MARKER],
+                &mut leaks,
+            );
+            state_files_leaks(&tree.path().join("var"), &[ODD_KEY, MARKER], &mut leaks);
+            assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+        }
+    }
+
+    /// integratord splits `<api_key>` on spaces: with a key that holds one and no hook URL,
+    /// the second half lands in the hook slot. It must not be echoed as "not a URL".
+    #[test]
+    fn a_key_split_by_integratord_is_not_echoed_from_the_hook_slot() {
+        let tree = WazuhTree::new();
+        tree.install_binary(NAME);
+        let alert_file = tree.write_alert("a.alert", &alert("45.33.32.31"));
+        let alert_file = alert_file.to_str().expect("utf8");
+        let (first, second) = ("kx9leakcanaryFIRSTHALF", "kx9leakcanarySECONDHALF");
+        // 4.7 layout: alert, key (two slots now), hook (empty), debug, options, redirect.
+        let output = run(
+            &tree,
+            &[alert_file, first, second, "", "", "", "> /dev/null 2>&1"],
+        );
+        let got = tree.wait_for(1, std::time::Duration::from_secs(5));
+        assert_eq!(got.len(), 1, "the error event: {}", tree.log());
+        let (_, event) = split_message(&got[0]);
+        let text = event.to_string();
+        assert!(text.contains("hook_url"), "the slot is named: {text}");
+        let mut leaks = Vec::new();
+        leaks_in(
+            "split key",
+            &everything(&tree, &output),
+            &[first, second, MARKER],
+            &mut leaks,
+        );
+        assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+    }
+
+    /// `user:pass@` in the hook URL is a credential: not in the debug log, nor anywhere else.
+    #[test]
+    fn userinfo_in_the_hook_url_is_never_logged() {
+        let tree = WazuhTree::new();
+        tree.install_binary(NAME);
+        let mock = MockAbuseIpdb::start();
+        let alert_file = tree.write_alert("a.alert", &alert("45.33.32.32"));
+        let alert_file = alert_file.to_str().expect("utf8");
+        let password = "hookPassw0rdCanary";
+        let hook = format!("http://proxyuser:{password}@{}/api/v2/check", mock.addr());
+        let output = run(&tree, &[alert_file, KEY, &hook, "debug", "", "5", "0"]);
+        let got = tree.wait_for(1, std::time::Duration::from_secs(5));
+        assert_eq!(got.len(), 1, "{}", tree.log());
+        assert!(tree.log().contains("***@127.0.0.1"), "{}", tree.log());
+        let mut leaks = Vec::new();
+        leaks_in(
+            "hook userinfo",
+            &everything(&tree, &output),
+            &[password],
+            &mut leaks,
+        );
+        // And through `repute check` with trace logging and a bad URL of the same kind.
+        let dir = tempfile::tempdir().expect("tmp");
+        for url in [
+            format!("http://proxyuser:{password}@{}/api/v2", mock.addr()),
+            format!("http://proxyuser:{password}@api.example/api/v2"),
+        ] {
+            let mut cmd = base(dir.path(), &mock);
+            cmd.env("ABUSEIPDB_API_KEY", KEY)
+                .env("ABUSEIPDB_API_URL", &url);
+            let out = cmd
+                .args(["check", "45.33.32.33"])
+                .timeout(std::time::Duration::from_secs(30))
+                .output()
+                .expect("run repute");
+            let mut all = out.stdout;
+            all.extend_from_slice(&out.stderr);
+            leaks_in(&format!("check with {url}"), &all, &[password], &mut leaks);
+        }
+        assert!(
+            leaks.is_empty(),
+            "the password leaked:\n{}",
+            leaks.join("\n")
+        );
+    }
+}
+
+/// A key with two spaces in a row puts a piece of it in the options-file slot: a file that
+/// does not exist, which must be named by position only.
+#[test]
+fn a_key_piece_in_the_options_slot_is_not_echoed() {
+    use support::wazuh_tree::WazuhTree;
+    let tree = WazuhTree::new();
+    tree.install_binary("custom-abuseipdb");
+    let alert_file = tree.write_alert(
+        "a.alert",
+        r#"{"rule":{"level":10,"id":"100001"},"agent":{"id":"000","name":"m"},"id":"1.2","data":{"srcip":"45.33.32.34"}}"#,
+    );
+    let piece = "kx9leakcanaryTHIRDPIECE";
+    let out = tree
+        .integratord_command(
+            "custom-abuseipdb",
+            &[
+                alert_file.to_str().expect("utf8"),
+                "kx9leakcanaryFIRST",
+                "kx9leakcanarySECOND",
+                "",
+                piece,
+                "> /dev/null 2>&1",
+            ],
+        )
+        .output()
+        .expect("run the integration");
+    let mut all = out.stdout;
+    all.extend_from_slice(&out.stderr);
+    all.extend_from_slice(tree.log().as_bytes());
+    for m in tree.wait_for(1, std::time::Duration::from_secs(5)) {
+        all.extend_from_slice(m.as_bytes());
+    }
+    assert!(
+        contains(&all, "argument 5 (options file)"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(
+        !contains(&all, "THIRDPIECE"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
 }

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::safety::{Refusal, SafetyPolicy};
-use super::state::{Record, State};
+use super::state::{Origin, Record, State};
 use super::{BlockError, Firewall, KernelEntry};
 use crate::addr::canonical;
 use crate::config::Config;
@@ -41,6 +41,32 @@ pub struct Added {
     /// The address was already blocked; its timeout was renewed.
     pub renewed: bool,
     pub backend: &'static str,
+}
+
+/// What an active-response `add` did. Active response never shortens a block that runs
+/// longer, and never re-labels an administrator's block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArAdded {
+    /// Blocked, or an active-response block renewed, as asked.
+    Applied(Added),
+    /// A block running at least as long was there: left exactly as it was.
+    KeptLonger(Record),
+    /// An administrator's shorter block: its time was extended to the request's, its
+    /// reason and origin kept (so an active-response `delete` will not remove it either).
+    ExtendedManual(Record),
+}
+
+/// What an active-response `delete` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArDeleted {
+    /// The active-response block was removed.
+    Removed,
+    /// An administrator's block: left in place.
+    KeptManual(Record),
+    /// In the kernel set but recorded by nobody (added by hand with nft or ipset): left.
+    KeptUnrecorded,
+    /// Not blocked at all.
+    NotBlocked,
 }
 
 /// One blocked address, as `list` shows it.
@@ -114,15 +140,85 @@ impl Blocker {
         self.safety.check(ip)
     }
 
-    /// Blocks `request.ip` for `request.duration`, unless a check refuses it.
+    /// Blocks `request.ip` for `request.duration`, unless a check refuses it: an
+    /// administrator's block, which replaces whatever was there.
     pub fn add(&self, request: &Request) -> Result<Added, BlockError> {
         let ip = canonical(request.ip);
-        let refused = |reason| BlockError::Refused { ip, reason };
         if !request.force {
-            self.safety.check(ip).map_err(refused)?;
+            self.safety
+                .check(ip)
+                .map_err(|reason| BlockError::Refused { ip, reason })?;
+        }
+        let _lock = self.state.lock()?;
+        self.apply(ip, request, Origin::Manual, unix_now())
+    }
+
+    /// Blocks for Wazuh's active response: as [`Blocker::add`], except that a block already
+    /// running longer is kept as it is, and an administrator's block keeps its reason (and
+    /// is only ever extended).
+    pub fn add_for_active_response(&self, request: &Request) -> Result<ArAdded, BlockError> {
+        let ip = canonical(request.ip);
+        if !request.force {
+            self.safety
+                .check(ip)
+                .map_err(|reason| BlockError::Refused { ip, reason })?;
         }
         let _lock = self.state.lock()?;
         let now = unix_now();
+        let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
+        let wanted_until = now.saturating_add(secs);
+        let running = self.state.get(ip)?.filter(|r| r.until > now);
+        match running {
+            Some(record) if record.until >= wanted_until => Ok(ArAdded::KeptLonger(record)),
+            Some(record) if record.origin == Origin::Manual => {
+                let keep = Request {
+                    reason: record.reason.clone(),
+                    ..request.clone()
+                };
+                self.apply(ip, &keep, Origin::Manual, now)?;
+                Ok(ArAdded::ExtendedManual(Record {
+                    until: wanted_until,
+                    added: now,
+                    ..record
+                }))
+            }
+            _ => self
+                .apply(ip, request, Origin::ActiveResponse, now)
+                .map(ArAdded::Applied),
+        }
+    }
+
+    /// Unblocks for Wazuh's active response: only a block active response made (see
+    /// [`ArDeleted`]).
+    pub fn del_for_active_response(&self, ip: IpAddr) -> Result<ArDeleted, BlockError> {
+        let ip = canonical(ip);
+        let _lock = self.state.lock()?;
+        let now = unix_now();
+        match self.state.get(ip)? {
+            Some(record) if record.origin == Origin::Manual && record.until > now => {
+                Ok(ArDeleted::KeptManual(record))
+            }
+            Some(_) => {
+                self.firewall.del(ip)?;
+                self.state.remove(ip)?;
+                Ok(ArDeleted::Removed)
+            }
+            None if self.firewall.list()?.iter().any(|e| e.ip == ip) => {
+                Ok(ArDeleted::KeptUnrecorded)
+            }
+            None => Ok(ArDeleted::NotBlocked),
+        }
+    }
+
+    /// Applies a block under the change lock: the entry limit, the kernel, the state.
+    fn apply(
+        &self,
+        ip: IpAddr,
+        request: &Request,
+        origin: Origin,
+        now: i64,
+    ) -> Result<Added, BlockError> {
+        let refused = |reason| BlockError::Refused { ip, reason };
         let active = self.active_addresses(now)?;
         let renewed = active.contains(&ip);
         if !renewed && active.len() >= self.max_entries {
@@ -140,6 +236,7 @@ impl Blocker {
             reason: request.reason.clone(),
             backend: self.firewall.name().to_string(),
             added: now,
+            origin,
         })?;
         Ok(Added {
             ip,
@@ -400,6 +497,7 @@ mod tests {
             reason: None,
             backend: "memory".into(),
             added: unix_now() - 601,
+            origin: Origin::Manual,
         })?;
         assert!(blocker.list()?.is_empty());
         assert!(fw.entries.borrow().is_empty());
@@ -457,6 +555,90 @@ mod tests {
         assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
         assert!(blocker.del(ip("203.0.113.9"))?);
         assert!(!blocker.del(ip("203.0.113.9"))?);
+        Ok(())
+    }
+
+    #[test]
+    fn active_response_never_shortens_relabels_or_removes_a_manual_block() -> Result<(), BlockError>
+    {
+        let (_dir, fw, blocker) = setup(10)?;
+        let manual = forced("45.155.205.233", 30 * 86_400, Some("manual"));
+        blocker.add(&manual)?;
+        let ar = forced("45.155.205.233", 600, Some("sshd brute force"));
+        let kept = blocker.add_for_active_response(&ar)?;
+        assert!(
+            matches!(&kept, ArAdded::KeptLonger(r) if r.reason.as_deref() == Some("manual")),
+            "{kept:?}"
+        );
+        let record = blocker.state.get(ip("45.155.205.233"))?.expect("recorded");
+        assert_eq!(record.reason.as_deref(), Some("manual"));
+        assert!(record.until > unix_now() + 29 * 86_400, "not shortened");
+        assert_eq!(
+            fw.entries.borrow().get(&ip("45.155.205.233")),
+            Some(&Duration::from_secs(30 * 86_400)),
+            "the kernel timeout is untouched"
+        );
+        let deleted = blocker.del_for_active_response(ip("45.155.205.233"))?;
+        assert!(matches!(deleted, ArDeleted::KeptManual(_)), "{deleted:?}");
+        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        assert!(blocker.state.get(ip("45.155.205.233"))?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn active_response_extends_a_shorter_manual_block_but_keeps_it_manual() -> Result<(), BlockError>
+    {
+        let (_dir, fw, blocker) = setup(10)?;
+        blocker.add(&forced("203.0.113.9", 60, Some("manual")))?;
+        let extended =
+            blocker.add_for_active_response(&forced("203.0.113.9", 3600, Some("rule 5763")))?;
+        assert!(
+            matches!(extended, ArAdded::ExtendedManual(_)),
+            "{extended:?}"
+        );
+        let record = blocker.state.get(ip("203.0.113.9"))?.expect("recorded");
+        assert_eq!(record.reason.as_deref(), Some("manual"));
+        assert_eq!(record.origin, Origin::Manual);
+        assert_eq!(
+            fw.entries.borrow().get(&ip("203.0.113.9")),
+            Some(&Duration::from_secs(3600))
+        );
+        assert!(matches!(
+            blocker.del_for_active_response(ip("203.0.113.9"))?,
+            ArDeleted::KeptManual(_)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn active_response_blocks_are_renewed_and_removed_by_active_response() -> Result<(), BlockError>
+    {
+        let (_dir, fw, blocker) = setup(10)?;
+        let first = blocker.add_for_active_response(&forced("203.0.113.10", 600, Some("a")))?;
+        assert!(matches!(first, ArAdded::Applied(_)), "{first:?}");
+        // A shorter one keeps the longer block; a longer one renews it.
+        let shorter = blocker.add_for_active_response(&forced("203.0.113.10", 60, Some("b")))?;
+        assert!(matches!(shorter, ArAdded::KeptLonger(_)), "{shorter:?}");
+        let longer = blocker.add_for_active_response(&forced("203.0.113.10", 1200, Some("c")))?;
+        assert!(
+            matches!(longer, ArAdded::Applied(ref a) if a.renewed),
+            "{longer:?}"
+        );
+        assert_eq!(
+            blocker.del_for_active_response(ip("203.0.113.10"))?,
+            ArDeleted::Removed
+        );
+        assert!(fw.entries.borrow().is_empty());
+        // Somebody's own nft entry is not active response's to remove.
+        fw.add(ip("198.51.100.7"), Duration::from_secs(30))?;
+        assert_eq!(
+            blocker.del_for_active_response(ip("198.51.100.7"))?,
+            ArDeleted::KeptUnrecorded
+        );
+        assert_eq!(
+            blocker.del_for_active_response(ip("198.51.100.8"))?,
+            ArDeleted::NotBlocked
+        );
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ pub mod nft;
 pub mod safety;
 pub mod state;
 
-pub use blocker::{Added, Blocker, Listed, Request};
+pub use blocker::{Added, ArAdded, ArDeleted, Blocker, Listed, Request};
 pub use duration::parse_duration;
 pub use safety::{Refusal, SafetyPolicy};
 

@@ -17,8 +17,13 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS block_state (
     until   INTEGER NOT NULL,
     reason  TEXT,
     backend TEXT NOT NULL,
-    added   INTEGER NOT NULL
+    added   INTEGER NOT NULL,
+    origin  TEXT
 )";
+
+/// Stores made before `origin` existed get the column (NULL: treated as manual, the side
+/// that active response must never undo).
+const ADD_ORIGIN: &str = "ALTER TABLE block_state ADD COLUMN origin TEXT";
 
 /// How long a process waits for another's change to the firewall before giving up.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -28,6 +33,32 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug)]
 pub struct ChangeLock {
     _file: std::fs::File,
+}
+
+/// Who asked for a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An administrator (`repute block add`, install): never shortened, re-labelled or
+    /// removed by active response.
+    Manual,
+    /// Wazuh's execd, through `repute wazuh active-response`.
+    ActiveResponse,
+}
+
+impl Origin {
+    fn as_column(self) -> &'static str {
+        match self {
+            Origin::Manual => "manual",
+            Origin::ActiveResponse => "active-response",
+        }
+    }
+
+    fn from_column(text: Option<&str>) -> Origin {
+        match text {
+            Some("active-response") => Origin::ActiveResponse,
+            _ => Origin::Manual,
+        }
+    }
 }
 
 /// One recorded block.
@@ -40,6 +71,7 @@ pub struct Record {
     pub backend: String,
     /// Unix seconds when it was (last) applied.
     pub added: i64,
+    pub origin: Origin,
 }
 
 /// The block state table of one store file.
@@ -57,6 +89,18 @@ impl State {
         };
         let conn = crate::store::open(path).map_err(err)?;
         conn.execute(SCHEMA, []).map_err(err)?;
+        let has_origin = conn
+            .prepare("SELECT 1 FROM pragma_table_info('block_state') WHERE name = 'origin'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(err)?;
+        if !has_origin {
+            // Another process may add it at the same moment: its "duplicate column" is fine.
+            if let Err(e) = conn.execute(ADD_ORIGIN, [])
+                && !e.to_string().contains("duplicate column")
+            {
+                return Err(err(e));
+            }
+        }
         Ok(State {
             conn,
             path: path.to_path_buf(),
@@ -106,20 +150,27 @@ impl State {
     pub fn put(&self, record: &Record) -> Result<(), BlockError> {
         self.conn
             .execute(
-                "INSERT INTO block_state (ip, until, reason, backend, added)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO block_state (ip, until, reason, backend, added, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(ip) DO UPDATE SET until = ?2,
-                   reason = COALESCE(?3, block_state.reason), backend = ?4, added = ?5",
+                   reason = COALESCE(?3, block_state.reason), backend = ?4, added = ?5,
+                   origin = ?6",
                 params![
                     record.ip.to_string(),
                     record.until,
                     record.reason,
                     record.backend,
-                    record.added
+                    record.added,
+                    record.origin.as_column()
                 ],
             )
             .map(drop)
             .map_err(|e| self.err(e))
+    }
+
+    /// The record of one address, if any (expired or not).
+    pub fn get(&self, ip: IpAddr) -> Result<Option<Record>, BlockError> {
+        Ok(self.all()?.into_iter().find(|r| r.ip == ip))
     }
 
     /// Forgets one address; returns whether it was recorded.
@@ -143,7 +194,9 @@ impl State {
     pub fn all(&self) -> Result<Vec<Record>, BlockError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT ip, until, reason, backend, added FROM block_state ORDER BY added, ip")
+            .prepare(
+                "SELECT ip, until, reason, backend, added, origin FROM block_state ORDER BY added, ip",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |row| {
@@ -153,12 +206,13 @@ impl State {
                     row.get(2)?,
                     row.get(3)?,
                     row.get(4)?,
+                    row.get::<_, Option<String>>(5)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut records = Vec::new();
         for row in rows {
-            let (ip, until, reason, backend, added) = row.map_err(|e| self.err(e))?;
+            let (ip, until, reason, backend, added, origin) = row.map_err(|e| self.err(e))?;
             if let Ok(ip) = ip.parse() {
                 records.push(Record {
                     ip,
@@ -166,6 +220,7 @@ impl State {
                     reason,
                     backend,
                     added,
+                    origin: Origin::from_column(origin.as_deref()),
                 });
             }
         }
@@ -184,6 +239,7 @@ mod tests {
             reason: reason.map(str::to_string),
             backend: "nftables".into(),
             added: until - 10,
+            origin: Origin::Manual,
         }
     }
 
@@ -209,6 +265,36 @@ mod tests {
         assert!(!state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
         state.clear()?;
         assert!(state.all()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_store_from_before_origin_gets_the_column_and_reads_as_manual() -> Result<(), BlockError> {
+        let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
+            program: "tempdir".into(),
+            source,
+        })?;
+        let path = dir.path().join("old.sqlite");
+        let conn = Connection::open(&path).map_err(|e| BlockError::Store {
+            path: path.clone(),
+            source: e,
+        })?;
+        conn.execute_batch(
+            "CREATE TABLE block_state (ip TEXT PRIMARY KEY, until INTEGER NOT NULL, reason TEXT,
+               backend TEXT NOT NULL, added INTEGER NOT NULL);
+             INSERT INTO block_state VALUES ('203.0.113.9', 100, 'old', 'nftables', 90);",
+        )
+        .map_err(|e| BlockError::Store {
+            path: path.clone(),
+            source: e,
+        })?;
+        drop(conn);
+        let state = State::open(&path)?;
+        let all = state.all()?;
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].origin, Origin::Manual);
+        // A second opener finds the column already there.
+        State::open(&path)?;
         Ok(())
     }
 }

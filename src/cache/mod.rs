@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use disabled::DisabledCache;
 pub use sqlite::SqliteCache;
 
-use crate::reputation::abuseipdb::DEFAULT_QUOTA_BACKOFF;
+use crate::reputation::abuseipdb::{DEFAULT_QUOTA_BACKOFF, MAX_QUOTA_BLOCK, clamp_quota_block};
 use crate::reputation::{RateLimit, Reputation};
 
 /// What an entry is cached under.
@@ -73,9 +73,11 @@ impl QuotaState {
             return None;
         }
         let blocked_until = (rate.remaining == Some(0)).then(|| {
-            rate.reset_at
+            let until = rate
+                .reset_at
                 .filter(|r| *r > now)
-                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64)
+                .unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
+            clamp_quota_block(until, now)
         });
         Some(QuotaState {
             limit: rate.limit,
@@ -89,7 +91,10 @@ impl QuotaState {
     /// The state after a quota 429: nothing left, no call before `retry_at` (from
     /// `Retry-After` / `X-RateLimit-Reset`, else [`DEFAULT_QUOTA_BACKOFF`] from now).
     pub fn exhausted(previous: Option<QuotaState>, retry_at: Option<i64>, now: i64) -> Self {
-        let until = retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64);
+        let until = clamp_quota_block(
+            retry_at.unwrap_or(now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64),
+            now,
+        );
         QuotaState {
             remaining: Some(0),
             blocked_until: Some(until),
@@ -98,9 +103,16 @@ impl QuotaState {
         }
     }
 
-    /// The time before which no call may be made, if that time is still ahead.
+    /// The time before which no call may be made, if that time is still ahead. A state
+    /// written before the clamp (or by hand) still never blocks for more than a day from
+    /// when it was written.
     pub fn blocked_at(&self, now: i64) -> Option<i64> {
-        self.blocked_until.filter(|t| *t > now)
+        let latest = self
+            .updated_at
+            .saturating_add(MAX_QUOTA_BLOCK.as_secs() as i64);
+        self.blocked_until
+            .map(|t| t.min(latest))
+            .filter(|t| *t > now)
     }
 }
 

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod active_response_report;
 mod block;
 mod check;
+mod report;
 mod scan;
 mod wazuh_active_response;
 mod wazuh_install;
@@ -49,6 +51,8 @@ enum Command {
     Wazuh(WazuhCommand),
     /// Block and unblock addresses in the kernel firewall.
     Block(block::Args),
+    /// Report addresses to AbuseIPDB (one report per address per 15 minutes).
+    Report(report::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Wazuh(WazuhCommand::Install(a)) => wazuh_install::run(a, &cli.global),
         Command::Wazuh(WazuhCommand::Rules(a)) => wazuh_rules::run(a, &cli.global),
         Command::Block(a) => block::run(a, &cli.global),
+        Command::Report(a) => report::run(a, &cli.global),
     };
     match result {
         Ok(code) => code,
@@ -97,9 +102,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line. Library errors often carry their cause in their own
+/// text (`config file X: {source}`) and as their `source()` as well; a cause whose text is
+/// already in the line is not repeated (no "Is a directory: Is a directory").
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
 }
 
 /// A closed pipe (`repute scan … | head`) is a normal end, not an error.
@@ -112,13 +127,48 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings). Never fails: a second call or
 /// a bad filter keeps the default.
+/// The HTTP and TLS libraries log whole requests at `trace` (a hex dump with the `Key`
+/// header in it) and request lines at `debug`: whatever `RUST_LOG` says, they log at `info`
+/// at most, and repute's own debug lines say what was asked instead.
+const QUIET_LIBRARIES: [&str; 3] = ["ureq=info", "ureq_proto=info", "rustls=info"];
+
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    for directive in QUIET_LIBRARIES {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("config file /x: {source}")]
+    struct Carrying {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let err = anyhow::Error::new(Carrying { source: io }).context("loading settings");
+        let line = one_line(&err);
+        assert_eq!(line.matches("os error 13").count(), 1, "{line}");
+        assert!(
+            line.starts_with("loading settings: config file /x: "),
+            "{line}"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
+    }
 }

@@ -33,6 +33,8 @@ pub enum Format {
     Table,
     /// One JSON object per sshd authentication event, in input order.
     Jsonl,
+    /// AbuseIPDB's bulk-report CSV, one row per attacking address (see docs/reporting.md).
+    AbuseipdbCsv,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,7 +125,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         only_public: args.only_public,
     };
     // JSON lines printed on the terminal would be torn by a bar drawn on the same screen.
-    let printing_events = args.format == Format::Jsonl && std::io::stdout().is_terminal();
+    let printing_events = args.format != Format::Table && std::io::stdout().is_terminal();
     let bar = if printing_events {
         None
     } else {
@@ -151,6 +153,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 failure = enricher.tally().common_failure();
             }
             (report.attacks_written > 0, report.totals, report.errors)
+        }
+        Format::AbuseipdbCsv => {
+            let config = Config::load_with(global.config.as_deref(), &args.api.overrides())?;
+            super::report::write_backlog_csv(&config, &inputs, &opts, progress, &mut out)?
         }
         Format::Table => {
             let (summary, errors) = scan::summarize(&inputs, &opts, progress);
@@ -208,21 +214,24 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// Says once, on stderr, what was skipped.
+/// Says once, on one line of stderr, what was decoded lossily and what was skipped.
 fn report_skipped(totals: &Totals) {
     let mut parts = Vec::new();
     if totals.invalid_utf8 > 0 {
-        parts.push(format!("{} lines that are not UTF-8", totals.invalid_utf8));
+        parts.push(format!(
+            "read {} lines that are not UTF-8 with U+FFFD for the bad bytes",
+            totals.invalid_utf8
+        ));
     }
     if totals.overlong > 0 {
         parts.push(format!(
-            "{} lines longer than {} bytes",
+            "skipped {} lines longer than {} bytes",
             totals.overlong,
             scan::MAX_LINE
         ));
     }
     if !parts.is_empty() {
-        eprintln!("repute: skipped {}", parts.join(" and "));
+        eprintln!("repute: {}", parts.join("; "));
     }
 }
 

@@ -18,6 +18,12 @@
 //! its timeout list, whose timer it has just refreshed), the kernel entry is renewed too, so
 //! the two stay in step.
 //!
+//! An administrator's block wins: `add` never shortens a block that runs longer nor re-labels
+//! a manual one (`repute block add`), and `delete` never removes a manual block or an address
+//! nobody recorded; the log says which of these happened. Every read from execd (the message,
+//! the reply to `check_keys`) gives up after [`READ_TIMEOUT`] (5 s), so a silent execd cannot
+//! hold the program, and execd's queue behind it.
+//!
 //! The reputation gate (`--min-score N`, `extra_args` `--min-score N` or `min_score=N`, or
 //! `block.min_score`) takes the score the alert carries when it is an AbuseIPDB enrichment
 //! alert, else asks the engine (cache first). When no score can be had (no key, quota spent,
@@ -34,12 +40,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use repute::block::duration::format_duration;
-use repute::block::{BlockError, Blocker, Request, parse_duration};
+use repute::block::state::Origin;
+use repute::block::{ArAdded, ArDeleted, BlockError, Blocker, Request, parse_duration};
 use repute::config::Config;
 use repute::engine::Engine;
 use repute::wazuh::active_response::{
-    ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, Reply, check_keys_message,
-    parse_extra_args, parse_reply, read_line_bounded,
+    ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, READ_TIMEOUT, Reply, TimedStdin,
+    check_keys_message, parse_extra_args, parse_reply, read_line_bounded,
 };
 use repute::wazuh::home::{HomeClues, in_active_response_bin, wazuh_home};
 
@@ -59,6 +66,10 @@ pub struct Args {
     /// How long the kernel keeps the block (default: block.default_duration).
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
+    /// After blocking, report the address to AbuseIPDB on the alert's evidence (see
+    /// docs/reporting.md).
+    #[arg(long)]
+    pub report: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,7 +140,9 @@ fn respond(args: &Args, global: &Global) -> ExitCode {
         global,
         program: &program,
         log: &log,
-        input: std::io::stdin().lock(),
+        // Every read bounded by READ_TIMEOUT: a silent stdin or no reply to check_keys
+        // ends the program instead of holding execd (which runs its programs one by one).
+        input: std::io::BufReader::new(TimedStdin::new(READ_TIMEOUT)),
         output: std::io::stdout().lock(),
     };
     let code = match session.handle() {
@@ -210,15 +223,29 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
     }
 
     fn delete(&mut self, blocker: &Blocker, config: &Config, ip: IpAddr) -> Result<(), String> {
-        let was_blocked = blocker.del(ip).map_err(|e| e.to_string())?;
-        let host = repute::decisions::this_host();
-        if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.revoke(ip, &host)) {
-            self.log.log(&format!("Unban of {ip} not shared: {e}"));
-        }
-        if was_blocked {
-            self.log.log(&format!("Unblocked {ip}"));
-        } else {
-            self.log.log(&format!("{ip} was not blocked"));
+        let deleted = blocker
+            .del_for_active_response(ip)
+            .map_err(|e| e.to_string())?;
+        let line = match deleted {
+            ArDeleted::Removed => format!("Unblocked {ip}"),
+            ArDeleted::KeptManual(record) => format!(
+                "Kept {ip} blocked: a manual block{}, until {}; active response does not remove it",
+                shown_reason(record.reason.as_deref()),
+                rfc3339(record.until)
+            ),
+            ArDeleted::KeptUnrecorded => format!(
+                "Kept {ip} blocked: it is in the firewall set but was not blocked by active response"
+            ),
+            ArDeleted::NotBlocked => format!("{ip} was not blocked"),
+        };
+        self.log.log(&line);
+        // Only what the active response itself blocked is unbanned for the fleet: a manual
+        // block kept here stays a decision everywhere.
+        if line.starts_with("Unblocked") {
+            let host = repute::decisions::this_host();
+            if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.revoke(ip, &host)) {
+                self.log.log(&format!("Unban of {ip} not shared: {e}"));
+            }
         }
         Ok(())
     }
@@ -257,7 +284,13 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             force: false,
         };
         match self.handshake(ip)? {
-            Reply::Continue => self.block(blocker, config, &request),
+            Reply::Continue => {
+                self.block(blocker, config, &request)?;
+                if self.args.report {
+                    super::active_response_report::report_blocked(self.log, config, message, ip);
+                }
+                Ok(())
+            }
             Reply::Abort => {
                 self.log.log("Aborted");
                 self.renew_if_blocked(blocker, config, &request)
@@ -275,6 +308,10 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         match read_line_bounded(&mut self.input, MAX_MESSAGE_BYTES) {
             Ok(Some(reply)) => Ok(parse_reply(&reply)),
             Ok(None) => Err("no reply to check_keys".into()),
+            Err(ArError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
+                "no reply to check_keys within {}s; nothing blocked",
+                READ_TIMEOUT.as_secs()
+            )),
             Err(e) => Err(format!("reply to check_keys: {e}")),
         }
     }
@@ -285,8 +322,8 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         config: &Config,
         request: &Request,
     ) -> Result<(), String> {
-        match blocker.add(request) {
-            Ok(added) => {
+        match blocker.add_for_active_response(request) {
+            Ok(ArAdded::Applied(added)) => {
                 let reason = request.reason.clone().unwrap_or_else(|| "renewed".into());
                 let ban = repute::decisions::Ban::new(added.ip, added.duration, reason);
                 if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.record(&ban)) {
@@ -299,6 +336,30 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
                     added.ip,
                     format_duration(added.duration),
                     added.backend
+                ));
+                Ok(())
+            }
+            Ok(ArAdded::KeptLonger(record)) => {
+                let kind = match record.origin {
+                    Origin::Manual => "a manual block",
+                    Origin::ActiveResponse => "a block",
+                };
+                self.log.log(&format!(
+                    "Kept {} blocked until {}: {kind}{} runs longer than the {} asked for; not shortened",
+                    record.ip,
+                    rfc3339(record.until),
+                    shown_reason(record.reason.as_deref()),
+                    format_duration(request.duration)
+                ));
+                Ok(())
+            }
+            Ok(ArAdded::ExtendedManual(record)) => {
+                self.log.log(&format!(
+                    "Extended the manual block{} of {} to {} ({}); its reason is kept",
+                    shown_reason(record.reason.as_deref()),
+                    record.ip,
+                    rfc3339(record.until),
+                    format_duration(request.duration)
                 ));
                 Ok(())
             }
@@ -327,6 +388,18 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         }
         Ok(())
     }
+}
+
+/// ` ("reason")`, or nothing.
+fn shown_reason(reason: Option<&str>) -> String {
+    reason.map(|r| format!(" ({r:?})")).unwrap_or_default()
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
 }
 
 /// The reputation gate: the alert's own score when it is an enrichment alert, else the
@@ -414,6 +487,7 @@ mod tests {
             min_score: None,
             on_lookup_failure: Some(OnLookupFailure::Skip),
             duration: None,
+            report: false,
         };
         let global = Global { config: None };
         let session = Session {

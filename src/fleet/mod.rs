@@ -3,7 +3,8 @@
 //! SQLite stays the embedded default; a Redis store serves the same traits ([`crate::cache::Cache`]
 //! through [`RedisCache`], [`crate::decisions::Decisions`] through
 //! [`crate::decisions::RedisDecisions`]) so that several managers spend one quota and see one
-//! cache, and a ban decided on any host reaches every host. [`target`] parses the `store`
+//! cache, a ban decided on any host reaches every host, and [`RedisLedger`] keeps the report
+//! marks of AbuseIPDB's 15-minute rule for the whole fleet. [`target`] parses the `store`
 //! setting; [`Link`] is one connection with its timeouts and its failure memory.
 //!
 //! Failure is normal here. Every connection has a connect timeout and a read/write timeout
@@ -13,12 +14,14 @@
 //! per-alert path builds no async runtime.
 
 mod cache;
+mod ledger;
 pub mod target;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use cache::RedisCache;
+pub use ledger::RedisLedger;
 pub use target::{OnStoreFailure, RedisOptions, RedisTarget};
 
 use crate::cache::StoreError;

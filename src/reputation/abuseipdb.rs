@@ -6,27 +6,38 @@
 //! number of times inside that same budget, never beyond it. Answers are parsed leniently
 //! (every field optional but the address and the score, unknown fields ignored), and failures
 //! are typed by status first and body second ([`ApiError`]). The key only ever goes into the
-//! `Key` header, and every text echoed from a body is scrubbed of it.
+//! `Key` header, and every text that came from the network (error bodies, and every text field
+//! of an answer) is scrubbed of it before anyone stores or shows it. Calls go through the
+//! proxy [`proxy_for`] picks (the `proxy` setting, else `HTTPS_PROXY`/`NO_PROXY` as curl
+//! reads them) and trust the `ca_file` bundle instead of the compiled-in roots when one is set.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use ureq::Agent;
 use ureq::http::{HeaderMap, Response};
 
-use super::error::{ErrorInfo, excerpt};
+use super::error::{ErrorInfo, excerpt, scrub};
 use super::{ApiError, Checked, Provider, RateLimit, Reputation};
-use crate::config::{ApiKey, Config};
+use crate::config::{ApiKey, Config, ProxyUrl};
 
 /// The documented default API base.
 pub const DEFAULT_BASE_URL: &str = "https://api.abuseipdb.com/api/v2";
-/// The longest report comment sent (fail2ban's cut; the API truncates near 1024 bytes).
-pub const MAX_COMMENT_CHARS: usize = 1000;
+/// The longest report comment sent: AbuseIPDB's 1,024 characters (its cut is said to be in
+/// bytes, so a comment is also kept within 1,024 bytes).
+pub const MAX_COMMENT_CHARS: usize = 1024;
 /// When a quota 429 carries neither `Retry-After` nor `X-RateLimit-Reset`, wait this long.
 pub const DEFAULT_QUOTA_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// The most a body is read (a verbose check holds up to 10,000 reports).
 const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest a quota 429 may stop calls: AbuseIPDB's quotas are daily, so whatever a
+/// `Retry-After` or `X-RateLimit-Reset` says, the count resets within a day (its reset is
+/// midnight US-Eastern, `docs/abuseipdb.md`, so "the next UTC midnight" would be too early).
+pub const MAX_QUOTA_BLOCK: Duration = Duration::from_secs(24 * 3600);
+/// The largest CA bundle read.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How to reach AbuseIPDB.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +50,10 @@ pub struct ClientSettings {
     pub timeout: Duration,
     /// Extra tries after a transient failure.
     pub retries: u32,
+    /// `None`: the environment's proxy; `Some("none")`: none; else this proxy URL.
+    pub proxy: Option<ProxyUrl>,
+    /// A PEM bundle trusted instead of the compiled-in roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClientSettings {
@@ -49,6 +64,8 @@ impl ClientSettings {
             connect_timeout: config.connect_timeout,
             timeout: config.timeout,
             retries: config.retries,
+            proxy: config.proxy.clone(),
+            ca_file: config.ca_file.clone(),
         }
     }
 }
@@ -94,6 +111,38 @@ pub struct ReportInfo {
 }
 
 impl CheckData {
+    /// The answer with the key (and anything shaped like one) taken out of every text: a
+    /// server or a proxy that echoes the request must not get the key into the cache, an
+    /// event or a report.
+    fn scrubbed(mut self, key: Option<&str>) -> Self {
+        let clean = |field: &mut Option<String>| {
+            if let Some(text) = field.as_mut() {
+                *text = scrub(text, key);
+            }
+        };
+        clean(&mut self.country_code);
+        clean(&mut self.country_name);
+        clean(&mut self.usage_type);
+        clean(&mut self.isp);
+        clean(&mut self.domain);
+        clean(&mut self.last_reported_at);
+        self.ip_address = scrub(&self.ip_address, key);
+        for host in &mut self.hostnames {
+            *host = scrub(host, key);
+        }
+        for report in &mut self.reports {
+            for field in [
+                &mut report.reported_at,
+                &mut report.comment,
+                &mut report.reporter_country_code,
+                &mut report.reporter_country_name,
+            ] {
+                clean(field);
+            }
+        }
+        self
+    }
+
     /// The engine's view of the answer, for the address that was asked.
     pub fn to_reputation(&self, ip: IpAddr) -> Reputation {
         Reputation {
@@ -245,6 +294,9 @@ struct Exchange {
 pub struct AbuseIpdb {
     settings: ClientSettings,
     agent: Agent,
+    /// A proxy or CA bundle that could not be used: every call fails with it, rather than
+    /// going out directly or with the wrong roots.
+    setup_error: Option<String>,
 }
 
 impl std::fmt::Debug for AbuseIpdb {
@@ -258,16 +310,36 @@ impl std::fmt::Debug for AbuseIpdb {
 impl AbuseIpdb {
     pub fn new(mut settings: ClientSettings) -> Self {
         settings.base_url = base_url(&settings.base_url);
-        let agent = Agent::config_builder()
+        let proxy = chosen_proxy(&settings);
+        let roots = match &settings.ca_file {
+            Some(path) => read_ca_file(path).map(Some),
+            None => Ok(None),
+        };
+        let setup_error = match (&proxy, &roots) {
+            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+            _ => None,
+        };
+        let mut config = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.timeout))
             // Plain HTTP answers 302 to HTTPS; never follow, so the key is never re-sent.
             .max_redirects(0)
             .user_agent(concat!("repute/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-        AbuseIpdb { settings, agent }
+            // Always set, so ureq's own reading of the environment (which takes ALL_PROXY
+            // first and HTTP_PROXY for https) never applies; see [`proxy_for`].
+            .proxy(proxy.unwrap_or(None));
+        if let Ok(Some(certs)) = roots {
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build();
+            config = config.tls_config(tls);
+        }
+        AbuseIpdb {
+            settings,
+            agent: config.build().new_agent(),
+            setup_error,
+        }
     }
 
     pub fn from_config(config: &Config) -> Self {
@@ -306,7 +378,7 @@ impl AbuseIpdb {
         })?;
         let data: CheckData = self.parse_data(&ex)?;
         Ok(CheckResponse {
-            data,
+            data: data.scrubbed(Some(key)),
             rate: ex.rate,
         })
     }
@@ -347,10 +419,21 @@ impl AbuseIpdb {
                 .build()
                 .call()
         })?;
-        let body: BlacklistBody = serde_json::from_str(&ex.body).map_err(|e| bad_body(&ex, e))?;
+        let body: BlacklistBody =
+            serde_json::from_str(&ex.body).map_err(|e| bad_body(&ex, e, Some(key)))?;
+        let clean = |text: String| scrub(&text, Some(key));
         Ok(Blacklist {
-            generated_at: body.meta.and_then(|m| m.generated_at),
-            entries: body.data,
+            generated_at: body.meta.and_then(|m| m.generated_at).map(clean),
+            entries: body
+                .data
+                .into_iter()
+                .map(|e| BlacklistEntry {
+                    ip_address: clean(e.ip_address),
+                    last_reported_at: e.last_reported_at.map(clean),
+                    country_code: e.country_code.map(clean),
+                    ..e
+                })
+                .collect(),
             rate: ex.rate,
         })
     }
@@ -409,7 +492,7 @@ impl AbuseIpdb {
         };
         let data: ReportData = self.parse_data(&ex)?;
         Ok(ReportResponse {
-            ip_address: data.ip_address,
+            ip_address: scrub(&data.ip_address, Some(key)),
             abuse_confidence_score: data.abuse_confidence_score,
             rate: ex.rate,
             already_reported: false,
@@ -417,6 +500,9 @@ impl AbuseIpdb {
     }
 
     fn key(&self) -> Result<&str, ApiError> {
+        if let Some(e) = &self.setup_error {
+            return Err(ApiError::Transport(e.clone()));
+        }
         self.settings
             .api_key
             .as_ref()
@@ -425,9 +511,10 @@ impl AbuseIpdb {
     }
 
     fn parse_data<T: serde::de::DeserializeOwned>(&self, ex: &Exchange) -> Result<T, ApiError> {
+        let key = self.settings.api_key.as_ref().map(ApiKey::expose);
         serde_json::from_str::<Envelope<T>>(&ex.body)
             .map(|e| e.data)
-            .map_err(|e| bad_body(ex, e))
+            .map_err(|e| bad_body(ex, e, key))
     }
 
     /// Runs `send` until it succeeds, fails for good, or the time budget or the retry count
@@ -531,6 +618,23 @@ impl Provider for AbuseIpdb {
             rate: answer.rate,
         })
     }
+
+    /// A hash of the API base, the key, the proxy and the CA file: a changed hook URL (or a
+    /// key fixed after a 401) is not held off by a failure another process noted for the old
+    /// one. A 64-bit hash, so the key cannot be read back from it.
+    fn target_tag(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.settings.base_url.hash(&mut h);
+        self.settings
+            .api_key
+            .as_ref()
+            .map(ApiKey::expose)
+            .hash(&mut h);
+        self.settings.proxy.hash(&mut h);
+        self.settings.ca_file.hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
 }
 
 /// Trims a trailing `/` and a trailing `/check` (the Wazuh hook URL is the check endpoint).
@@ -542,9 +646,17 @@ pub fn base_url(url: &str) -> String {
         .to_string()
 }
 
-/// Cuts a comment to [`MAX_COMMENT_CHARS`] characters (never inside a character).
+/// Cuts a comment to [`MAX_COMMENT_CHARS`] characters and as many bytes (never inside a
+/// character).
 pub fn cap_comment(comment: &str) -> String {
-    comment.chars().take(MAX_COMMENT_CHARS).collect()
+    let mut end = 0;
+    for (count, (at, c)) in comment.char_indices().enumerate() {
+        if count >= MAX_COMMENT_CHARS || at + c.len_utf8() > MAX_COMMENT_CHARS {
+            break;
+        }
+        end = at + c.len_utf8();
+    }
+    comment[..end].to_string()
 }
 
 /// Status first, body second.
@@ -571,14 +683,158 @@ fn status_error(status: u16, rate: &RateLimit, body: &str, key: Option<&str>) ->
 
 /// When calling makes sense again after a quota 429: `Retry-After` from now, else
 /// `X-RateLimit-Reset`, else [`DEFAULT_QUOTA_BACKOFF`] from now.
+/// Never later than [`MAX_QUOTA_BLOCK`] from now: a header that says "in a thousand years"
+/// is clamped (and logged), so no answer can stop every process for good.
 pub fn retry_at(rate: &RateLimit, now: i64) -> i64 {
-    if let Some(after) = rate.retry_after {
-        return now.saturating_add(i64::try_from(after).unwrap_or(i64::MAX));
+    let at = if let Some(after) = rate.retry_after {
+        now.saturating_add(i64::try_from(after).unwrap_or(i64::MAX))
+    } else if let Some(reset) = rate.reset_at.filter(|r| *r > now) {
+        reset
+    } else {
+        now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64
+    };
+    clamp_quota_block(at, now)
+}
+
+/// `until`, or [`MAX_QUOTA_BLOCK`] from `now` when it is later than that (with a warning
+/// naming both).
+pub fn clamp_quota_block(until: i64, now: i64) -> i64 {
+    let latest = now.saturating_add(MAX_QUOTA_BLOCK.as_secs() as i64);
+    if until <= latest {
+        return until;
     }
-    if let Some(reset) = rate.reset_at.filter(|r| *r > now) {
-        return reset;
+    tracing::warn!(
+        "AbuseIPDB asked to wait until {}, more than a day away; its quotas are daily, so calls resume at {} instead",
+        super::rfc3339(until),
+        super::rfc3339(latest)
+    );
+    latest
+}
+
+/// The proxy a call to `target` goes through: the `proxy` setting (`none`: no proxy), else
+/// the environment as curl and Python's requests read it (`HTTPS_PROXY` for https targets,
+/// `HTTP_PROXY` for http ones, `ALL_PROXY` for either, lower-case names too), unless the
+/// target's host is in `NO_PROXY`. The key is sent only in a header, inside the tunnel the
+/// proxy opens with `CONNECT host:port`, so the proxy sees neither the key nor the path.
+pub fn proxy_for(
+    target: &str,
+    setting: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let var = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            env(n)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        })
+    };
+    let chosen = match setting {
+        Some(s) if s.eq_ignore_ascii_case("none") => return Ok(None),
+        Some(s) => s.to_string(),
+        None => {
+            let https = target.to_ascii_lowercase().starts_with("https://");
+            let names: &[&str] = if https {
+                &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+            } else {
+                &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+            };
+            match var(names) {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        }
+    };
+    let no_proxy = var(&["no_proxy", "NO_PROXY"]).unwrap_or_default();
+    if host_of(target).is_some_and(|host| in_no_proxy(&host, &no_proxy)) {
+        return Ok(None);
     }
-    now + DEFAULT_QUOTA_BACKOFF.as_secs() as i64
+    let url = if chosen.contains("://") {
+        crate::config::lowercase_scheme(&chosen)
+    } else {
+        format!("http://{chosen}")
+    };
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(Some(url))
+    } else {
+        Err(format!(
+            "proxy `{}` is not an http:// or https:// proxy",
+            crate::config::redact_userinfo(&url)
+        ))
+    }
+}
+
+/// The host of a URL, lower-cased, without port or brackets.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => host_port.split(':').next()?,
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// curl's `NO_PROXY`: comma- or space-separated; `*` matches everything; an entry matches
+/// its host and every name under it (`example.com` and `.example.com` both match
+/// `api.example.com`); an address matches itself.
+fn in_no_proxy(host: &str, list: &str) -> bool {
+    list.split([',', ' '])
+        .map(|e| e.trim().trim_start_matches("*.").trim_start_matches('.'))
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            let entry = entry.to_ascii_lowercase();
+            let entry = entry.trim_start_matches('[').trim_end_matches(']');
+            entry == "*"
+                || host == entry
+                || host
+                    .strip_suffix(entry)
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+}
+
+/// The proxy of a client's settings and environment, ready for ureq (and said in the debug
+/// log, without its `user:pass@`).
+fn chosen_proxy(settings: &ClientSettings) -> Result<Option<ureq::Proxy>, String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let setting = settings.proxy.as_ref().map(ProxyUrl::as_str);
+    let Some(url) = proxy_for(&settings.base_url, setting, &env)? else {
+        return Ok(None);
+    };
+    let shown = crate::config::redact_userinfo(&url);
+    tracing::debug!(proxy = %shown, "AbuseIPDB through a proxy");
+    ureq::Proxy::new(&url)
+        .map(Some)
+        .map_err(|e| format!("proxy `{shown}`: {e}"))
+}
+
+/// The certificates of a PEM bundle (one or more `CERTIFICATE` blocks), read with a bound;
+/// the error names the file and what is wrong with it.
+pub fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    use std::io::Read;
+    let err = |detail: String| format!("CA file {}: {detail}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| err(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(err(format!(
+            "longer than {MAX_CA_FILE_BYTES} bytes; not a CA bundle"
+        )));
+    }
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(err(format!("not a PEM file: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 fn rate_limit(headers: &HeaderMap) -> RateLimit {
@@ -600,11 +856,12 @@ fn retry_after_date(headers: &HeaderMap) -> Option<u64> {
     Some(u64::try_from(secs).unwrap_or(0))
 }
 
-fn bad_body(ex: &Exchange, err: serde_json::Error) -> ApiError {
-    let info = ErrorInfo::from_body(&ex.body, None);
+fn bad_body(ex: &Exchange, err: serde_json::Error, key: Option<&str>) -> ApiError {
+    let info = ErrorInfo::from_body(&ex.body, key);
+    // serde_json quotes the offending value, which may be an echo of the key.
     ApiError::BadBody {
         status: ex.status,
-        detail: format!("{err}; {}", info.detail),
+        detail: excerpt(&format!("{err}; {}", info.detail), key),
     }
 }
 
@@ -716,7 +973,9 @@ mod tests {
     fn comments_are_capped_by_characters() {
         let long = "é".repeat(1500);
         let capped = cap_comment(&long);
-        assert_eq!(capped.chars().count(), MAX_COMMENT_CHARS);
+        assert_eq!(capped.len(), MAX_COMMENT_CHARS);
+        assert!(capped.chars().all(|c| c == 'é'));
+        assert_eq!(cap_comment(&"a".repeat(1500)).chars().count(), 1024);
         assert_eq!(cap_comment("short"), "short");
     }
 
@@ -736,6 +995,107 @@ mod tests {
         assert_eq!(retry_at(&reset_only, now), 1_545_973_200);
         let neither = RateLimit::default();
         assert_eq!(retry_at(&neither, now), now + 900);
+    }
+
+    #[test]
+    fn retry_at_never_blocks_for_more_than_a_day() {
+        let now = 1_545_944_000;
+        let absurd = RateLimit {
+            retry_after: Some(99_999_999_999_999),
+            reset_at: Some(99_999_999_999_999),
+            ..RateLimit::default()
+        };
+        assert_eq!(retry_at(&absurd, now), now + 86_400);
+        let reset_only = RateLimit {
+            reset_at: Some(i64::MAX),
+            ..RateLimit::default()
+        };
+        assert_eq!(retry_at(&reset_only, now), now + 86_400);
+        // A real one (the documented example) is kept as it is.
+        let real = RateLimit {
+            retry_after: Some(29_241),
+            ..RateLimit::default()
+        };
+        assert_eq!(retry_at(&real, now), now + 29_241);
+    }
+
+    #[test]
+    fn the_proxy_follows_the_setting_then_the_environment_as_curl_reads_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let https = "https://api.abuseipdb.com/api/v2";
+        let none: &[(&str, &str)] = &[];
+        assert_eq!(proxy_for(https, None, &env(none)), Ok(None));
+        let both = &[
+            ("HTTPS_PROXY", "proxy:3128"),
+            ("HTTP_PROXY", "http://other:80"),
+        ];
+        assert_eq!(
+            proxy_for(https, None, &env(both)),
+            Ok(Some("http://proxy:3128".into()))
+        );
+        assert_eq!(
+            proxy_for("http://127.0.0.1:9/api/v2", None, &env(both)),
+            Ok(Some("http://other:80".into()))
+        );
+        let only_http = &[("HTTP_PROXY", "http://other:80")];
+        assert_eq!(proxy_for(https, None, &env(only_http)), Ok(None));
+        let all = &[("ALL_PROXY", "http://all:1")];
+        assert_eq!(
+            proxy_for(https, None, &env(all)),
+            Ok(Some("http://all:1".into()))
+        );
+        assert_eq!(proxy_for(https, Some("none"), &env(both)), Ok(None));
+        assert_eq!(
+            proxy_for(https, Some("http://set:2"), &env(none)),
+            Ok(Some("http://set:2".into()))
+        );
+        for list in [
+            "abuseipdb.com",
+            ".abuseipdb.com",
+            "*.abuseipdb.com",
+            "x, API.abuseipdb.com",
+            "*",
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+                ("HTTPS_PROXY", "http://p:1"),
+                (
+                    "NO_PROXY",
+                    Box::leak(list.to_string().into_boxed_str()) as &str,
+                ),
+            ]));
+            assert_eq!(proxy_for(https, None, &env(pairs)), Ok(None), "{list}");
+        }
+        let miss = &[
+            ("HTTPS_PROXY", "http://p:1"),
+            ("NO_PROXY", "buseipdb.com,example.org"),
+        ];
+        assert_eq!(
+            proxy_for(https, None, &env(miss)),
+            Ok(Some("http://p:1".into()))
+        );
+        let socks = &[("HTTPS_PROXY", "socks5://p:1")];
+        assert!(proxy_for(https, None, &env(socks)).is_err());
+    }
+
+    #[test]
+    fn echoed_text_in_an_answer_is_scrubbed_of_the_key() {
+        let key = "kx9echo-odd-shaped-key";
+        let body = format!(
+            r#"{{"data":{{"ipAddress":"1.2.3.4","abuseConfidenceScore":5,"isp":"{key}","domain":"a.{key}","hostnames":["{key}"],"reports":[{{"comment":"{key}"}}]}}}}"#
+        );
+        let env: Envelope<CheckData> = serde_json::from_str(&body).expect("parses");
+        let data = env.data.scrubbed(Some(key));
+        let text = format!("{data:?}");
+        assert!(!text.contains(key), "{text}");
+        assert_eq!(data.isp.as_deref(), Some("[redacted]"));
+        assert_eq!(data.abuse_confidence_score, 5);
     }
 
     #[test]

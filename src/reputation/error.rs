@@ -128,7 +128,9 @@ impl ErrorInfo {
                 let parameter = parsed
                     .errors
                     .iter()
-                    .find_map(|e| e.source.as_ref()?.parameter.clone());
+                    .find_map(|e| e.source.as_ref()?.parameter.as_deref())
+                    // Echoed text like the detail: a server may put the key there.
+                    .map(|p| excerpt(p, key));
                 ErrorInfo {
                     detail: excerpt(&detail, key),
                     parameter,
@@ -185,7 +187,9 @@ pub(crate) fn excerpt(text: &str, key: Option<&str>) -> String {
 /// 80 lowercase alphanumerics) from text that may be echoed.
 pub fn scrub(text: &str, key: Option<&str>) -> String {
     let mut text = text.to_string();
-    if let Some(k) = key.filter(|k| !k.is_empty()) {
+    // A "key" of a few characters is no secret, and replacing it would mangle every word
+    // that contains it.
+    if let Some(k) = key.filter(|k| k.len() >= 8) {
         text = text.replace(k, "[redacted]");
     }
     let mut out = String::with_capacity(text.len());

@@ -89,4 +89,9 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// Looks one public address up; `max_age_days` is 1..=365.
     fn check(&self, ip: IpAddr, max_age_days: u16) -> Result<Checked, ApiError>;
+    /// A short tag for where and as whom this provider calls (endpoint and key), so that a
+    /// failure noted for one endpoint is not taken for another's. Never the key itself.
+    fn target_tag(&self) -> String {
+        self.name().to_string()
+    }
 }

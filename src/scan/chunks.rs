@@ -107,7 +107,8 @@ fn parse_chunks(
             &mut counts,
             |_| {},
             |line| {
-                if let Some(event) = judge.judge(&line) {
+                let mut scratch = String::new();
+                if let Some(event) = judge.judge(&line, &mut scratch) {
                     summary.add_event(line.offset, &event);
                 }
                 ControlFlow::Continue(())

@@ -5,8 +5,9 @@
 //!
 //! Memory does not grow with the input: lines are cut out of one fixed block buffer
 //! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
-//! grows with distinct addresses only. Lines that cannot be judged (not UTF-8, longer than
-//! [`MAX_LINE`]) are counted in [`Totals`] and skipped; an input that cannot be read becomes
+//! grows with distinct addresses only. Lines that are not UTF-8 are decoded lossily (U+FFFD
+//! for the bad bytes) and counted; lines longer than [`MAX_LINE`] are counted in [`Totals`]
+//! and skipped; an input that cannot be read becomes
 //! an [`InputError`] and the others are still read.
 //!
 //! Speed: a line that does not contain `sshd` is dropped after one `memmem` search (every
@@ -24,6 +25,7 @@
 //! decoding on a read-ahead thread.
 
 mod chunks;
+pub mod csv;
 pub mod enrich;
 mod jsonl;
 mod lines;
@@ -120,12 +122,21 @@ impl LineJudge {
         }
     }
 
-    fn judge<'a>(&mut self, line: &Line<'a>) -> Option<Event<'a>> {
-        let Some(text) = line.text else {
+    /// A line that is not UTF-8 is decoded lossily into `scratch` (bad bytes become U+FFFD)
+    /// and judged all the same: an attacker must not hide a line from the scan by putting
+    /// an invalid byte in the user name. The address sshd appends is ASCII, so it survives.
+    fn judge<'a>(&mut self, line: &Line<'a>, scratch: &'a mut String) -> Option<Event<'a>> {
+        if line.text.is_none() {
             self.invalid_utf8 += 1;
-            return None;
-        };
+        }
         self.sshd.find(line.bytes)?;
+        let text = match line.text {
+            Some(text) => text,
+            None => {
+                *scratch = String::from_utf8_lossy(line.bytes).into_owned();
+                scratch.as_str()
+            }
+        };
         self.parser.parse_line_ref(text)
     }
 
@@ -284,7 +295,8 @@ fn summarize_range_with(
         if end.is_some_and(|end| line.offset >= end) {
             return ControlFlow::Break(());
         }
-        if let Some(event) = judge.judge(&line) {
+        let mut scratch = String::new();
+        if let Some(event) = judge.judge(&line, &mut scratch) {
             summary.add_event(line.offset, &event);
         }
         ControlFlow::Continue(())
@@ -400,7 +412,8 @@ fn write_stream_events<R: Read + Send + 'static>(
         let totals = &mut report.totals;
         let attacks_written = &mut report.attacks_written;
         let result = read_lines(src, 0, false, &mut counts, on_read, |line: Line<'_>| {
-            let Some(attempt) = judge.judge(&line) else {
+            let mut scratch = String::new();
+            let Some(attempt) = judge.judge(&line, &mut scratch) else {
                 return ControlFlow::Continue(());
             };
             totals.events += 1;

@@ -24,6 +24,94 @@ use serde_json::{Value, json};
 /// an alert with a long `previous_output` can come close, so we allow more, but not without bound.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// How long any one read from execd may wait: for the message after the start, and for the
+/// reply to `check_keys`. execd writes both at once (the message right after the spawn, the
+/// reply right after reading our line), so a few seconds of silence mean it is gone or stuck,
+/// and waiting longer would only hold execd, which runs its programs one at a time.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Standard input read straight from descriptor 0, each line within the timeout: the clock
+/// starts at the first read after a newline (or at the first read), so neither silence nor a
+/// slow drip of bytes holds the program longer. A read past it fails with `TimedOut`.
+/// Unbuffered: wrap it in a `BufReader`.
+pub struct TimedStdin {
+    timeout: std::time::Duration,
+    deadline: Option<std::time::Instant>,
+}
+
+impl TimedStdin {
+    pub fn new(timeout: std::time::Duration) -> Self {
+        TimedStdin {
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl Read for TimedStdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let timeout = self.timeout;
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| std::time::Instant::now() + timeout);
+        let n = read_before(libc::STDIN_FILENO, buf, deadline).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no complete line on stdin within {}s", timeout.as_secs()),
+                )
+            } else {
+                e
+            }
+        })?;
+        if buf[..n].contains(&b'\n') {
+            self.deadline = None;
+        }
+        Ok(n)
+    }
+}
+
+/// One `read(2)` on `fd` once `poll(2)` says it is readable, before `deadline`.
+pub fn read_before(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+    deadline: std::time::Instant,
+) -> std::io::Result<usize> {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Rounded up, so that a sub-millisecond rest is not a busy loop of zero timeouts.
+        let millis =
+            libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, its count, a timeout.
+        let ready = unsafe { libc::poll(&mut pfd, 1, millis) };
+        if ready < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if ready == 0 {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        // SAFETY: `buf` is valid for `buf.len()` bytes of writing.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok(n.unsigned_abs());
+    }
+}
+
 /// What went wrong with a message; each is logged as one line and ends the program.
 #[derive(Debug, thiserror::Error)]
 pub enum ArError {

@@ -16,6 +16,12 @@ use thiserror::Error;
 pub const INTEGRATION_NAME: &str = "custom-abuseipdb";
 pub const LOCATION: &str = "abuseipdb";
 
+/// The longest alert file read. analysisd cuts an event at `OS_MAXSTR` (64 KiB) and an
+/// `alerts.json` line adds the decoded fields and `previous_output` to it, so a real alert
+/// stays well under this; the cap only stops a wrong path (`/dev/zero`, a huge log) from
+/// taking the manager's memory.
+pub const MAX_ALERT_BYTES: u64 = 1024 * 1024;
+
 /// Why an alert file could not be read.
 #[derive(Debug, Error)]
 pub enum AlertError {
@@ -51,12 +57,52 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Reads and parses the alert file integratord wrote.
+    /// Reads and parses the alert file integratord wrote: a regular file (a FIFO or a device
+    /// is refused without waiting on it; the open does not block) of at most
+    /// [`MAX_ALERT_BYTES`].
     pub fn read(path: &Path) -> Result<Alert, AlertError> {
-        let bytes = std::fs::read(path).map_err(|source| AlertError::Unreadable {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let unreadable = |source| AlertError::Unreadable {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let refuse = |what: &str| {
+            unreadable(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                what.to_string(),
+            ))
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(unreadable)?;
+        let kind = file.metadata().map_err(unreadable)?.file_type();
+        if !kind.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let what = if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_dir() {
+                "a directory"
+            } else if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else {
+                "not a regular file"
+            };
+            return Err(refuse(&format!(
+                "is {what}; integratord writes alerts to regular files"
+            )));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_ALERT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_ALERT_BYTES {
+            return Err(refuse(&format!(
+                "is larger than {MAX_ALERT_BYTES} bytes; no Wazuh alert is that long"
+            )));
+        }
         Alert::parse(&bytes).map_err(|detail| AlertError::Invalid {
             path: path.display().to_string(),
             detail,

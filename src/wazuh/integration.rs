@@ -2,8 +2,10 @@
 //! source address up, send the enrichment (or error) event to analysisd, log one line, exit.
 //!
 //! The whole run is bounded by integratord's `<timeout>` (`argv[6]`, default 10 s): the HTTP
-//! attempts share it (see [`super::options`]), and a watchdog sends a 408 error event and ends
-//! the process if the lookup still has not returned when the budget is spent. integratord has
+//! attempts share it (see [`super::options`]), and a watchdog, started before the alert file is
+//! even opened, sends a 408 error event (or, when the run never got to the lookup, logs why)
+//! and ends the process when the budget is spent. The alert file itself must be a regular file
+//! of at most [`super::alert::MAX_ALERT_BYTES`] (1 MiB). integratord has
 //! no timeout of its own and runs integrations one at a time, so a hung child would stall
 //! every integration on the manager.
 //!
@@ -125,13 +127,18 @@ pub fn run(argv: &[OsString], ctx: &Context) -> Report {
         log.scrub(key.expose());
     }
     log.debug(&describe_args(&args, &ctx.home));
-    Run {
+    let run = Run {
         ctx,
         args: &args,
         log: Arc::new(Mutex::new(log)),
         started,
-    }
-    .alert_to_event()
+        watched: Arc::new(Mutex::new(Watch::Reading)),
+    };
+    // Before anything that could block (opening the alert file, the cache, the network).
+    run.start_watchdog(options::budget(&args));
+    let report = run.alert_to_event();
+    *lock(&run.watched) = Watch::Finished;
+    report
 }
 
 fn describe_args(args: &IntegrationArgs, home: &Path) -> String {
@@ -144,7 +151,7 @@ fn describe_args(args: &IntegrationArgs, home: &Path) -> String {
         } else {
             "none"
         },
-        args.hook_url.as_deref().unwrap_or("none"),
+        args.hook_url.as_deref().map_or("none".into(), shown_hook),
         args.options_file
             .as_deref()
             .map_or("none".into(), |p| p.display().to_string()),
@@ -153,11 +160,58 @@ fn describe_args(args: &IntegrationArgs, home: &Path) -> String {
     )
 }
 
+/// The hook URL as the log may show it: a `user:pass@` is a credential, and a value that is
+/// no URL at all may be the second half of an `<api_key>` integratord split on a space.
+fn shown_hook(hook: &str) -> String {
+    let lower = hook.trim().to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        crate::config::redact_userinfo(hook.trim())
+    } else {
+        "given but not a URL (not shown)".into()
+    }
+}
+
+/// An options-file error as it may be shown. integratord names its options files
+/// `….options`; any other value in that slot may be a piece of an `<api_key>` split on
+/// spaces (a key with two spaces in a row), so it is named by position, not by value.
+fn shown_options_error(path: &Path, err: options::OptionsError) -> String {
+    match err {
+        options::OptionsError::Options { detail, .. }
+            if !path.to_string_lossy().ends_with("options") =>
+        {
+            format!(
+                "argument 5 (options file): {detail} (the value is not shown: it is not an integratord options file name and may be part of a split <api_key>)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 struct Run<'a, 'c> {
     ctx: &'a Context<'c>,
     args: &'a IntegrationArgs,
     log: Arc<Mutex<IntegrationLog>>,
     started: Instant,
+    /// What the watchdog does when the budget runs out.
+    watched: Arc<Mutex<Watch>>,
+}
+
+/// Where the run is, as the watchdog sees it.
+enum Watch {
+    /// The alert is not read yet (or its address not known): nothing to answer.
+    Reading,
+    /// Looking the address up: the watchdog answers with a timeout event.
+    Answering(Watched),
+    /// The run is over.
+    Finished,
+}
+
+/// The alert the watchdog would answer for.
+struct Watched {
+    source: SourceAlert,
+    ip: IpAddr,
+    what: String,
+    responder: Arc<Responder>,
 }
 
 impl Run<'_, '_> {
@@ -218,13 +272,18 @@ impl Run<'_, '_> {
         if let Err(e) = responder.connect() {
             return self.finish(exit_for(&e), format!("{what}: not looked up: {e}"));
         }
-        self.watch_deadline(&settings, &alert, ip, &responder);
+        *lock(&self.watched) = Watch::Answering(Watched {
+            source: SourceAlert::from_alert(&alert),
+            ip,
+            what: what.clone(),
+            responder: Arc::clone(&responder),
+        });
         self.look_up_and_send(&settings, &alert, ip, &responder, &what)
     }
 
     fn settings(&self) -> Result<Settings, String> {
         let options = match &self.args.options_file {
-            Some(path) => Options::read(path).map_err(|e| e.to_string())?,
+            Some(path) => Options::read(path).map_err(|e| shown_options_error(path, e))?,
             None => Options::default(),
         };
         options::settings(&self.ctx.home, self.args, &options, &self.ctx.env)
@@ -263,7 +322,8 @@ impl Run<'_, '_> {
     ) -> Report {
         self.debug(&format!(
             "lookup {ip}: cache {:?}, api {}",
-            settings.config.cache, settings.config.api_url
+            settings.config.cache,
+            crate::config::redact_userinfo(&settings.config.api_url)
         ));
         let mut lookup = match (self.ctx.open)(&settings.config) {
             Ok(l) => l,
@@ -334,41 +394,48 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Starts the watchdog that answers with a timeout event when the budget is spent.
-    fn watch_deadline(
-        &self,
-        settings: &Settings,
-        alert: &Alert,
-        ip: IpAddr,
-        responder: &Arc<Responder>,
-    ) {
-        let deadline = self.started + settings.budget.saturating_sub(Duration::from_millis(100));
-        let responder = Arc::clone(responder);
+    /// Starts the watchdog: when the budget is spent, it answers the alert with a timeout
+    /// event (once its address is known), or, if the run never got that far (an alert file
+    /// that will not open, a stalled file system), logs why; either way the integratord
+    /// child then ends, so one stuck run cannot stall every integration on the manager.
+    fn start_watchdog(&self, budget: Duration) {
+        let deadline = self.started + budget.saturating_sub(Duration::from_millis(100));
+        let watched = Arc::clone(&self.watched);
         let log = Arc::clone(&self.log);
-        let source = SourceAlert::from_alert(alert);
-        let what = describe_alert(alert);
-        let budget = settings.budget;
+        let alert_file = self.args.alert_file.display().to_string();
         let exit_process = self.ctx.exit_on_deadline;
         std::thread::spawn(move || {
             std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-            let mut event = Event::error(
-                source,
-                Some(ip),
-                ErrorCode::Status(408),
-                format!(
-                    "no answer from AbuseIPDB within the {}s budget",
-                    budget.as_secs_f32()
-                ),
-            );
-            let (exit, line) = match responder.send(&mut event) {
-                Ok(Delivery::AlreadySent) => return,
-                Ok(Delivery::Sent(_)) => (
-                    Exit::Done,
-                    format!("{what}: timed out after {budget:?}; error event sent"),
-                ),
-                Err(e) => (
-                    exit_for(&e),
-                    format!("{what}: timed out after {budget:?}; {e}"),
+            let state = std::mem::replace(&mut *lock(&watched), Watch::Finished);
+            let (exit, line) = match state {
+                Watch::Finished => return,
+                Watch::Answering(w) => {
+                    let mut event = Event::error(
+                        w.source,
+                        Some(w.ip),
+                        ErrorCode::Status(408),
+                        format!(
+                            "no answer from AbuseIPDB within the {}s budget",
+                            budget.as_secs_f32()
+                        ),
+                    );
+                    match w.responder.send(&mut event) {
+                        Ok(Delivery::AlreadySent) => return,
+                        Ok(Delivery::Sent(_)) => (
+                            Exit::Done,
+                            format!("{}: timed out after {budget:?}; error event sent", w.what),
+                        ),
+                        Err(e) => (
+                            exit_for(&e),
+                            format!("{}: timed out after {budget:?}; {e}", w.what),
+                        ),
+                    }
+                }
+                Watch::Reading => (
+                    Exit::AlertMissing,
+                    format!(
+                        "alert file {alert_file}: the run did not get to the lookup within the {budget:?} budget (a stalled alert, options or key file?); no event sent"
+                    ),
                 ),
             };
             lock(&log).info(&line);
@@ -390,6 +457,7 @@ fn exit_for(err: &QueueError) -> Exit {
     match err {
         QueueError::Missing(_) => Exit::SocketMissing,
         QueueError::NotRunning(_) | QueueError::Stalled(_) => Exit::AnalysisdDown,
+        QueueError::NotASocket { .. } => Exit::SocketMissing,
         QueueError::TooLong(_) => Exit::TooLong,
         QueueError::Io { .. } => Exit::Internal,
     }

@@ -19,7 +19,9 @@
 //!  "allowlist": ["203.0.113.0/24"],
 //!  "min_score": 0,                        // also "threshold": no event below this score
 //!  "api_url": "https://api.abuseipdb.com/api/v2",
-//!  "api_key_file": "etc/repute/abuseipdb.key"}
+//!  "api_key_file": "etc/repute/abuseipdb.key",
+//!  "proxy": "http://proxy.example:3128",  // default: HTTPS_PROXY/NO_PROXY; "none" for none
+//!  "ca_file": "etc/repute/proxy-ca.pem"}  // trusted instead of the compiled-in roots
 //! ```
 //!
 //! Unknown keys are refused, so that a typo does not silently leave a setting at its default.
@@ -53,6 +55,11 @@ pub enum OptionsError {
     /// A `store` (or its settings) that names no usable store.
     #[error("store: {detail}")]
     Store { detail: String },
+    #[error("environment ABUSEIPDB_API_KEY: {0}")]
+    EnvKey(String),
+    /// A `proxy` or `ca_file` option that cannot be used.
+    #[error("{0}")]
+    Network(String),
 }
 
 /// The `<options>` JSON.
@@ -77,6 +84,10 @@ pub struct Options {
     pub min_score: Option<u8>,
     pub api_url: Option<String>,
     pub api_key_file: Option<PathBuf>,
+    /// The HTTP(S) proxy (`none` for none); by default the environment's.
+    pub proxy: Option<String>,
+    /// A PEM CA bundle trusted instead of the compiled-in roots (relative: under the home).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -166,16 +177,27 @@ pub fn settings(
     if let Some(cache) = options.cache.as_ref().or(env.cache.as_ref()) {
         config.cache = cache_setting(home, cache, &redis)?;
     }
-    apply_options(&mut config, options);
+    apply_options(&mut config, home, options)?;
     if let Some(url) = &args.hook_url {
+        // Never echoed: integratord splits `<api_key>` on spaces, so with a key that holds
+        // one, the hook slot holds the rest of the key.
+        crate::config::normalize_api_url(url, "hook_url").map_err(|_| {
+            OptionsError::ApiUrl(
+                "argument 3 (hook_url) is not an https:// URL, or http:// to a loopback host \
+                 (the value is not shown: with an <api_key> that contains a space, this slot \
+                 holds part of the key)"
+                    .into(),
+            )
+        })?;
         config.api_url = url.clone();
     }
-    // Checked as every other door checks it (plain http:// only to loopback); the value is
-    // kept as given, the client trims `/check` itself.
-    crate::config::normalize_api_url(&config.api_url, "the API URL (hook_url or api_url)")
+    // Checked as every other door checks it (plain http:// only to loopback; the message
+    // never repeats a `user:pass@`); the scheme is lower-cased, the client trims `/check`.
+    crate::config::normalize_api_url(&config.api_url, "the API URL (api_url)")
         .map_err(|e| OptionsError::ApiUrl(e.to_string()))?;
+    config.api_url = crate::config::lowercase_scheme(config.api_url.trim());
     config.api_key = api_key(home, args, options, env)?;
-    let budget = args.timeout.unwrap_or(Duration::from_secs(10));
+    let budget = budget(args);
     let retries = args.retries.unwrap_or(config.retries);
     fit_http_to_budget(&mut config, budget, retries);
     fit_store_to_budget(&mut config, budget);
@@ -186,7 +208,7 @@ pub fn settings(
     })
 }
 
-fn apply_options(config: &mut Config, options: &Options) {
+fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<(), OptionsError> {
     if let Some(s) = options.ttl_seconds {
         config.positive_ttl = Duration::from_secs(s);
     }
@@ -202,6 +224,17 @@ fn apply_options(config: &mut Config, options: &Options) {
     if let Some(url) = &options.api_url {
         config.api_url = url.clone();
     }
+    // The same checks (and messages) as the settings file's `proxy` and `ca_file`.
+    let invalid = |e: crate::config::ConfigError| OptionsError::Network(e.to_string());
+    if let Some(proxy) = &options.proxy {
+        config.proxy = Some(crate::config::check_proxy(proxy, "options `proxy`").map_err(invalid)?);
+    }
+    if let Some(ca) = &options.ca_file {
+        let ca = home.join(ca);
+        crate::config::check_ca_file(&ca, "options `ca_file`").map_err(invalid)?;
+        config.ca_file = Some(ca);
+    }
+    Ok(())
 }
 
 fn cache_setting(
@@ -267,14 +300,23 @@ fn api_key(
         return Ok(Some(key.clone()));
     }
     if let Some(key) = &env.api_key {
-        return Ok(Some(ApiKey::new(key.expose().trim())));
+        let key = key.expose().trim();
+        if key.len() as u64 > crate::config::MAX_KEY_FILE_BYTES {
+            return Err(OptionsError::EnvKey(format!(
+                "the key is {} bytes long; an AbuseIPDB key is 80 characters",
+                key.len()
+            )));
+        }
+        return Ok(Some(ApiKey::new(key)));
     }
     let explicit = options.api_key_file.as_ref().or(env.api_key_file.as_ref());
     match explicit {
         Some(path) => read_key_file(&home.join(path)).map(Some),
         None => {
             let default = home.join(DEFAULT_KEY_FILE);
-            if default.exists() {
+            // `symlink_metadata`, not `exists`: a dangling symlink there is a broken key
+            // file to name, not "no key configured".
+            if std::fs::symlink_metadata(&default).is_ok() {
                 read_key_file(&default).map(Some)
             } else {
                 Ok(None)
@@ -289,13 +331,18 @@ pub fn read_key_file(path: &Path) -> Result<ApiKey, OptionsError> {
         path: path.display().to_string(),
         detail,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = crate::config::read_key_text(path).map_err(err)?;
     let key = text.lines().map(str::trim).find(|l| !l.is_empty());
     match key {
         Some(k) if !k.contains(char::is_whitespace) => Ok(ApiKey::new(k)),
         Some(_) => Err(err("the key contains whitespace".into())),
         None => Err(err("the file is empty".into())),
     }
+}
+
+/// The budget for the whole run: integratord's `<timeout>`, else 10 s (its default).
+pub fn budget(args: &IntegrationArgs) -> Duration {
+    args.timeout.unwrap_or(Duration::from_secs(10))
 }
 
 /// Gives the HTTP client the run's budget (its timeout covers every retry), keeping a slice
@@ -466,11 +513,26 @@ mod tests {
         let err = settings(dir.path(), &a, &Options::default(), &Env::default())
             .unwrap_err()
             .to_string();
+        // Named by its slot, never by its value (which may be half of a split key).
+        assert!(!err.contains("api.abuseipdb.example"), "{err}");
+        assert!(err.contains("argument 3 (hook_url)"), "{err}");
+        a.hook_url = Some("kx9secondHalfOfAKey".into());
+        let err = settings(dir.path(), &a, &Options::default(), &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("kx9secondHalfOfAKey"), "{err}");
+        // The options file's api_url is named as given.
+        let options = Options {
+            api_url: Some("http://u:pw@api.abuseipdb.example/api/v2".into()),
+            ..Options::default()
+        };
+        let err = settings(dir.path(), &args(), &options, &Env::default())
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("http://api.abuseipdb.example/api/v2/check"),
+            err.contains("http://***@api.abuseipdb.example/api/v2"),
             "{err}"
         );
-        assert!(err.contains("hook_url"), "{err}");
         a.hook_url = Some("https://api.abuseipdb.com/api/v2/check".into());
         assert!(settings(dir.path(), &a, &Options::default(), &Env::default()).is_ok());
     }

@@ -34,6 +34,12 @@ pub enum QueueError {
     Missing(PathBuf),
     #[error("queue socket {0} refused the event: wazuh-analysisd is not running")]
     NotRunning(PathBuf),
+    /// Something else sits where analysisd's socket belongs (a file left by a copy, a
+    /// directory made by mistake): restarting analysisd will not help until it is removed.
+    #[error(
+        "queue socket path {path} is {what}, not a socket (remove it and restart the Wazuh manager)"
+    )]
+    NotASocket { path: PathBuf, what: &'static str },
     #[error("queue socket {0} took no event for {secs}s: wazuh-analysisd is not reading", secs = SEND_TIMEOUT.as_secs())]
     Stalled(PathBuf),
     #[error("event of {0} bytes is too long for the queue socket")]
@@ -106,7 +112,13 @@ pub fn send_on(socket: &UnixDatagram, path: &Path, message: &[u8]) -> Result<(),
 fn classify(path: &Path, err: io::Error, len: usize) -> QueueError {
     match err.kind() {
         io::ErrorKind::NotFound => QueueError::Missing(path.into()),
-        io::ErrorKind::ConnectionRefused => QueueError::NotRunning(path.into()),
+        io::ErrorKind::ConnectionRefused => match not_a_socket(path) {
+            Some(what) => QueueError::NotASocket {
+                path: path.into(),
+                what,
+            },
+            None => QueueError::NotRunning(path.into()),
+        },
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => QueueError::Stalled(path.into()),
         _ if err.raw_os_error() == Some(libc::EMSGSIZE) => QueueError::TooLong(len),
         _ => QueueError::Io {
@@ -116,9 +128,57 @@ fn classify(path: &Path, err: io::Error, len: usize) -> QueueError {
     }
 }
 
+/// What sits at `path` when it is not a socket (`connect` says "refused" for all of them).
+fn not_a_socket(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_socket() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_file() {
+        Some("a regular file")
+    } else {
+        Some("not a socket")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_or_directory_at_the_socket_path_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("queue");
+        std::fs::write(&file, "").unwrap();
+        let err = connect(&file).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QueueError::NotASocket {
+                    what: "a regular file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("is a regular file, not a socket"),
+            "{err}"
+        );
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let err = connect(&sub).unwrap_err();
+        assert!(
+            err.to_string().contains("is a directory, not a socket"),
+            "{err}"
+        );
+        // A socket nobody reads is still "not running".
+        let dead = dir.path().join("dead");
+        drop(UnixDatagram::bind(&dead).unwrap());
+        assert!(matches!(connect(&dead), Err(QueueError::NotRunning(_))));
+    }
 
     fn agent(id: &str, ip: Option<&str>) -> Agent {
         Agent {

@@ -38,6 +38,11 @@ pub enum Fault {
     Close,
     /// Answer normally after a pause.
     Delay(Duration),
+    /// A hostile server (or proxy) that echoes the request's `Key` header back: in a 422's
+    /// `source.parameter` and `detail`.
+    EchoKeyIn422,
+    /// The same, in a normal-looking answer: `isp`, `domain`, `countryCode`, `hostnames`.
+    EchoKeyInAnswer,
 }
 
 impl Fault {
@@ -134,9 +139,9 @@ struct State {
     /// Checks left today; `None` = unlimited.
     quota_left: Option<u64>,
     answers: HashMap<String, String>,
-    reported: HashMap<String, u32>,
     seen: Vec<SeenRequest>,
     checks_per_ip: HashMap<String, u64>,
+    report: ReportState,
 }
 
 struct Shared {
@@ -318,6 +323,21 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             headers,
         }) => return respond(&mut stream, status, &body, &headers),
         Some(Fault::Delay(d)) => std::thread::sleep(d),
+        Some(Fault::EchoKeyIn422) => {
+            let key = request.headers.get("key").cloned().unwrap_or_default();
+            let body = error_body(422, &format!("bad key {key}"), Some(&key));
+            return respond(&mut stream, 422, &body, &[]);
+        }
+        Some(Fault::EchoKeyInAnswer) => {
+            let key = request.headers.get("key").cloned().unwrap_or_default();
+            let ip = request.params.get("ipAddress").cloned().unwrap_or_default();
+            let key = json_string(&key);
+            let body = format!(
+                r#"{{"data":{{"ipAddress":{ip},"abuseConfidenceScore":100,"countryCode":{key},"isp":{key},"domain":{key},"usageType":{key},"hostnames":[{key}],"totalReports":3,"lastReportedAt":"2026-11-27T08:15:00+00:00"}}}}"#,
+                ip = json_string(&ip)
+            );
+            return respond(&mut stream, 200, &body, &[]);
+        }
         None => {}
     }
     let (status, body, headers) = answer(&request, shared);
@@ -385,7 +405,7 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Option<SeenRequest>> {
         None => (target.clone(), String::new()),
     };
     let mut params = parse_form(&query);
-    params.extend(parse_form(&String::from_utf8_lossy(&body)));
+    params.extend(parse_body(&headers, &body));
     Ok(Some(SeenRequest {
         method,
         path,
@@ -445,7 +465,7 @@ fn answer(req: &SeenRequest, shared: &Shared) -> (u16, String, Vec<(String, Stri
     let endpoint = req.path.rsplit('/').next().unwrap_or_default().to_string();
     match (req.method.as_str(), endpoint.as_str()) {
         ("GET", "check") => check_answer(req, &mut s),
-        ("POST", "report") => report_answer(req, &mut s),
+        ("POST", "report") => report_answer(req, &mut s.report),
         ("GET", "blacklist") => (200, BLACKLIST.to_string(), Vec::new()),
         _ => (404, error_body(404, "Not Found", None), Vec::new()),
     }
@@ -537,25 +557,6 @@ fn documented_example(verbose: bool) -> String {
     )
 }
 
-fn report_answer(req: &SeenRequest, s: &mut State) -> (u16, String, Vec<(String, String)>) {
-    let ip = req.params.get("ip").cloned().unwrap_or_default();
-    if ip.parse::<std::net::IpAddr>().is_err() {
-        let body = error_body(
-            422,
-            "The ip must be a valid IPv4 or IPv6 address.",
-            Some("ip"),
-        );
-        return (422, body, Vec::new());
-    }
-    let times = s.reported.entry(ip.clone()).or_default();
-    *times += 1;
-    if ip == "127.0.0.2" || *times > 1 {
-        return (429, duplicate_body(&ip), Vec::new());
-    }
-    let body = format!(r#"{{"data":{{"ipAddress":"{ip}","abuseConfidenceScore":52}}}}"#);
-    (200, body, Vec::new())
-}
-
 const BLACKLIST: &str = r#"{"meta":{"generatedAt":"2026-11-28T06:00:00+00:00"},"data":[
 {"ipAddress":"203.0.113.200","abuseConfidenceScore":100,"lastReportedAt":"2026-11-28T05:59:01+00:00","countryCode":"US"},
 {"ipAddress":"198.51.100.77","abuseConfidenceScore":100,"lastReportedAt":"2026-11-28T05:58:12+00:00"},
@@ -638,4 +639,151 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+// ---- The report endpoint: the 15-minute rule, its own quota, what was reported. ----
+
+/// AbuseIPDB's window between two reports of one address.
+pub const REPORT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// One report the mock accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedReport {
+    pub ip: String,
+    pub categories: String,
+    pub comment: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+#[derive(Default)]
+struct ReportState {
+    /// When each address was last accepted (mock clock, see `advance_report_clock`).
+    last_at: HashMap<String, Duration>,
+    /// How far the mock's report clock has been moved forward.
+    skew: Duration,
+    /// Reports left today; `None` = unlimited.
+    quota_left: Option<u64>,
+    accepted: Vec<AcceptedReport>,
+    duplicates: u64,
+}
+
+impl ReportState {
+    fn now(&self) -> Duration {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        real + self.skew
+    }
+}
+
+impl MockAbuseIpdb {
+    /// Reports accepted (answered 200), in order.
+    pub fn accepted_reports(&self) -> Vec<AcceptedReport> {
+        self.state().report.accepted.clone()
+    }
+
+    /// Reports answered with the duplicate 429.
+    pub fn duplicate_reports(&self) -> u64 {
+        self.state().report.duplicates
+    }
+
+    /// After `n` more accepted reports the report endpoint's daily quota is spent.
+    pub fn set_report_quota(&self, n: u64) {
+        self.state().report.quota_left = Some(n);
+    }
+
+    /// Moves the report endpoint's clock forward (to step past the 15-minute window).
+    pub fn advance_report_clock(&self, by: Duration) {
+        self.state().report.skew += by;
+    }
+}
+
+/// `POST /report`, as the real endpoint answers: 422 for a bad address or no category, the
+/// duplicate 429 (`source.parameter: ip`) within 15 minutes of the last accepted report of
+/// the address (and always for the test address 127.0.0.2), the quota 429 when the report
+/// quota is spent, else 200 with the updated score and the rate-limit headers.
+fn report_answer(req: &SeenRequest, s: &mut ReportState) -> (u16, String, Vec<(String, String)>) {
+    let ip = req.params.get("ip").cloned().unwrap_or_default();
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        let body = error_body(
+            422,
+            "The ip must be a valid IPv4 or IPv6 address.",
+            Some("ip"),
+        );
+        return (422, body, Vec::new());
+    }
+    let categories = req.params.get("categories").cloned().unwrap_or_default();
+    let valid = !categories.is_empty()
+        && categories
+            .split(',')
+            .all(|c| c.trim().parse::<u8>().is_ok_and(|n| (1..=23).contains(&n)));
+    if !valid {
+        let body = error_body(
+            422,
+            "The categories must be valid category ids.",
+            Some("categories"),
+        );
+        return (422, body, Vec::new());
+    }
+    let now = s.now();
+    let recent = s
+        .last_at
+        .get(&ip)
+        .is_some_and(|at| now.saturating_sub(*at) < REPORT_WINDOW);
+    if ip == "127.0.0.2" || recent {
+        s.duplicates += 1;
+        return (429, duplicate_body(&ip), Vec::new());
+    }
+    if let Some(left) = s.quota_left {
+        if left == 0 {
+            return quota_answer();
+        }
+        s.quota_left = Some(left - 1);
+    }
+    s.last_at.insert(ip.clone(), now);
+    s.accepted.push(AcceptedReport {
+        ip: ip.clone(),
+        categories,
+        comment: req.params.get("comment").cloned(),
+        timestamp: req.params.get("timestamp").cloned(),
+    });
+    let remaining = s.quota_left.unwrap_or(999);
+    let headers = vec![
+        ("X-RateLimit-Limit".to_string(), "1000".to_string()),
+        ("X-RateLimit-Remaining".to_string(), remaining.to_string()),
+    ];
+    let body = format!(r#"{{"data":{{"ipAddress":"{ip}","abuseConfidenceScore":52}}}}"#);
+    (200, body, headers)
+}
+
+/// The body's parameters: a JSON object (`Content-Type: application/json`; arrays of
+/// categories joined with commas, numbers as text) or a form.
+fn parse_body(headers: &HashMap<String, String>, body: &[u8]) -> HashMap<String, String> {
+    let is_json = headers
+        .get("content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !is_json {
+        return parse_form(&String::from_utf8_lossy(body));
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return HashMap::new();
+    };
+    map.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(t) => t,
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(t) => t.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
 }

@@ -78,7 +78,7 @@ pub struct WazuhTree {
 }
 
 impl WazuhTree {
-    /// A home with `integrations/`, `logs/`, `etc/rules/`, `tmp/`, `etc/ossec.conf` and a bound
+    /// A home with `integrations/`, `logs/`, `etc/rules/`, `tmp/`, `var/`, `etc/ossec.conf` and a bound
     /// queue socket.
     pub fn new() -> WazuhTree {
         let mut tree = WazuhTree::without_socket();
@@ -97,7 +97,15 @@ impl WazuhTree {
     /// The same tree without anything bound at `queue/sockets/queue`.
     pub fn without_socket() -> WazuhTree {
         let dir = tempfile::tempdir().expect("temp dir");
-        for sub in ["integrations", "logs", "etc/rules", "queue/sockets", "tmp"] {
+        // `var` as in every Wazuh home: the cache directory `var/repute` is made under it.
+        for sub in [
+            "integrations",
+            "logs",
+            "etc/rules",
+            "queue/sockets",
+            "tmp",
+            "var",
+        ] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("create tree");
         }
         std::fs::write(dir.path().join("etc/ossec.conf"), OSSEC_CONF).expect("ossec.conf");
