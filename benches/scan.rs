@@ -40,6 +40,7 @@ fn options(threads: usize) -> Options {
         now: jiff::Timestamp::now(),
         threads,
         only_public: false,
+        ..Options::default()
     }
 }
 

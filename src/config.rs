@@ -712,7 +712,8 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         path: path.to_path_buf(),
         message,
     })?;
-    let key = text.trim();
+    // An editor's byte-order mark is not part of the key (sent in `Key:`, it gets a 401).
+    let key = text.trim_start_matches('\u{feff}').trim();
     if key.is_empty() {
         return Err(ConfigError::KeyFileEmpty {
             path: path.to_path_buf(),
@@ -751,7 +752,12 @@ pub fn read_key_text(path: &Path) -> Result<String, String> {
             "longer than {MAX_KEY_FILE_BYTES} bytes; an AbuseIPDB key is 80 characters (is this the right file?)"
         ));
     }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    // An editor's byte-order mark is not part of the key (sent in `Key:`, it gets a 401).
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// A relative path in the file is relative to the file's own directory.

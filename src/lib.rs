@@ -11,9 +11,11 @@
 //! - [`sshd`] turns one log line (any syslog envelope, sshd or sshd-session), or a message
 //!   without its envelope (journald's `MESSAGE`, a Wazuh alert's `full_log`), into an
 //!   [`Attempt`]: who (address, port, user), what (`kind`, `outcome`) and the Wazuh rule the
-//!   same line would fire. The address is always the one sshd appended at the end of the
-//!   message, so text an attacker typed (a user name, an identification string) never becomes
-//!   the source.
+//!   same line would fire. The address is taken where sshd's (or PAM's) format string puts
+//!   it, with the format's length limits and the 500-byte syslog cut in mind, so text an
+//!   attacker typed (a user name, a key id, an identification string) never becomes the
+//!   source; a line that could be read two ways gives no address. `sshd::connection` then
+//!   counts attempts per connection (one try, however many lines describe it).
 //! - [`addr`] classifies an address against the IANA special-purpose registries. Only
 //!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
 //! - [`scan`] reads files, `.gz` files and stdin in a streaming way and either writes attempts

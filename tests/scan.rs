@@ -106,6 +106,7 @@ fn jsonl_follows_the_contract() {
         "user",
         "public",
         "wazuh_rule",
+        "attempts",
     ];
     for event in &events {
         let object = event.as_object().expect("an object per line");
@@ -130,6 +131,7 @@ fn jsonl_follows_the_contract() {
         assert!(event["user"].is_null() || event["user"].is_string());
         assert!(event["public"].is_boolean());
         assert!(event["wazuh_rule"].is_null() || event["wazuh_rule"].is_u64());
+        assert!(event["attempts"].is_u64());
     }
     // Only the sshd lines, in input order, with their 1-based line numbers.
     let lines: Vec<u64> = events.iter().map(|e| e["line"].as_u64().unwrap()).collect();
@@ -657,4 +659,37 @@ fn the_example_log_scans_without_framing_decoys() {
     let table = repute().arg("scan").arg(&example).output().unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.lines().nth(1).unwrap().starts_with(PUBLIC_A), "{text}");
+}
+
+/// The two routes of issue 9, end to end: PAM's `rhost=<addr> user=<name>` with a name that
+/// says `rhost=<decoy>`, and a certificate key id sized so that sshd's 500-byte cut makes the
+/// line end in `from <decoy> port 22 ssh2`.
+#[test]
+fn pam_names_and_key_ids_cut_at_500_bytes_frame_no_one() {
+    let decoy = "192.175.48.77";
+    let head = format!(
+        "Failed publickey for invalid user test from {PUBLIC_A} port 4242 ssh2: \
+         RSA-CERT SHA256:abcdef ID "
+    );
+    let tail = format!(" from {decoy} port 22 ssh2");
+    let message = format!("{head}{}{tail}", "k".repeat(500 - head.len() - tail.len()));
+    assert_eq!(message.len(), 500);
+    let log = [
+        format!("Mar  1 10:00:00 srv01 sshd[7]: {message}"),
+        format!(
+            "Mar  1 10:00:01 srv01 sshd[8]: pam_unix(sshd:auth): authentication failure; \
+             logname= uid=0 euid=0 tty=ssh ruser= rhost={PUBLIC_A}  user=x rhost={decoy}"
+        ),
+        format!(
+            "Mar  1 10:00:02 srv01 sshd[9]: pam_sss(sshd:auth): authentication failure; \
+             logname= uid=0 euid=0 tty=ssh ruser= rhost={PUBLIC_A} user=x rhost={decoy}"
+        ),
+    ]
+    .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (events, code, stderr) =
+        scan_jsonl(&[write(dir.path(), "auth.log", log).to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e["srcip"] == PUBLIC_A), "{events:?}");
 }

@@ -163,6 +163,48 @@ fn dry_run_prints_a_diff_and_changes_nothing() {
     assert!(said.contains("nothing was changed"));
 }
 
+/// The blog's rules as its readers pasted them into local_rules.xml, after the stock example.
+pub const BLOG_LOCAL_RULES: &str = r#"<!-- Local rules -->
+
+<!-- Modify it at your will. -->
+<!-- Copyright (C) 2015, Wazuh Inc. -->
+
+<!-- Example -->
+<group name="local,syslog,sshd,">
+
+  <!--
+  Dec 10 01:02:02 host sshd[1234]: Failed none for root from 1.1.1.1 port 1066 ssh2
+  -->
+  <rule id="100001" level="5">
+    <if_sid>5716</if_sid>
+    <srcip>1.1.1.1</srcip>
+    <description>sshd: authentication failed from IP 1.1.1.1.</description>
+    <group>authentication_failed,pci_dss_10.2.4,pci_dss_10.2.5,</group>
+  </rule>
+
+</group>
+
+<group name="local,syslog,sshd,">
+<rule id="100001" level="10">
+<if_sid>5716</if_sid>
+<match type="pcre2">\b(?!(10)|192\.168|172\.(2[0-9]|1[6-9]|3[0-1])|(25[6-9]|2[6-9][0-9]|[3-9][0-9][0-9]|99[1-9]))[0-9]{1,3}\.(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)</match>
+<description>sshd: Authentication failed from a public IP address $(srcip).</description>
+<group>authentication_failed,pci_dss_10.2.4,pci_dss_10.2.5,</group>
+</rule>
+</group>
+
+<group name="local,syslog,sshd,">
+<rule id="100002" level="10">
+<field name="abuseipdb.abuse_confidence_score" type="pcre2" negate="yes">^0$</field>
+<description>IP with $(abuseipdb.abuse_confidence_score)% confidence of abuse connected to your network.</description>
+<group>authentication_failed,pci_dss_10.2.4,pci_dss_10.2.5,</group>
+</rule>
+</group>
+"#;
+
+/// The blog's `<integration>` block, on its rule 100001.
+pub const BLOG_INTEGRATION: &str = "  <integration>\n    <name>custom-abuseipdb.py</name>\n    <hook_url>https://api.abuseipdb.com/api/v2/check</hook_url>\n    <api_key>oldkey</api_key>\n    <level>10</level>\n    <rule_id>100001</rule_id>\n    <alert_format>json</alert_format>\n  </integration>\n\n  <ruleset>";
+
 #[test]
 fn the_blogs_install_is_upgraded_in_place() {
     let tree = WazuhTree::new();
@@ -173,25 +215,20 @@ fn the_blogs_install_is_upgraded_in_place() {
         "#!/var/ossec/framework/python/bin/python3\nimport json\n",
     )
     .unwrap();
-    let conf = OSSEC_CONF.replace(
-        "  <ruleset>",
-        "  <integration>\n    <name>custom-abuseipdb.py</name>\n    <hook_url>https://api.abuseipdb.com/api/v2/check</hook_url>\n    <api_key>oldkey</api_key>\n    <level>10</level>\n    <rule_id>100001</rule_id>\n    <alert_format>json</alert_format>\n  </integration>\n\n  <ruleset>",
-    );
+    let conf = OSSEC_CONF.replace("  <ruleset>", BLOG_INTEGRATION);
     std::fs::write(tree.path().join("etc/ossec.conf"), &conf).unwrap();
-    std::fs::write(
-        tree.path().join("etc/rules/local_rules.xml"),
-        "<group name=\"local,syslog,sshd,\">\n<rule id=\"100001\" level=\"10\"><if_sid>5716</if_sid></rule>\n</group>\n",
-    )
-    .unwrap();
+    let local = tree.path().join("etc/rules/local_rules.xml");
+    std::fs::write(&local, BLOG_LOCAL_RULES).unwrap();
     let key = key_file(&tree);
     let out = install(&tree, &["--api-key-file", &key]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let said = text(&out);
-    // Same name, so integratord needs no new block: the script is replaced (and kept).
+    // Same name, so integratord needs no new block; it now runs on the new trigger.
     assert_eq!(
         std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap(),
-        conf
+        conf.replace("<rule_id>100001</rule_id>", "<rule_id>110100</rule_id>")
     );
+    assert!(said.contains("it now runs on 110100"), "{said}");
     assert_eq!(
         std::fs::read(&script).unwrap(),
         std::fs::read(env!("CARGO_BIN_EXE_repute")).unwrap()
@@ -203,15 +240,257 @@ fn the_blogs_install_is_upgraded_in_place() {
         ),
         "{said}"
     );
+    // local_rules.xml: the blog's two rules out (a backup first), the stock example kept.
+    let local_now = std::fs::read_to_string(&local).unwrap();
     assert!(
-        said.contains("local_rules.xml also defines rule 100001"),
+        said.contains("etc/rules/local_rules.xml: removed the blog's rules 100001 and 100002"),
         "{said}"
     );
+    assert!(
+        said.contains("the stock example rule 100001 is left as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "updated etc/rules/local_rules.xml (backup: etc/rules/local_rules.xml.repute-backup-"
+        ),
+        "{said}"
+    );
+    let rules = repute::wazuh::xml::parse(&local_now).unwrap();
+    let ids: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r.walk())
+        .filter(|e| e.name == "rule")
+        .filter_map(|e| e.attr("id"))
+        .collect();
+    assert_eq!(ids, ["100001"]);
+    assert!(local_now.contains("<srcip>1.1.1.1</srcip>"));
+    assert!(local_now.contains("removed the blog's rule 100001 here"));
+    assert!(roxmltree::Document::parse(&format!("<r>{local_now}</r>")).is_ok());
     assert!(
         said.contains("<api_key>"),
         "warns that ossec.conf's key wins: {said}"
     );
     assert!(text(&install(&tree, &["--api-key-file", &key])).contains("nothing to do"));
+}
+
+/// The note names the blog only for the blog's rules: a stock home's example, or a rule of
+/// the administrator's own, is said to be left alone (and an integration on someone's own
+/// 100001 is not moved).
+#[test]
+fn rules_that_are_not_the_blogs_are_left_alone_and_named_right() {
+    let tree = WazuhTree::new();
+    let local = tree.path().join("etc/rules/local_rules.xml");
+    let stock_only = BLOG_LOCAL_RULES
+        .split("<group name=\"local,syslog,sshd,\">\n<rule id=\"100001\" level=\"10\">")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&local, &stock_only).unwrap();
+    let out = install(&tree, &[]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("blog"), "{said}");
+    assert!(
+        said.contains("the stock example rule 100001 is left as it is"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), stock_only);
+
+    let tree = WazuhTree::new();
+    let own = "<group name=\"local,\">\n  <rule id=\"100001\" level=\"10\">\n    <if_sid>5710</if_sid>\n    <description>mine</description>\n  </rule>\n</group>\n";
+    std::fs::write(tree.path().join("etc/rules/local_rules.xml"), own).unwrap();
+    let conf = OSSEC_CONF.replace("  <ruleset>", BLOG_INTEGRATION);
+    std::fs::write(tree.path().join("etc/ossec.conf"), &conf).unwrap();
+    let out = install(&tree, &[]);
+    let said = text(&out);
+    assert!(
+        said.contains("rule 100001 is not the blog's rule: left as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains("which etc/rules/local_rules.xml defines (not the blog's rule)"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("etc/rules/local_rules.xml")).unwrap(),
+        own
+    );
+    assert!(
+        std::fs::read_to_string(tree.path().join("etc/ossec.conf"))
+            .unwrap()
+            .contains("<rule_id>100001</rule_id>")
+    );
+}
+
+/// 4.7's integratord refuses `<timeout>`/`<retries>` in `<integration>`: on a home that says
+/// it is 4.7, install takes them out of the block it relies on (4.8+ keeps them).
+#[test]
+fn on_wazuh_4_7_the_integration_loses_timeout_and_retries() {
+    for (version, kept) in [("v4.7.5", false), ("v4.9.2", true)] {
+        let tree = WazuhTree::new();
+        std::fs::create_dir_all(tree.path().join("bin")).unwrap();
+        std::fs::write(
+            tree.path().join("bin/wazuh-control"),
+            format!("#!/bin/sh\n\n# Wazuh Control\nVERSION=\"{version}\"\nDAEMONS=x\n"),
+        )
+        .unwrap();
+        let conf = OSSEC_CONF.replace(
+            "  <ruleset>",
+            &BLOG_INTEGRATION.replace(
+                "    <alert_format>json</alert_format>\n",
+                "    <alert_format>json</alert_format>\n    <timeout>10</timeout>\n    <retries>3</retries>\n",
+            ),
+        );
+        std::fs::write(tree.path().join("etc/ossec.conf"), &conf).unwrap();
+        let out = install(&tree, &[]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains(&format!(
+                "Wazuh {} (read from bin/wazuh-control)",
+                &version[1..]
+            )),
+            "{said}"
+        );
+        let now = std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap();
+        assert_eq!(
+            now.contains("<timeout>10</timeout>"),
+            kept,
+            "{version}: {now}"
+        );
+        assert_eq!(now.contains("<retries>3</retries>"), kept, "{version}");
+        // Slack's block ends so too; ours does once both lines are gone.
+        let ends = now
+            .matches("    <alert_format>json</alert_format>\n  </integration>")
+            .count();
+        assert_eq!(ends, if kept { 1 } else { 2 }, "{now}");
+    }
+}
+
+/// Issue 10 item 4: two installs in one second named their backups alike, and the second
+/// copy replaced the first (the original ossec.conf was lost). Every name a backup of this
+/// run could take is taken here; none may be overwritten.
+#[test]
+fn a_backup_never_replaces_another() {
+    let tree = WazuhTree::new();
+    let etc = tree.path().join("etc");
+    let now = jiff::Timestamp::now();
+    let mut taken = Vec::new();
+    for s in 0..30 {
+        let stamp = (now + jiff::SignedDuration::from_secs(s))
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let path = etc.join(format!("ossec.conf.repute-backup-{stamp}"));
+        std::fs::write(&path, "the first backup\n").unwrap();
+        taken.push(path);
+    }
+    let out = install(&tree, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for path in &taken {
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "the first backup\n");
+    }
+    let backups: Vec<String> = std::fs::read_dir(&etc)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ossec.conf.repute-backup-"))
+        .collect();
+    assert_eq!(backups.len(), taken.len() + 1, "{backups:?}");
+    let new = backups
+        .iter()
+        .map(|n| etc.join(n))
+        .find(|p| !taken.contains(p))
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(new).unwrap(), OSSEC_CONF);
+}
+
+/// Issue 10 item 5: a symlinked ossec.conf (configuration management) was replaced by a
+/// regular file; the target is edited and the link stays.
+#[test]
+fn a_symlinked_ossec_conf_is_edited_where_it_points() {
+    let tree = WazuhTree::new();
+    let managed = tree.path().join("tmp/managed-ossec.conf");
+    std::fs::write(&managed, OSSEC_CONF).unwrap();
+    let conf = tree.path().join("etc/ossec.conf");
+    std::fs::remove_file(&conf).unwrap();
+    std::os::unix::fs::symlink(&managed, &conf).unwrap();
+    let out = install(&tree, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        std::fs::symlink_metadata(&conf)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_link(&conf).unwrap(), managed);
+    assert!(
+        std::fs::read_to_string(&managed)
+            .unwrap()
+            .contains("<name>custom-abuseipdb</name>")
+    );
+    assert!(text(&out).contains("a symlink: edited"), "{}", text(&out));
+}
+
+/// Issue 10 item 6: ossec.conf was edited first, so a later failure left the
+/// `<integration>` block naming a program never installed. Here the rules file cannot be
+/// written (a directory holds its name): install fails, and the tree is as it was.
+#[test]
+fn a_failed_install_leaves_the_tree_as_it_was() {
+    let tree = WazuhTree::new();
+    let blocker = tree.path().join("etc/rules/repute_abuseipdb_rules.xml");
+    std::fs::create_dir_all(blocker.join("x")).unwrap();
+    let key = key_file(&tree);
+    let before = snapshot(tree.path());
+    let out = install(&tree, &["--api-key-file", &key, "--active-response"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("repute_abuseipdb_rules.xml"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(snapshot(tree.path()), before);
+}
+
+/// Issue 10 item 7: a byte-order mark at the start of ossec.conf (refused before: the
+/// splice landed 3 bytes early), one in the key file (sent inside the `Key:` header before),
+/// and a self-closing first `<ossec_config/>` (refused before).
+#[test]
+fn byte_order_marks_and_a_self_closing_root_are_handled() {
+    let tree = WazuhTree::new();
+    let conf_path = tree.path().join("etc/ossec.conf");
+    // From the first root on: with a comment first, the old splice happened to land right.
+    let from_root = &OSSEC_CONF[OSSEC_CONF.find("<ossec_config>").unwrap()..];
+    std::fs::write(&conf_path, format!("\u{feff}{from_root}")).unwrap();
+    let key = tree.path().join("tmp/bom.key");
+    std::fs::write(&key, format!("\u{feff}{KEY}\r\n")).unwrap();
+    let out = install(&tree, &["--api-key-file", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    assert!(conf.starts_with('\u{feff}'));
+    let roots = repute::wazuh::xml::parse(&conf[3..]).unwrap();
+    let integration = roots[0]
+        .children
+        .iter()
+        .filter(|c| c.name == "integration")
+        .count();
+    assert_eq!(integration, 2, "slack and ours, inside the first root");
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("etc/repute/abuseipdb.key")).unwrap(),
+        format!("{KEY}\n")
+    );
+
+    let tree = WazuhTree::new();
+    let conf_path = tree.path().join("etc/ossec.conf");
+    std::fs::write(&conf_path, format!("<ossec_config/>\n{OSSEC_CONF}")).unwrap();
+    let out = install(&tree, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let ours = repute::wazuh::ossec_conf::OssecConf::parse(&conf)
+        .unwrap()
+        .integrations();
+    assert!(ours.iter().any(|i| i.name == "custom-abuseipdb"));
+    assert!(conf.starts_with("<ossec_config/>\n"));
 }
 
 #[test]
@@ -403,12 +682,12 @@ fn install_with_active_response_twice_then_nothing_to_do() {
     assert_eq!(ar("disabled").as_deref(), Some("no"));
     assert_eq!(ar("location").as_deref(), Some("local"));
     assert_eq!(ar("timeout").as_deref(), Some("900"));
-    assert_eq!(ar("rules_id").as_deref(), Some("100012,100013"));
-    // Those rules are the installed ruleset's positive answers (100002 is their parent).
+    assert_eq!(ar("rules_id").as_deref(), Some("110113,110114"));
+    // Those rules are the installed ruleset's positive answers (110112 is their parent).
     let rules =
         std::fs::read_to_string(tree.path().join("etc/rules/repute_abuseipdb_rules.xml")).unwrap();
     let positive = rules_in_group(&rules, "abuseipdb_positive");
-    assert_eq!(positive, ["100002", "100012", "100013"]);
+    assert_eq!(positive, ["110112", "110113", "110114"]);
     for id in ar("rules_id").unwrap_or_default().split(',') {
         assert!(positive.iter().any(|p| p == id), "rule {id}");
     }
@@ -440,7 +719,7 @@ fn dry_run_with_active_response_prints_the_blocks_and_changes_nothing() {
     for line in [
         "+    <name>repute-block</name>",
         "+    <timeout_allowed>yes</timeout_allowed>",
-        "+    <rules_id>100012,100013</rules_id>",
+        "+    <rules_id>110113,110114</rules_id>",
         "+    <timeout>600</timeout>",
         "# create active-response/bin/repute-block: this program",
         "nothing was changed",
@@ -490,7 +769,7 @@ fn an_existing_repute_block_command_is_kept_and_not_duplicated() {
     assert!(edited.contains(theirs));
     assert_eq!(
         child_text(&blocks.active_response, "rules_id").as_deref(),
-        Some("100012,100013")
+        Some("110113,110114")
     );
     // A second run with another timeout: kept as it is, and said so.
     let again = install(&tree, &["--active-response", "--ar-timeout", "60"]);
@@ -529,7 +808,7 @@ fn the_installed_active_response_blocks_as_execd_drives_it() {
     let message = |command: &str, ip: &str| {
         let alert = json!({
             "timestamp": "2026-11-28T10:00:00.000+0000",
-            "rule": { "level": 14, "id": "100013", "description": "AbuseIPDB: known attacker" },
+            "rule": { "level": 14, "id": "110114", "description": "AbuseIPDB: known attacker" },
             "agent": { "id": "000", "name": "manager" },
             "id": "1764324000.99",
             "data": {

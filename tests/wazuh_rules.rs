@@ -64,7 +64,11 @@ fn the_printed_rules_parse_and_follow_wazuhs_rules() {
             "<field name={f:?}> is a static field"
         );
     }
-    assert!(text.contains(r#"<rule id="100001""#) && text.contains(r#"<rule id="100002""#));
+    // The blog's meaning under ids of their own: a stock manager's example rule is 100001.
+    assert!(text.contains(r#"<rule id="110100""#) && text.contains(r#"<rule id="110112""#));
+    assert!(!text.contains(r#"<rule id="100001""#) && !text.contains(r#"<rule id="100002""#));
+    // Well-formed for a strict XML 1.0 parser too (no "--" inside a comment).
+    roxmltree::Document::parse(&format!("<rules>{text}</rules>")).expect("strict XML");
     assert!(text.contains("<if_sid>5710, 5716, 5758, 5760</if_sid>"));
     repute::wazuh::ruleset::lint(&text).expect("lint clean");
 }
@@ -73,7 +77,7 @@ fn the_printed_rules_parse_and_follow_wazuhs_rules() {
 fn the_integration_block_can_be_printed() {
     let text = rules_output(&["--integration-block"]);
     assert!(text.contains("<name>custom-abuseipdb</name>"));
-    assert!(text.contains("<rule_id>100001</rule_id>"));
+    assert!(text.contains("<rule_id>110100</rule_id>"));
     let roots = repute::wazuh::xml::parse(&text).expect("parses");
     let elements: Vec<&str> = roots
         .iter()

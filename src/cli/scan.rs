@@ -39,10 +39,20 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Table columns: ATTEMPTS = failures + probes (pre-auth aborts, scans, timeouts); OK = accepted \
-logins from the same address; USERS = distinct user names tried (\"1000+\" past the cap); \
-times are UTC. With --enrich: SCORE = AbuseIPDB abuse confidence (or - and why there is none), \
+Table columns: ATTEMPTS = what the address tried: each password, key or user name tried and \
+refused counts once however many lines sshd and PAM wrote about it (one try of an unknown user \
+can write five), a connection that tried nothing (a scan, an aborted handshake, a timeout) \
+counts once, and a login after tries of several user names on one connection counts as an \
+attempt too; FAILURES = the attempts that tried credentials; OK = accepted logins from the \
+same address; USERS = distinct user names tried (\"1000+\" past the cap); \
+times are UTC (stamps without a zone are read in --timezone, by default this host's zone). \
+With --enrich: SCORE = AbuseIPDB abuse confidence (or - and why there is none), \
 COUNTRY, REPORTS, USAGE; only the rows shown are looked up.
+
+Input: syslog files (a line counts only when its program tag is sshd, sshd-session or \
+sshd-auth) and `journalctl -o json` or `-o export` output (an entry counts only when \
+journald's own _COMM/_EXE, or _SYSTEMD_UNIT, say sshd; never by SYSLOG_IDENTIFIER, which the \
+sender chooses), mixed freely, no flag needed.
 
 Exit status: 0 at least one attack found, 1 none found, 2 an input could not be read (the \
 others are still scanned).")]
@@ -66,6 +76,20 @@ pub struct Args {
     /// distinct address shown; JSON events get a `reputation` object.
     #[arg(long)]
     pub enrich: bool,
+    /// The zone of time stamps that carry none (`Nov 28 10:00:00`): the local time of the
+    /// host that wrote the log. An IANA name (`Europe/Paris`), `UTC`, or an offset
+    /// (`+02:00`). Default: this host's zone (TZ, else /etc/localtime). Output times are
+    /// RFC 3339 in UTC either way.
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    pub timezone: Option<jiff::tz::TimeZone>,
+    /// Read lines without a program tag as sshd's own messages (`journalctl -u ssh -o
+    /// cat`, runit/s6 log files). Not the default: without a tag, nothing shows which
+    /// program wrote a line, and any local user can log a line that reads like sshd's
+    /// (`logger 'Failed password for root from 198.51.100.7 port 22 ssh2'`). Use it only
+    /// on input that holds sshd's lines alone. (`journalctl -o json` and `-o export` need
+    /// no flag: their entries are judged by the fields journald records about the sender.)
+    #[arg(long)]
+    pub untagged_sshd: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -99,6 +123,27 @@ impl ApiArgs {
     }
 }
 
+/// `--timezone`: an IANA name, `UTC`, or a fixed offset `±HH:MM` / `±HH`.
+fn parse_zone(text: &str) -> Result<jiff::tz::TimeZone, String> {
+    if let Some(sign) = text.strip_prefix(['+', '-']).map(|_| &text[..1]) {
+        let digits = &text[1..];
+        let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
+        let (h, m) = (h.parse::<i32>(), m.parse::<i32>());
+        if let (Ok(h), Ok(m)) = (h, m)
+            && (0..=25).contains(&h)
+            && (0..60).contains(&m)
+        {
+            let secs = (h * 3600 + m * 60) * if sign == "-" { -1 } else { 1 };
+            if let Ok(offset) = jiff::tz::Offset::from_seconds(secs) {
+                return Ok(jiff::tz::TimeZone::fixed(offset));
+            }
+        }
+        return Err(format!("{text:?} is not an offset like +02:00"));
+    }
+    jiff::tz::TimeZone::get(text)
+        .map_err(|_| format!("{text:?} is not a time zone name (like Europe/Paris or UTC)"))
+}
+
 /// Inputs at least this big (in total) get a progress bar when stderr is a terminal.
 const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 
@@ -123,6 +168,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         now: jiff::Timestamp::now(),
         threads: args.threads.map_or_else(default_threads, usize::from),
         only_public: args.only_public,
+        zone: args
+            .timezone
+            .clone()
+            .unwrap_or_else(jiff::tz::TimeZone::system),
+        bare_messages: args.untagged_sshd,
     };
     // JSON lines printed on the terminal would be torn by a bar drawn on the same screen.
     let printing_events = args.format != Format::Table && std::io::stdout().is_terminal();

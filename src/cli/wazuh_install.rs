@@ -25,7 +25,7 @@ pub struct Args {
     pub api_key_file: Option<PathBuf>,
     /// Also install the active response: active-response/bin/repute-block and the <command>
     /// and <active-response> blocks that block the addresses of enrichment alerts with an
-    /// abuse confidence of 50 or more (rules 100012, 100013).
+    /// abuse confidence of 50 or more (rules 110113, 110114).
     #[arg(long)]
     pub active_response: bool,
     /// How long the active response blocks an address, in seconds (the <timeout>).

@@ -53,7 +53,7 @@ pub fn summarize_chunked<R: Read>(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (chunk_rx, spare_tx) = (&chunk_rx, spare_tx.clone());
-                scope.spawn(move || parse_chunks(chunk_rx, spare_tx, opts.now))
+                scope.spawn(move || parse_chunks(chunk_rx, spare_tx, opts))
             })
             .collect();
         let read_result = cut_chunks(src, &chunk_tx, &spare_rx, progress, &mut skipped);
@@ -81,10 +81,10 @@ pub fn summarize_chunked<R: Read>(
 fn parse_chunks(
     chunks: &Mutex<mpsc::Receiver<Chunk>>,
     spare: mpsc::Sender<Vec<u8>>,
-    now: jiff::Timestamp,
+    opts: &Options,
 ) -> Summary {
     let mut summary = Summary::default();
-    let mut judge = LineJudge::new(now);
+    let mut judge = LineJudge::new(opts);
     let mut counts = LineCounts::default();
     loop {
         let next = match chunks.lock() {
@@ -92,11 +92,11 @@ fn parse_chunks(
             Err(_) => break,
         };
         let Ok(chunk) = next else { break };
-        judge.parser.reset();
+        judge.reset();
         for line in chunk.warm_up.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if let Ok(text) = std::str::from_utf8(line) {
-                judge.parser.parse_line_ref(text);
+                judge.warm(text);
             }
         }
         // Reading from a slice cannot fail.

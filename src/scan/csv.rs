@@ -66,7 +66,7 @@ fn gather_stream(
     index: &mut HashMap<IpAddr, usize>,
     backlog: &mut Backlog,
 ) -> io::Result<()> {
-    let mut judge = LineJudge::new(opts.now);
+    let mut judge = LineJudge::new(opts);
     let mut counts = LineCounts::default();
     let mut scratch = String::new();
     let on_read = |n: usize| progress.advance(n as u64);

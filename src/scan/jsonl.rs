@@ -76,6 +76,10 @@ impl EventBuffer {
         });
         out.extend_from_slice(b",\"wazuh_rule\":");
         json_opt_u64(out, a.wazuh_rule.map(u64::from));
+        // Added after the contract's first fields: what the line adds to its address's
+        // ATTEMPTS once its connection is accounted for (`sshd::connection`).
+        out.extend_from_slice(b",\"attempts\":");
+        json_u64(out, u64::from(a.attempts));
         out.extend_from_slice(extra.as_bytes());
         out.extend_from_slice(b"}\n");
     }
@@ -161,6 +165,7 @@ mod tests {
         user: Option<&'a str>,
         public: bool,
         wazuh_rule: Option<u32>,
+        attempts: u32,
     }
 
     fn by_hand(file: &str, line: u64, a: &Attempt) -> String {
@@ -174,6 +179,7 @@ mod tests {
             srcport: a.srcport,
             user: a.user.as_deref(),
             wazuh_rule: a.wazuh_rule,
+            attempts: u32::from(a.outcome.is_attack()),
         };
         let mut events = EventBuffer::default();
         events.push(file, line, &event);
@@ -195,6 +201,7 @@ mod tests {
             user: a.user.as_deref(),
             public: srcip.is_some_and(|ip| addr::classify(ip).is_public()),
             wazuh_rule: a.wazuh_rule,
+            attempts: u32::from(a.outcome.is_attack()),
         };
         serde_json::to_string(&event).unwrap() + "\n"
     }
@@ -279,7 +286,8 @@ mod tests {
             concat!(
                 r#"{"file":"auth.log","line":7,"time":"2026-03-01T10:00:00Z","host":"srv01","#,
                 r#""pid":42,"kind":"invalid_user","outcome":"failure","srcip":"8.8.8.8","#,
-                r#""srcport":2222,"user":"x \"from\" 1.2.3.4","public":true,"wazuh_rule":5710}"#,
+                r#""srcport":2222,"user":"x \"from\" 1.2.3.4","public":true,"wazuh_rule":5710,"#,
+                r#""attempts":1}"#,
                 "\n"
             )
         );

@@ -46,7 +46,10 @@ pub use open::Input;
 pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, USERS_SHOWN, Users};
 pub use table::{write_table, write_table_enriched};
 
+use std::borrow::Cow;
+
 use crate::addr;
+use crate::sshd::journal::{Entry, ExportEntry, Field};
 use crate::sshd::{Event, Parser};
 use lines::{Line, LineCounts, read_lines};
 use open::Opened;
@@ -67,6 +70,12 @@ pub struct Options {
     pub threads: usize,
     /// Only events from public addresses (see [`crate::addr`]).
     pub only_public: bool,
+    /// The zone of stamps without one (the local time of the host that wrote the log).
+    pub zone: jiff::tz::TimeZone,
+    /// Every line is an sshd message, with no program tag to check (`journalctl -u ssh -o
+    /// cat`, runit/s6 logs): only for input known to hold sshd's lines alone, since any
+    /// local program could write a line that reads like sshd's.
+    pub bare_messages: bool,
 }
 
 impl Default for Options {
@@ -75,6 +84,8 @@ impl Default for Options {
             now: jiff::Timestamp::now(),
             threads: 1,
             only_public: false,
+            zone: jiff::tz::TimeZone::UTC,
+            bare_messages: false,
         }
     }
 }
@@ -107,37 +118,129 @@ pub struct EventsReport {
 }
 
 /// Decides, line by line, whether a line is an sshd event, counting what it must skip.
+///
+/// A line is a syslog line (program tag `sshd`…), a `journalctl -o json` entry (judged by
+/// journald's trusted fields, see [`crate::sshd::journal`]), a line of a `journalctl -o
+/// export` entry (the entry is judged at the empty line that ends it), or, with
+/// `bare_messages`, an sshd message without envelope.
 struct LineJudge {
     parser: Parser,
     sshd: memmem::Finder<'static>,
     invalid_utf8: u64,
+    bare_messages: bool,
+    export: ExportEntry,
+    /// Unescaped journal fields that the current event borrows.
+    scratch_message: String,
+    scratch_host: String,
 }
 
 impl LineJudge {
-    fn new(now: jiff::Timestamp) -> Self {
+    fn new(opts: &Options) -> Self {
         LineJudge {
-            parser: Parser::new(now),
+            parser: Parser::with_zone(opts.now, opts.zone.clone()),
             sshd: memmem::Finder::new(b"sshd"),
             invalid_utf8: 0,
+            bare_messages: opts.bare_messages,
+            export: ExportEntry::default(),
+            scratch_message: String::new(),
+            scratch_host: String::new(),
         }
     }
 
     /// A line that is not UTF-8 is decoded lossily into `scratch` (bad bytes become U+FFFD)
     /// and judged all the same: an attacker must not hide a line from the scan by putting
     /// an invalid byte in the user name. The address sshd appends is ASCII, so it survives.
-    fn judge<'a>(&mut self, line: &Line<'a>, scratch: &'a mut String) -> Option<Event<'a>> {
-        if line.text.is_none() {
-            self.invalid_utf8 += 1;
-        }
-        self.sshd.find(line.bytes)?;
+    fn judge<'a>(&'a mut self, line: &Line<'a>, scratch: &'a mut String) -> Option<Event<'a>> {
         let text = match line.text {
             Some(text) => text,
             None => {
+                self.invalid_utf8 += 1;
+                let wanted = self.bare_messages
+                    || self.export.active
+                    || self.sshd.find(line.bytes).is_some();
+                if !wanted {
+                    return None;
+                }
                 *scratch = String::from_utf8_lossy(line.bytes).into_owned();
                 scratch.as_str()
             }
         };
+        self.read(text)
+    }
+
+    /// Reads a line only for what it tells of its connection (a thread's warm-up).
+    fn warm(&mut self, text: &str) {
+        let _ = self.read(text);
+    }
+
+    /// Forgets every connection and any half-read export entry.
+    fn reset(&mut self) {
+        self.parser.reset();
+        self.export = ExportEntry::default();
+    }
+
+    fn read<'a>(&'a mut self, text: &'a str) -> Option<Event<'a>> {
+        if self.export.active || ExportEntry::starts(text) {
+            if !self.export.feed(text) {
+                return None;
+            }
+            let entry = self.export.sshd_message()?;
+            return self
+                .parser
+                .parse_parts(entry.time, entry.host, entry.pid, entry.message);
+        }
+        // Every envelope the parser accepts names the program, and a journal entry of sshd
+        // names it in `_COMM`/`_EXE`: a line without `sshd` is no event.
+        if !self.bare_messages && self.sshd.find(text.as_bytes()).is_none() {
+            return None;
+        }
+        if text.starts_with('{') {
+            return self.read_json(text);
+        }
+        if self.bare_messages {
+            // A line that names its program is judged by it; any other is sshd's message.
+            return match self.parser.parse_line_ref(text) {
+                Some(event) => Some(event),
+                None => self.parser.parse_bare(text),
+            };
+        }
         self.parser.parse_line_ref(text)
+    }
+
+    /// One `journalctl -o json` entry: sshd's by journald's own fields, or nothing.
+    fn read_json<'a>(&'a mut self, text: &'a str) -> Option<Event<'a>> {
+        let entry = Entry::from_json(text)?;
+        if !entry.is_sshd() {
+            return None;
+        }
+        let (time, pid) = (entry.time(), entry.pid());
+        let LineJudge {
+            parser,
+            scratch_message,
+            scratch_host,
+            ..
+        } = self;
+        let message: &'a str = match entry.message? {
+            Field::Text(Cow::Borrowed(m)) => m,
+            Field::Text(Cow::Owned(m)) => {
+                *scratch_message = m;
+                scratch_message
+            }
+            Field::Bytes(bytes) => {
+                *scratch_message = String::from_utf8(bytes).ok()?;
+                scratch_message
+            }
+            Field::Other => return None,
+        };
+        let host: Option<&'a str> = match entry.hostname {
+            Some(Field::Text(Cow::Borrowed(h))) => Some(h),
+            Some(Field::Text(Cow::Owned(h))) => {
+                *scratch_host = h;
+                Some(scratch_host)
+            }
+            _ => None,
+        };
+        parser.parse_parts(time, host, pid, message)
     }
 
     fn add_counts(&self, counts: LineCounts, totals: &mut Totals) {
@@ -190,7 +293,7 @@ pub fn summarize_stream<R: Read>(
     summary: &mut Summary,
 ) -> io::Result<()> {
     if opts.threads <= 1 {
-        summarize_range(src, 0, false, None, opts.now, progress, summary)
+        summarize_range(src, 0, false, None, opts, progress, summary)
     } else {
         chunks::summarize_chunked(src, opts, progress, summary)
     }
@@ -213,11 +316,11 @@ pub fn summarize_file_split(
                 let (start, end) = (range[0], range[1]);
                 scope.spawn(move || {
                     let mut part = Summary::default();
-                    let mut judge = LineJudge::new(opts.now);
+                    let mut judge = LineJudge::new(opts);
                     if start > 0 {
                         let from = start.saturating_sub(WARM_UP_BYTES);
                         let src = RangeReader { file, pos: from };
-                        warm_up(&mut judge.parser, src, from, from > 0, start);
+                        warm_up(&mut judge, src, from, from > 0, start);
                     }
                     // A range after the first starts one byte early and drops the partial
                     // line, so a line that begins exactly at `start` is still its own.
@@ -264,11 +367,11 @@ fn summarize_range(
     base_offset: u64,
     skip_first: bool,
     end: Option<u64>,
-    now: jiff::Timestamp,
+    opts: &Options,
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> io::Result<()> {
-    let mut judge = LineJudge::new(now);
+    let mut judge = LineJudge::new(opts);
     summarize_range_with(
         &mut judge,
         src,
@@ -310,8 +413,8 @@ fn summarize_range_with(
 /// many authentication failures`) take theirs from an earlier line of the connection.
 pub(crate) const WARM_UP_BYTES: u64 = 256 * 1024;
 
-/// Feeds the parser the lines of `src` before `until`, counting and recording nothing.
-fn warm_up(parser: &mut Parser, src: impl Read, base_offset: u64, skip_first: bool, until: u64) {
+/// Feeds the judge the lines of `src` before `until`, counting and recording nothing.
+fn warm_up(judge: &mut LineJudge, src: impl Read, base_offset: u64, skip_first: bool, until: u64) {
     let mut ignored = LineCounts::default();
     // A read error here only costs attribution; the range's own read will report it.
     let _ = read_lines(
@@ -325,7 +428,7 @@ fn warm_up(parser: &mut Parser, src: impl Read, base_offset: u64, skip_first: bo
                 return ControlFlow::Break(());
             }
             if let Some(text) = line.text {
-                parser.parse_line_ref(text);
+                judge.warm(text);
             }
             ControlFlow::Continue(())
         },
@@ -406,7 +509,7 @@ fn write_stream_events<R: Read + Send + 'static>(
     let mut out_error = None;
     let mut events = jsonl::EventBuffer::default();
     let input_result = with_read_ahead(src, opts.threads, |src| {
-        let mut judge = LineJudge::new(opts.now);
+        let mut judge = LineJudge::new(opts);
         let mut counts = LineCounts::default();
         let on_read = |n: usize| progress.advance(n as u64);
         let totals = &mut report.totals;

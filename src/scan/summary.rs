@@ -107,17 +107,27 @@ impl AddrSummary {
         }
     }
 
-    fn add(&mut self, at: u64, outcome: Outcome, user: Option<&str>, time: Option<Timestamp>) {
+    /// `attempts`: what the line adds once its connection's other lines are accounted for
+    /// (`sshd::connection`); a success after tries of other names adds failures too.
+    fn add(
+        &mut self,
+        at: u64,
+        outcome: Outcome,
+        attempts: u32,
+        user: Option<&str>,
+        time: Option<Timestamp>,
+    ) {
+        let attempts = u64::from(attempts);
+        self.attempts += attempts;
         match outcome {
-            Outcome::Failure => {
-                self.attempts += 1;
-                self.failures += 1;
+            Outcome::Failure => self.failures += attempts,
+            Outcome::Probe | Outcome::Info => {}
+            Outcome::Success => {
+                self.successes += 1;
+                self.failures += attempts;
             }
-            Outcome::Probe => self.attempts += 1,
-            Outcome::Success => self.successes += 1,
-            Outcome::Info => {}
         }
-        if let (true, Some(user)) = (outcome.is_attack(), user) {
+        if let (true, Some(user)) = (outcome.is_attack() || attempts > 0, user) {
             self.users.add(user, at);
         }
         if let Some(time) = time {
@@ -181,12 +191,22 @@ impl Summary {
     /// along the input: a byte offset, a line number).
     pub fn add(&mut self, at: u64, attempt: &Attempt) {
         let user = attempt.user.as_deref();
-        self.record(at, attempt.srcip, attempt.outcome, user, attempt.time);
+        let attempts = u32::from(attempt.outcome.is_attack());
+        self.record(
+            at,
+            attempt.srcip,
+            attempt.outcome,
+            attempts,
+            user,
+            attempt.time,
+        );
     }
 
-    /// Counts one recognised event, borrowed from its line.
+    /// Counts one recognised event, borrowed from its line, as the attempts its connection
+    /// logic gave it.
     pub fn add_event(&mut self, at: u64, event: &Event<'_>) {
-        self.record(at, event.srcip, event.outcome, event.user, event.time);
+        let (ip, outcome, attempts) = (event.srcip, event.outcome, event.attempts);
+        self.record(at, ip, outcome, attempts, event.user, event.time);
     }
 
     fn record(
@@ -194,6 +214,7 @@ impl Summary {
         at: u64,
         srcip: Option<IpAddr>,
         outcome: Outcome,
+        attempts: u32,
         user: Option<&str>,
         time: Option<Timestamp>,
     ) {
@@ -207,9 +228,9 @@ impl Summary {
                     .by_addr
                     .entry(ip)
                     .or_insert_with(|| AddrSummary::new(ip));
-                entry.add(at, outcome, user, time);
+                entry.add(at, outcome, attempts, user, time);
             }
-            None => self.totals.attacks_without_address += u64::from(is_attack),
+            None => self.totals.attacks_without_address += u64::from(attempts > 0),
         }
     }
 

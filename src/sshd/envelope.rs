@@ -8,11 +8,13 @@
 //! (`host auth.info sshd[1]: …`, `<10.5> host sshd[1]: …`), socklog's `auth.info:` banner,
 //! and journal exports with no stamp at all (`host sshd[1]: …`).
 //!
-//! Only the programs `sshd`, `sshd-session` (OpenSSH 9.8+) and the old `sshd(pam_unix)` are
-//! accepted; the first program tag in the head decides, so `sudo: … sshd[1]: Failed …` is not
-//! sshd. Stamps without a zone are taken as UTC. Year-less BSD stamps get their year from the
-//! parser's `now`: the year of `now`, or the year before when that would put the stamp more
-//! than a day after `now`.
+//! Only the programs `sshd`, `sshd-session` (OpenSSH 9.8+), `sshd-auth` (10.0+) and the old
+//! `sshd(pam_unix)` are accepted; the first program tag in the head decides, so `sudo: …
+//! sshd[1]: Failed …` is not sshd. Stamps without a zone are the local time of the host that wrote them, read in the
+//! [`Clock`]'s zone (UTC unless the caller gives one). Year-less BSD stamps get their year
+//! from the parser's `now`: the year of `now`, or the year before when that would put the
+//! stamp more than a day after `now`; a reader that meets January after December moves on to
+//! the next year.
 
 use std::cell::Cell;
 
@@ -25,6 +27,8 @@ use super::lit;
 pub enum Program {
     Sshd,
     SshdSession,
+    /// OpenSSH 10.0+'s pre-authentication binary.
+    SshdAuth,
     /// `sshd(pam_unix)[pid]:` of old Red Hat systems: Linux-PAM messages of sshd.
     SshdPam,
 }
@@ -39,44 +43,130 @@ pub struct Envelope<'a> {
     pub message: &'a str,
 }
 
-/// What a year-less stamp needs to be dated: the reference instant, pre-split, and the
-/// last day looked up (consecutive lines almost always share it).
+/// What a zone-less stamp needs to be dated: the reference instant, pre-split, the zone the
+/// writing host kept its clock in, the last day looked up (consecutive lines almost always
+/// share it), and the latest instant dated so far (so a long-running reader follows the log
+/// across New Year).
 #[derive(Debug, Clone)]
 pub struct Clock {
     now_secs: i64,
     now_year: i32,
     /// (month, day) → start of that day this year and last year, when it exists.
     last_day: Cell<(u8, u8, Option<i64>, Option<i64>)>,
+    zone: Zone,
+    /// The latest instant a year-less stamp was dated to (`i64::MIN`: none yet).
+    latest: Cell<i64>,
 }
 
+/// The zone of zone-less stamps: UTC, or a time zone resolved once, with the offset of the
+/// last local hour looked up kept (a zone's offset changes at most once in an hour, on the
+/// hour in every zone of today's database), so a line costs one comparison.
+#[derive(Debug, Clone)]
+enum Zone {
+    Utc,
+    Tz {
+        tz: jiff::tz::TimeZone,
+        /// (local hour since the epoch, offset in seconds east of UTC); hour `i64::MIN`: none.
+        last_hour: Cell<(i64, i64)>,
+    },
+}
+
+/// Seconds in the window (beyond a day) within which an instant counts as "not after now",
+/// and in which a year-less stamp may run backwards before it is taken as next year's.
+const DAY: i64 = 86_400;
+const HALF_YEAR: i64 = 183 * DAY;
+
 impl Clock {
+    /// Zone-less stamps read as UTC.
     pub fn new(now: Timestamp) -> Self {
         let now_secs = now.as_second();
-        let (now_year, _, _) = civil_from_days(now_secs.div_euclid(86_400));
+        let (now_year, _, _) = civil_from_days(now_secs.div_euclid(DAY));
         Clock {
             now_secs,
             now_year,
             last_day: Cell::new((0, 0, None, None)),
+            zone: Zone::Utc,
+            latest: Cell::new(i64::MIN),
         }
     }
 
+    /// Moves the reference instant on (a long-running reader calls this now and then).
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.now_secs = now.as_second();
+        (self.now_year, _, _) = civil_from_days(self.now_secs.div_euclid(DAY));
+        self.last_day.set((0, 0, None, None));
+    }
+
+    /// Zone-less stamps read as local time in `tz` (UTC itself takes the fast path).
+    pub fn with_zone(now: Timestamp, tz: jiff::tz::TimeZone) -> Self {
+        let mut clock = Clock::new(now);
+        if tz != jiff::tz::TimeZone::UTC {
+            clock.zone = Zone::Tz {
+                tz,
+                last_hour: Cell::new((i64::MIN, 0)),
+            };
+        }
+        clock
+    }
+
+    /// Seconds since the epoch of a zone-less wall-clock time (`local`: the same count as if
+    /// the wall clock were UTC). A time that a zone's clock skipped or showed twice is read
+    /// as RFC 5545 and Temporal do ("compatible": the earlier of two, after a gap).
+    fn to_utc(&self, local: i64) -> i64 {
+        let Zone::Tz { tz, last_hour } = &self.zone else {
+            return local;
+        };
+        let hour = local.div_euclid(3600);
+        let (cached, offset) = last_hour.get();
+        if cached == hour {
+            return local - offset;
+        }
+        let offset = jiff::Timestamp::from_second(hour * 3600)
+            .ok()
+            .map(|t| jiff::tz::TimeZone::UTC.to_datetime(t))
+            .and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible().ok())
+            .map_or(0, |t| hour * 3600 - t.as_second());
+        last_hour.set((hour, offset));
+        local - offset
+    }
+
     /// The instant of a year-less stamp: this year, or last year when this year's would lie
-    /// more than a day after `now`.
+    /// more than a day after `now` (or after the latest stamp, when the log has run past
+    /// `now`); next year's when it would lie more than half a year before the latest stamp
+    /// (a reader started in December meeting January's lines).
     fn date_yearless(&self, month: u8, day: u8, secs_of_day: i64) -> Option<Timestamp> {
         let (m, d, mut this_year, mut last_year) = self.last_day.get();
         if (m, d) != (month, day) {
             let start = |year: i32| -> Option<i64> {
-                (day <= days_in_month(year, month))
-                    .then(|| days_from_civil(year, month, day) * 86_400)
+                (day <= days_in_month(year, month)).then(|| days_from_civil(year, month, day) * DAY)
             };
             (this_year, last_year) = (start(self.now_year), start(self.now_year - 1));
             self.last_day.set((month, day, this_year, last_year));
         }
-        let secs = match this_year {
-            Some(s) if s + secs_of_day <= self.now_secs + 86_400 => s + secs_of_day,
+        let latest = self.latest.get();
+        let reference = self.now_secs.max(latest);
+        let mut secs = match this_year {
+            Some(s) if self.to_utc(s + secs_of_day) <= reference + DAY => {
+                self.to_utc(s + secs_of_day)
+            }
             // Feb 29 of a leap year seen in a non-leap year, or a stamp in the future.
-            _ => last_year? + secs_of_day,
+            _ => self.to_utc(last_year? + secs_of_day),
         };
+        if latest != i64::MIN && secs < latest - HALF_YEAR {
+            // Past New Year: the same day one year on (none for Feb 29 in a common year).
+            let (year, _, _) = civil_from_days(secs.div_euclid(DAY));
+            if day <= days_in_month(year + 1, month) {
+                let next = self.to_utc(days_from_civil(year + 1, month, day) * DAY + secs_of_day);
+                // At most a week past the reference (a reader between two `set_now`s): an old
+                // line out of order stays in its year.
+                if next <= reference + 7 * DAY {
+                    secs = next;
+                }
+            }
+        }
+        if secs > latest {
+            self.latest.set(secs);
+        }
         Timestamp::new(secs, 0).ok()
     }
 }
@@ -95,6 +185,21 @@ pub fn split<'a>(line: &'a str, clock: &Clock) -> Option<Envelope<'a>> {
         None => (None, line),
     };
     header(rest, time, clock)
+}
+
+/// A bare message: an optional leading stamp and `facility.level:` banner (socklog), then
+/// the message itself.
+pub fn bare<'a>(line: &'a str, clock: &Clock) -> (Option<Timestamp>, &'a str) {
+    let (time, rest) = match stamp(line, clock) {
+        Some((t, rest)) => (t, lit::skip_spaces(rest)),
+        None => (None, line),
+    };
+    let end = lit::space(rest).unwrap_or(rest.len());
+    let rest = match rest[..end].strip_suffix(':') {
+        Some(banner) if is_facility_level(banner) => lit::skip_spaces(&rest[end..]),
+        _ => rest,
+    };
+    (time, rest)
 }
 
 /// `[<PRI>]` + host tokens + program tag, after the stamp (if any).
@@ -186,6 +291,7 @@ fn program(name: &str) -> Option<Program> {
     match name {
         "sshd" => Some(Program::Sshd),
         "sshd-session" => Some(Program::SshdSession),
+        "sshd-auth" => Some(Program::SshdAuth),
         "sshd(pam_unix)" => Some(Program::SshdPam),
         _ => None,
     }
@@ -270,7 +376,7 @@ fn stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str
         return bsd_stamp(line, clock);
     }
     if b.len() >= 19 && b[0].is_ascii_digit() && b[4] == b'-' {
-        return iso_stamp(line);
+        return iso_stamp(line, clock);
     }
     None
 }
@@ -304,10 +410,16 @@ fn month_number(name: &str) -> Option<u8> {
     MONTHS.iter().position(|m| *m == name).map(|i| i as u8 + 1)
 }
 
-/// `YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]`, then the rest of the line.
-fn iso_stamp(line: &str) -> Option<(Option<Timestamp>, &str)> {
+/// `YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]`, then the rest of the line. Without a
+/// zone the stamp is local time in the clock's zone.
+fn iso_stamp<'a>(line: &'a str, clock: &Clock) -> Option<(Option<Timestamp>, &'a str)> {
     let end = iso_end(line)?;
-    Some((Some(iso_token(&line[..end])?), &line[end..]))
+    let (local, nanos, offset) = iso_parts(&line[..end])?;
+    let secs = match offset {
+        Some(offset) => local - offset,
+        None => clock.to_utc(local),
+    };
+    Some((Timestamp::new(secs, nanos).ok(), &line[end..]))
 }
 
 /// Where an ISO stamp that starts the line ends (the date/time separator may be a space).
@@ -329,6 +441,13 @@ fn iso_end(line: &str) -> Option<usize> {
 
 /// Parses one whole ISO-8601 stamp token; no zone means UTC.
 pub fn iso_token(tok: &str) -> Option<Timestamp> {
+    let (local, nanos, offset) = iso_parts(tok)?;
+    Timestamp::new(local - offset.unwrap_or(0), nanos).ok()
+}
+
+/// An ISO-8601 stamp token as its wall-clock seconds (counted as if UTC), nanoseconds and
+/// zone offset (seconds east of UTC; `None` when the stamp has no zone).
+fn iso_parts(tok: &str) -> Option<(i64, i32, Option<i64>)> {
     let b = tok.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
         return None;
@@ -359,15 +478,15 @@ pub fn iso_token(tok: &str) -> Option<Timestamp> {
         }
     }
     let offset = zone_offset(&b[i..])?;
-    let secs = days_from_civil(year, month, day) * 86_400 + secs_of_day - offset;
-    Timestamp::new(secs, nanos).ok()
+    let local = days_from_civil(year, month, day) * 86_400 + secs_of_day;
+    Some((local, nanos, offset))
 }
 
-/// `""` or `Z` (0), `±hh:mm`, `±hhmm`, `±hh` → seconds east of UTC.
-fn zone_offset(b: &[u8]) -> Option<i64> {
+/// `""` (no zone: `None`), `Z` (0), `±hh:mm`, `±hhmm`, `±hh` → seconds east of UTC.
+fn zone_offset(b: &[u8]) -> Option<Option<i64>> {
     let sign = match b.first() {
-        None => return Some(0),
-        Some(b'Z') if b.len() == 1 => return Some(0),
+        None => return Some(None),
+        Some(b'Z') if b.len() == 1 => return Some(Some(0)),
         Some(b'+') => 1,
         Some(b'-') => -1,
         _ => return None,
@@ -382,7 +501,7 @@ fn zone_offset(b: &[u8]) -> Option<i64> {
     if h > 23 || m > 59 {
         return None;
     }
-    Some(sign * (i64::from(h) * 3600 + i64::from(m) * 60))
+    Some(Some(sign * (i64::from(h) * 3600 + i64::from(m) * 60)))
 }
 
 /// `hh:mm:ss` → seconds of the day.
@@ -513,6 +632,54 @@ mod tests {
         let e = split("Feb 29 10:00:00 h sshd[1]: m", &c).unwrap();
         assert_eq!(e.time, None);
         assert_eq!(e.message, "m");
+    }
+
+    #[test]
+    fn zone_less_stamps_are_local_time_in_the_clock_zone() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        let c = Clock::with_zone(now, paris.clone());
+        // Winter: UTC+1; summer: UTC+2.
+        let e = split("Nov 28 10:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-11-28T09:00:00Z"));
+        let e = split("Jul  1 10:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-07-01T08:00:00Z"));
+        let e = split("2026-07-01T10:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-07-01T08:00:00Z"));
+        // A stamp with its own zone keeps it.
+        let e = split("2026-07-01T10:00:00+00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-07-01T10:00:00Z"));
+        // The hour the clocks skip (2026-03-29 02:xx in Paris) reads as after the gap.
+        let e = split("Mar 29 02:30:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-03-29T01:30:00Z"));
+        // UTC stays UTC.
+        let c = Clock::with_zone(now, jiff::tz::TimeZone::UTC);
+        let e = split("Nov 28 10:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-11-28T10:00:00Z"));
+    }
+
+    #[test]
+    fn a_long_running_reader_follows_the_log_past_new_year() {
+        // Last told the date at noon on Dec 31.
+        let mut c = Clock::new("2026-12-01T00:00:00Z".parse().unwrap());
+        c.set_now("2026-12-31T12:00:00Z".parse().unwrap());
+        let e = split("Dec 31 23:59:59 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-12-31T23:59:59Z"));
+        let e = split("Jan  1 00:00:01 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2027-01-01T00:00:01Z"));
+        let e = split("Jan  2 08:00:00 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2027-01-02T08:00:00Z"));
+        // A file read in March: December's lines are last year's, January's this year's.
+        let c = Clock::new("2027-03-01T00:00:00Z".parse().unwrap());
+        let e = split("Dec 31 23:59:59 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2026-12-31T23:59:59Z"));
+        let e = split("Jan  1 00:00:01 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2027-01-01T00:00:01Z"));
+        // An old line out of order never moves into the future.
+        let c = Clock::new("2005-08-14T10:00:00Z".parse().unwrap());
+        split("Jun  7 10:00:00 h sshd[1]: m", &c).unwrap();
+        let e = split("Nov 11 08:04:51 h sshd[1]: m", &c).unwrap();
+        assert_eq!(e.time, ts("2004-11-11T08:04:51Z"));
     }
 
     #[test]

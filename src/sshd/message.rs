@@ -99,11 +99,12 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
     }
     let body = body(message);
     let text = body.text;
+    let full_len = message.len();
     let first = *text.as_bytes().first()?;
     let msg = match first {
-        b'F' => failed_or_accepted(text, "Failed "),
-        b'A' => failed_or_accepted(text, "Accepted "),
-        b'P' => failed_or_accepted(text, "Postponed ")
+        b'F' => failed_or_accepted(text, "Failed ", full_len),
+        b'A' => failed_or_accepted(text, "Accepted ", full_len),
+        b'P' => failed_or_accepted(text, "Postponed ", full_len)
             .or_else(|| pam_more(text))
             .or_else(|| pam_error(text)),
         b'I' => invalid_user(text, "Invalid user ").or_else(|| invalid_user(text, "Illegal user ")),
@@ -120,7 +121,7 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
         b'B' => bad_protocol(text),
         b'b' => banner_exchange(text),
         b'k' => kex_ident(text),
-        b'm' => max_auth_tries(text),
+        b'm' => max_auth_tries(text, full_len),
         b'n' => no_matching(text, body.level),
         b'p' => pam_unix(text),
         b'r' => refused_connect(text),
@@ -131,7 +132,46 @@ pub fn parse(message: &str) -> Option<Message<'_>> {
         b'S' => ssh_remote(text),
         _ => None,
     }?;
-    Some(with_rule(msg, &body))
+    Some(with_rule(uncut(msg, full_len), &body))
+}
+
+/// The connection id sshd puts before an address (`packet.c` `sshpkt_fmt_connection_id`,
+/// `"%.200s%s%s port %d"`) holds up to 200 bytes of preamble (`invalid user NAME`).
+const MAX_PREAMBLE: usize = 200;
+
+/// Families whose address follows the `[invalid |authenticating ]user NAME` preamble.
+fn after_preamble(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::ConnClosedPreauth
+            | Kind::ConnResetPreauth
+            | Kind::ConnClosed
+            | Kind::ConnReset
+            | Kind::DisconnectedPreauth
+            | Kind::Disconnected
+            | Kind::TooManyAuthFailures
+            | Kind::ChangeOfUsername
+            | Kind::CorruptMac
+    )
+}
+
+/// A preamble name is not cut at 100 bytes, and the pre-auth child's lines are escaped twice
+/// before OpenSSH 10.3: a name of escapes can push the real address past the 500-byte cut
+/// and leave a line that ends in whatever the name said. Such a line keeps its kind but
+/// gives no address (the connection's pid may still give the real one).
+fn uncut(msg: Message<'_>, full_len: usize) -> Message<'_> {
+    match msg {
+        Message::Event(mut ev)
+            if ev.user.is_some()
+                && ev.peer.is_some()
+                && after_preamble(ev.kind)
+                && may_be_cut(full_len, MAX_PREAMBLE) =>
+        {
+            ev.peer = None;
+            Message::Event(ev)
+        }
+        other => other,
+    }
 }
 
 /// Reads the message of the old `sshd(pam_unix)[pid]:` program: Linux-PAM's own text
@@ -206,73 +246,82 @@ fn event(ev: MsgEvent<'_>) -> Option<Message<'_>> {
     Some(Message::Event(ev))
 }
 
-/// `Failed|Accepted|Postponed METHOD for [invalid user ]USER from HOST port N sshV[: INFO]`.
+/// `Failed|Accepted|Postponed METHOD for [invalid user ]USER from HOST port N sshV[: INFO]`
+/// (`auth.c` `auth_log`: `"%s %s%s%s for %s%.100s from %.200s port %d ssh2%s%s"`).
 ///
-/// A valid user is an existing account: one token (or a bracketed `<invalid username>`), so
-/// the address is the first ` from ` after it and any auth-info injection that follows is
-/// ignored. An invalid user is arbitrary text: the address is the rightmost ` from ` whose
-/// tail fits; for the methods that carry no auth-info (password, keyboard-interactive, none)
-/// the tail must end the line, so text typed as a user name cannot supply it.
-fn failed_or_accepted<'a>(text: &'a str, verb: &str) -> Option<Message<'a>> {
+/// Both USER and INFO are client text: USER any name the client asked for, INFO a key's
+/// type and fingerprint and, for a certificate, the `ID <key id>` its signer chose. What
+/// fixes the address is that sshd cuts the requested name at its first `:` (`auth2.c`
+/// `input_userauth_request`, the `user:style` split) before it logs anything, while INFO
+/// always starts with `: `. So the real ` from HOST port N ssh2` is the first ` from ` whose
+/// tail fits with no `:` before it: a ` from ` inside USER is followed by more of USER, so
+/// its tail cannot end the line or reach `: ` (USER has no `:`), and one inside INFO has
+/// the real `: ` before it. The line may have been cut at 500 bytes (`log.c` `do_log`,
+/// `"%.500s"`), but not before the address: prefix, 100 bytes of name (400 once
+/// escaped) and ` from ` stay under 500. `Postponed` lines come from the pre-auth child and
+/// are escaped twice by OpenSSH before 10.3, so they can be cut before the address:
+/// those that may have been cut give no address.
+fn failed_or_accepted<'a>(text: &'a str, verb: &str, full_len: usize) -> Option<Message<'a>> {
     let rest = text.strip_prefix(verb)?;
     let (method, rest) = lit::split_once(rest, " ")?;
     let rest = rest.strip_prefix("for ")?;
     let invalid_rest = rest
         .strip_prefix("invalid user ")
         .or_else(|| rest.strip_prefix("illegal user "));
-    let info_allowed = method_has_info(method);
-    let (user, peer, invalid) = match invalid_rest {
-        Some(after) => {
-            let (user, peer) = anchored_user(after, info_allowed)?;
-            (user, peer, true)
-        }
-        // An account name is one token; a name with spaces (not sshd's, but seen in
-        // fail2ban's journal tests) is read like an invalid user's.
-        None => match account_user(rest) {
-            Some((user, peer)) => (user, peer, false),
-            None => {
-                let (user, peer) = anchored_user(rest, info_allowed)?;
-                (user, peer, false)
-            }
-        },
-    };
+    let invalid = invalid_rest.is_some();
+    let named = invalid_rest.unwrap_or(rest);
+    let (user, mut peer) = first_fitting_from(named)?;
     let (kind, outcome) = match verb {
         "Accepted " => (Kind::Accepted, Outcome::Success),
         "Postponed " => (Kind::Postponed, Outcome::Info),
         _ => failed_kind(method, invalid),
     };
-    event(MsgEvent::new(kind, outcome, Some(peer)).user(Some(user)))
+    if verb == "Postponed " && may_be_cut(full_len, MAX_USER) {
+        peer = None;
+    }
+    event(MsgEvent::new(kind, outcome, peer).user(Some(user)))
 }
 
-/// `USER from HOST …` where USER is an existing account: one token, or `<invalid username>`
-/// (Solaris, macOS). The first ` from ` after it is sshd's; auth-info may follow.
-fn account_user(rest: &str) -> Option<(&str, Peer<'_>)> {
-    let user_end = if rest.starts_with('<') {
-        lit::find(rest, "> ").map(|i| i + 1)?
-    } else {
-        lit::space(rest)?
-    };
-    let tail = rest[user_end..].strip_prefix(" from ")?;
-    Some((&rest[..user_end], auth_tail(tail, true)?))
+/// `USER from HOST[ port N][ sshV][: INFO]`: the first ` from ` with no `:` before it whose
+/// tail fits (see [`failed_or_accepted`]). `Some((user, None))` when a ` from ` is there
+/// but no tail fits before the first `:` (no address rather than a guess); `None` when the
+/// text has no ` from ` at all (not this family).
+fn first_fitting_from(named: &str) -> Option<(&str, Option<Peer<'_>>)> {
+    // `invalid user  from …`: an empty name.
+    if let Some(tail) = named.strip_prefix("from ")
+        && let Some(peer) = auth_tail(tail)
+    {
+        return Some(("", Some(peer)));
+    }
+    let colon = named.find(':').unwrap_or(named.len());
+    let mut first_user = None;
+    let mut at = 0;
+    while let Some(i) = lit::find(&named[at..], " from ").map(|i| at + i) {
+        let user = &named[..i];
+        first_user.get_or_insert(user);
+        if i > colon {
+            break;
+        }
+        if let Some(peer) = auth_tail(&named[i + 6..]) {
+            return Some((user, Some(peer)));
+        }
+        at = i + 6;
+    }
+    first_user.map(|u| (u, None))
 }
 
-/// `USER from HOST …` where USER is arbitrary client text: the rightmost ` from ` whose tail
-/// fits, the tail ending the line unless the method carries auth-info.
-fn anchored_user(rest: &str, info_allowed: bool) -> Option<(&str, Peer<'_>)> {
-    rightmost_from(rest, |tail| auth_tail(tail, info_allowed)).or_else(|| {
-        // `invalid user  from …`: an empty name.
-        let tail = rest.strip_prefix("from ")?;
-        auth_tail(tail, info_allowed).map(|p| ("", p))
-    })
-}
+/// The longest user name sshd logs in `auth_log` and its kin (`%.100s`).
+const MAX_USER: usize = 100;
 
-/// Methods whose log line may end in `: <auth-info>` (key type and fingerprint, hostbased
-/// client names, GSSAPI).
-fn method_has_info(method: &str) -> bool {
-    matches!(
-        method,
-        "publickey" | "hostbased" | "gssapi-with-mic" | "gssapi-keyex"
-    )
+/// The longest message sshd hands to syslog (`log.c` `do_log`: `"%.500s"`).
+pub const SYSLOG_CUT: usize = 500;
+
+/// Whether a message of `full_len` bytes (without envelope) may be the first 500 bytes of a longer
+/// one. A logger may have trimmed the blanks the cut left at the end; those come from a
+/// client field of at most `client_field` bytes before escaping, so a message shorter than
+/// `SYSLOG_CUT - client_field` is whole.
+fn may_be_cut(full_len: usize, client_field: usize) -> bool {
+    full_len + client_field >= SYSLOG_CUT
 }
 
 fn failed_kind(method: &str, invalid: bool) -> (Kind, Outcome) {
@@ -292,12 +341,16 @@ fn failed_kind(method: &str, invalid: bool) -> (Kind, Outcome) {
     (kind, outcome)
 }
 
-/// `HOST[ port N][ sshV][: INFO]` (the `: INFO` only where the method has one).
-fn auth_tail(tail: &str, info_allowed: bool) -> Option<Peer<'_>> {
-    let (main, _info) = match lit::find(tail, ": ") {
-        Some(i) if info_allowed => (&tail[..i], Some(&tail[i + 2..])),
-        Some(_) => return None,
-        None => (tail, None),
+/// `HOST[ port N][ sshV][: INFO]`, the tail after sshd's ` from `.
+fn auth_tail(tail: &str) -> Option<Peer<'_>> {
+    // Split at the `: ` after `sshV` (an IPv6 host may end in `::`); the old form without
+    // a version is split at its first `: `.
+    let main = match lit::find(tail, " ssh2: ").or_else(|| lit::find(tail, " ssh1: ")) {
+        Some(i) => &tail[..i + 5],
+        None => match lit::find(tail, ": ") {
+            Some(i) if !tail.ends_with(" ssh2") && !tail.ends_with(" ssh1") => &tail[..i],
+            _ => tail,
+        },
     };
     let main = main
         .strip_suffix(" ssh2")
@@ -617,15 +670,38 @@ fn kex_ident(text: &str) -> Option<Message<'_>> {
     event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None))
 }
 
-/// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`.
-fn max_auth_tries(text: &str) -> Option<Message<'_>> {
+/// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`
+/// (`auth.c` `auth_maxtries_exceeded`, `"%s%.100s from %.200s port %d ssh2"`): as for
+/// `Failed` lines, U has no `:`, so the first ` from ` with no `:` before it whose tail ends
+/// the line is sshd's. The line comes from the pre-auth child (escaped twice before OpenSSH
+/// 10.3), so a long one may have been cut inside U: no address then.
+fn max_auth_tries(text: &str, full_len: usize) -> Option<Message<'_>> {
     let rest = text.strip_prefix("maximum authentication attempts exceeded for ")?;
-    let (user, peer) = rightmost_from(rest, |t| auth_tail(t, false))?;
-    let user = user
+    let named = rest
         .strip_prefix("invalid user ")
-        .or_else(|| user.strip_prefix("illegal user "))
-        .unwrap_or(user);
-    event(MsgEvent::new(Kind::MaxAuthTries, Outcome::Failure, Some(peer)).user(Some(user)))
+        .or_else(|| rest.strip_prefix("illegal user "))
+        .unwrap_or(rest);
+    let colon = named.find(':').unwrap_or(named.len());
+    let mut found = None;
+    let mut at = 0;
+    while let Some(i) = lit::find(&named[at..], " from ").map(|i| at + i) {
+        if i > colon {
+            break;
+        }
+        let tail = &named[i + 6..];
+        let whole = tail
+            .strip_suffix(" ssh2")
+            .or_else(|| tail.strip_suffix(" ssh1"))
+            .unwrap_or(tail);
+        if let Some(peer) = host_port(whole) {
+            found = Some((&named[..i], peer));
+            break;
+        }
+        at = i + 6;
+    }
+    let (user, peer) = found?;
+    let peer = (!may_be_cut(full_len, MAX_USER)).then_some(peer);
+    event(MsgEvent::new(Kind::MaxAuthTries, Outcome::Failure, peer).user(Some(user)))
 }
 
 /// `pam_unix(sshd:auth): authentication failure; … rhost=HOST[  user=U]` and
@@ -636,12 +712,21 @@ fn pam_unix(text: &str) -> Option<Message<'_>> {
     if rest == "check pass; user unknown" {
         return event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None));
     }
+    // pam_unix with `audit`: `check pass; user (NAME) unknown`.
+    if let Some(name) = rest
+        .strip_prefix("check pass; user (")
+        .and_then(|r| r.strip_suffix(") unknown"))
+    {
+        let ev = MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None);
+        return event(ev.user(Some(name)));
+    }
     let fields = rest.strip_prefix("authentication failure; ")?;
     pam_fields(fields, Kind::PamAuthFailure)
 }
 
-/// `PAM N more authentication failures; logname= … rhost=HOST[  user=U]`, and the same
-/// after `sshd(pam_unix)[pid]: ` without the `PAM ` (old Red Hat).
+/// `PAM N more authentication failure[s]; logname= … rhost=HOST[  user=U]` (Linux-PAM
+/// `pam_unix` `_cleanup_failures`: singular when N is 1), and the same after
+/// `sshd(pam_unix)[pid]: ` without the `PAM ` (old Red Hat).
 fn pam_more(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("PAM ")?;
     pam_more_fields(rest)
@@ -650,23 +735,51 @@ fn pam_more(text: &str) -> Option<Message<'_>> {
 fn pam_more_fields(rest: &str) -> Option<Message<'_>> {
     let (count, rest) = rest.split_once(' ')?;
     count.parse::<u32>().ok()?;
-    let fields = rest.strip_prefix("more authentication failures; ")?;
+    let fields = rest
+        .strip_prefix("more authentication failures; ")
+        .or_else(|| rest.strip_prefix("more authentication failure; "))?;
     pam_fields(fields, Kind::PamMoreFailures)
 }
 
-/// `logname=… uid=… euid=… tty=… ruser=R rhost=H[ [ ]user=U]`: `ruser` comes before `rhost`
-/// and may be the client's, so the last ` rhost=` is sshd's.
+/// The fields of PAM's failure line, as Linux-PAM's `pam_unix` (`support.c`
+/// `_unix_verify_password`: `"logname=%s uid=%d euid=%d tty=%s ruser=%s rhost=%s %s%s"`
+/// with `" user="` and the name when there is one) and SSSD's `pam_sss` (`"logname=%s
+/// uid=%lu euid=%d tty=%s ruser=%s rhost=%s user=%s[ seq=%lu]"`) write them.
+///
+/// The name after `user=` is whatever the client asked for (pam_unix with `audit`, pam_sss
+/// always), so ` rhost=` may occur in it: the address is where the format puts it, right
+/// after `ruser=`. OpenSSH sets no PAM_RUSER, so `ruser=` is empty and the first ` rhost=`
+/// after it is PAM's. Some old sshd builds put the requested name in PAM_RUSER too; when
+/// `ruser=` is not empty and ` rhost=` occurs again later, which one is PAM's cannot be
+/// told: no address then.
 fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
-    let at = lit::rfind(fields, "rhost=")?;
-    let after = &fields[at + 6..];
-    let (host, user) = match after.find(' ') {
-        Some(i) => {
-            let user = lit::skip_spaces(&after[i..]).strip_prefix("user=")?;
-            (&after[..i], Some(user))
-        }
-        None => (after, None),
+    let ruser_at = lit::find(fields, "ruser=")?;
+    let after_ruser = &fields[ruser_at + 6..];
+    let (ruser_end, after) = if let Some(after) = after_ruser.strip_prefix("rhost=") {
+        (0, after)
+    } else {
+        let at = lit::find(after_ruser, " rhost=")?;
+        (at, &after_ruser[at + 7..])
     };
-    let peer = (!host.is_empty()).then(|| Peer::new(host, None));
+    let ambiguous = ruser_end > 0 && lit::find(after, " rhost=").is_some();
+    let host_end = after.find(' ').unwrap_or(after.len());
+    let host = &after[..host_end];
+    let rest = lit::skip_spaces(&after[host_end..]);
+    // What follows the host is nothing or ` user=NAME`; anything else is not the format
+    // (still PAM's failure, but its address cannot be told).
+    let (user, fits) = match rest.strip_prefix("user=") {
+        // pam_sss 2.x appends ` seq=N` after the name.
+        Some(user) => match lit::rsplit_once(user, " seq=") {
+            Some((name, seq)) if seq.parse::<u64>().is_ok() => (Some(name), true),
+            _ => (Some(user), true),
+        },
+        None => (None, rest.is_empty()),
+    };
+    let ambiguous = ambiguous || !fits;
+    let peer = (!host.is_empty() && !ambiguous).then(|| Peer::new(host, None));
+    // Old sshd builds name the requested user only in `ruser=`.
+    let ruser = &after_ruser[..ruser_end];
+    let user = user.or((!ruser.is_empty() && !ambiguous).then_some(ruser));
     event(MsgEvent::new(kind, Outcome::Failure, peer).user(user))
 }
 

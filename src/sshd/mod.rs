@@ -3,20 +3,27 @@
 //! A line is read in two steps, both hand-written single passes (no regex, no allocation
 //! until an attempt is returned): [`envelope`] takes off the syslog head (time, host, the
 //! `sshd`/`sshd-session` tag and pid) and [`message`] recognises the message family and reads
-//! the client address from the right end of the message ([`tail`]), where sshd appends it
-//! after any client-controlled text; `lit` is the literal search they share. [`rules`] names
+//! the client address where the family's format string puts it ([`tail`] reads the tails sshd
+//! appends after client-controlled text), minding the format's length limits and the 500-byte
+//! syslog cut; `lit` is the literal search they share. [`rules`] names
 //! the Wazuh rule the same line ends in, [`pids`] remembers each connection's client so that
 //! address-less lines of the same pid (`kex_exchange_identification: …`, `Disconnecting: Too
-//! many authentication failures`) can be attributed.
+//! many authentication failures`) can be attributed, and [`connection`] decides how many
+//! attempts each line adds (one per try, however many lines describe it).
 //!
-//! Times: stamps without a zone are UTC; year-less BSD stamps take the year of the `now`
-//! given to [`Parser::new`] (or the year before, when that would put them more than a day
-//! after `now`).
+//! Times: stamps without a zone are local time in the zone given to [`Parser::with_zone`]
+//! (UTC with [`Parser::new`]); year-less BSD stamps take the year of the `now` given (or the
+//! year before, when that would put them more than a day after `now`, or the year after,
+//! when the log has run on past New Year).
 //!
 //! Callers that already have the message without its envelope (journald's `MESSAGE`, a Wazuh
-//! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`].
+//! alert's `full_log` split by Wazuh) use [`parse_message`] or [`Parser::parse_parts`];
+//! [`journal`] reads `journalctl -o json`/`-o export` entries and decides from journald's
+//! trusted fields whether they are sshd's.
 
+pub mod connection;
 pub mod envelope;
+pub mod journal;
 mod lit;
 pub mod message;
 pub mod pids;
@@ -29,6 +36,7 @@ use jiff::Timestamp;
 
 use crate::{Attempt, Kind, Origin, Outcome};
 
+use connection::Connections;
 use envelope::{Clock, Envelope, Program};
 use message::{Message, MsgEvent};
 use pids::PidTable;
@@ -39,6 +47,7 @@ use pids::PidTable;
 pub struct Parser {
     clock: Clock,
     pids: PidTable,
+    connections: Connections,
 }
 
 impl Default for Parser {
@@ -60,6 +69,12 @@ pub struct Event<'a> {
     pub srcport: Option<u16>,
     pub user: Option<&'a str>,
     pub wazuh_rule: Option<u32>,
+    /// How many attempts this line adds for its address once the other lines of its
+    /// connection are accounted for ([`connection`]): 0 for a line that repeats a try
+    /// another line counted, or that is not hostile; 1 for most attacks; more for a login
+    /// that ends tries of several user names. Without connection context (a bare message),
+    /// 1 for an attack and 0 otherwise.
+    pub attempts: u32,
 }
 
 impl<'a> Event<'a> {
@@ -76,6 +91,7 @@ impl<'a> Event<'a> {
             srcport: ev.peer.and_then(|p| p.port),
             user: ev.user,
             wazuh_rule: ev.wazuh_rule,
+            attempts: u32::from(ev.outcome.is_attack()),
         }
     }
 
@@ -100,10 +116,27 @@ impl Parser {
     /// A parser that dates year-less syslog stamps relative to `now` (a stamp more than a day
     /// after `now` is taken as last year's).
     pub fn new(now: Timestamp) -> Self {
+        Parser::with_clock(Clock::new(now))
+    }
+
+    /// As [`Parser::new`], with zone-less stamps read as local time in `zone` (the zone of
+    /// the host that wrote the log: `TimeZone::system()` for this one).
+    pub fn with_zone(now: Timestamp, zone: jiff::tz::TimeZone) -> Self {
+        Parser::with_clock(Clock::with_zone(now, zone))
+    }
+
+    fn with_clock(clock: Clock) -> Self {
         Parser {
-            clock: Clock::new(now),
+            clock,
             pids: PidTable::default(),
+            connections: Connections::default(),
         }
+    }
+
+    /// Moves the reference instant for year-less stamps on: a long-running reader (`watch`)
+    /// calls this now and then, so December's lines stay this year's.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.clock.set_now(now);
     }
 
     /// One log line (without its newline) to an attempt, when it is an sshd authentication
@@ -136,9 +169,18 @@ impl Parser {
         })
     }
 
+    /// A line that is an sshd message without program tag (`journalctl -u ssh -o cat`, a
+    /// runit/s6 log), after an optional time stamp and `facility.level:` banner. Only for
+    /// input known to be sshd's alone: nothing here shows which program wrote the line.
+    pub fn parse_bare<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
+        let (time, message) = envelope::bare(line, &self.clock);
+        self.parse_parts(time, None, None, message)
+    }
+
     /// Forgets every connection (e.g. before reading an unrelated file).
     pub fn reset(&mut self) {
         self.pids.clear();
+        self.connections.clear();
     }
 
     fn parse_envelope<'a>(&mut self, env: Envelope<'a>) -> Option<Event<'a>> {
@@ -155,7 +197,21 @@ impl Parser {
                 }
                 None
             }
-            Message::Event(ev) => Some(self.attribute(&env, ev, host, secs)),
+            Message::Event(ev) => {
+                let ends_connection = ev.ends_connection;
+                let mut out = self.attribute(&env, ev, host, secs);
+                out.attempts = self.connections.attempts(&connection::Line {
+                    host,
+                    pid: env.pid,
+                    secs,
+                    kind: out.kind,
+                    outcome: out.outcome,
+                    srcip: out.srcip,
+                    user: out.user,
+                    ends_connection,
+                });
+                Some(out)
+            }
         }
     }
 

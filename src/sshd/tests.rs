@@ -288,3 +288,98 @@ fn a_host_name_line_takes_the_address_of_its_connection() {
     let c = p.parse_line("Mar  1 10:00:03 h sshd[43]: error: PAM: Authentication failure for bob from client.example.net").unwrap();
     assert_eq!(c.srcip, None);
 }
+
+/// Attempts per line, and their sum, for the lines of `log` (one per line).
+fn attempts(log: &str) -> (Vec<u32>, u32) {
+    let mut p = parser();
+    let per_line: Vec<u32> = log
+        .lines()
+        .map(|l| p.parse_line_ref(l.trim_start()).map_or(0, |e| e.attempts))
+        .collect();
+    let sum = per_line.iter().sum();
+    (per_line, sum)
+}
+
+#[test]
+fn one_password_try_of_an_unknown_user_is_one_attempt() {
+    // Debian 12's OpenSSH 9.2 with PAM: PAM logs from a pid of its own.
+    let (per_line, sum) = attempts(
+        "Nov 28 10:00:00 srv sshd[900]: Invalid user bob from 203.0.113.5 port 40000
+         Nov 28 10:00:00 srv sshd[901]: pam_unix(sshd:auth): check pass; user unknown
+         Nov 28 10:00:00 srv sshd[901]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5
+         Nov 28 10:00:02 srv sshd[900]: Failed password for invalid user bob from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:02 srv sshd[900]: Connection closed by invalid user bob 203.0.113.5 port 40000 [preauth]",
+    );
+    assert_eq!((per_line, sum), (vec![1, 0, 0, 0, 0], 1));
+}
+
+#[test]
+fn each_password_try_counts_once() {
+    let (per_line, sum) = attempts(
+        "Nov 28 10:00:00 srv sshd[900]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root
+         Nov 28 10:00:02 srv sshd[900]: Failed password for root from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:04 srv sshd[900]: Failed password for root from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:06 srv sshd[900]: Failed password for root from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:06 srv sshd[900]: Received disconnect from 203.0.113.5 port 40000:11: Bye Bye [preauth]
+         Nov 28 10:00:06 srv sshd[900]: Disconnected from authenticating user root 203.0.113.5 port 40000 [preauth]",
+    );
+    assert_eq!(sum, 3, "{per_line:?}");
+    // A probe that tried nothing is one attempt.
+    let (_, sum) = attempts(
+        "Nov 28 10:00:00 srv sshd[902]: error: kex_exchange_identification: Connection closed by remote host
+         Nov 28 10:00:00 srv sshd[902]: Connection closed by 203.0.113.6 port 40001",
+    );
+    assert_eq!(sum, 1);
+}
+
+#[test]
+fn several_user_names_then_a_login_is_an_attack() {
+    let (per_line, sum) = attempts(
+        "Nov 28 10:00:00 srv sshd[900]: Failed password for root from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:02 srv sshd[900]: Failed password for admin from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:04 srv sshd[900]: Accepted password for alice from 203.0.113.5 port 40000 ssh2",
+    );
+    assert_eq!((per_line, sum), (vec![1, 1, 1], 3));
+    let mut p = parser();
+    let e = p
+        .parse_line_ref("Nov 28 10:00:04 srv sshd[900]: Accepted password for alice from 203.0.113.5 port 40000 ssh2")
+        .unwrap();
+    // The line itself stays what it is.
+    assert_eq!(
+        (e.kind, e.outcome, e.attempts),
+        (Kind::Accepted, Outcome::Success, 0)
+    );
+    // A mistyped password, then the login: no attack.
+    let (_, sum) = attempts(
+        "Nov 28 10:00:00 srv sshd[903]: Failed password for alice from 203.0.113.7 port 40000 ssh2
+         Nov 28 10:00:04 srv sshd[903]: Accepted password for alice from 203.0.113.7 port 40000 ssh2",
+    );
+    assert_eq!(sum, 1);
+}
+
+#[test]
+fn a_backslash_escaped_twice_is_still_one_user() {
+    // The monitor escapes `\` once, the pre-auth child twice (OpenSSH before 10.3).
+    let (per_line, _) = attempts(
+        r"Nov 28 10:00:00 srv sshd[900]: Failed password for invalid user a\\b from 203.0.113.5 port 40000 ssh2
+         Nov 28 10:00:02 srv sshd[900]: Postponed keyboard-interactive for invalid user a\\\\b from 203.0.113.5 port 40000 ssh2 [preauth]
+         Nov 28 10:00:04 srv sshd[900]: Accepted keyboard-interactive/pam for a\\b from 203.0.113.5 port 40000 ssh2",
+    );
+    assert_eq!(per_line, vec![1, 0, 0]);
+}
+
+#[test]
+fn max_startups_drop_with_brackets() {
+    let a = one(
+        "Nov 28 10:00:00 srv sshd[1]: drop connection #4 from [45.142.120.24]:41971 on [127.0.0.1]:2223 past MaxStartups",
+    );
+    assert_eq!(
+        (a.kind, a.outcome, a.srcip, a.srcport),
+        (
+            Kind::PenaltyDrop,
+            Outcome::Probe,
+            ip("45.142.120.24"),
+            Some(41971)
+        )
+    );
+}

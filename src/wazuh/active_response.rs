@@ -395,16 +395,16 @@ pub const COMMAND_NAME: &str = "repute-block";
 pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
 
 /// The enrichment rules of the shipped ruleset worth a block: the final rules of the events
-/// for an abuse confidence of 50 or more, 100012 (50-89, "likely abusive") and 100013
+/// for an abuse confidence of 50 or more, 110113 (50-89, "likely abusive") and 110114
 /// (90-100, "known attacker").
 ///
-/// Selected by id rather than by the group `abuseipdb_positive` they share with 100002 on
-/// purpose: 100002 is where the events for a confidence of 1-49 end, and a handful of reports
+/// Selected by id rather than by the group `abuseipdb_positive` they share with 110112 on
+/// purpose: 110112 is where the events for a confidence of 1-49 end, and a handful of reports
 /// against a shared address (a cloud NAT, a VPN exit) is too little to drop its traffic. The
 /// grading stays in one place, the ruleset; `--min-score N` in `<extra_args>` can raise the
 /// bar further (the door reads the score from the alert, without a lookup). Checked against
 /// `repute_abuseipdb_rules.xml` by a test.
-pub const DEFAULT_BLOCK_RULES: &[u32] = &[100012, 100013];
+pub const DEFAULT_BLOCK_RULES: &[u32] = &[110113, 110114];
 
 /// The `<command>` block (two-space indentation, for a child of `<ossec_config>`): the program
 /// with `timeout_allowed yes`, so that analysisd honours the `<active-response>` timeout. The
@@ -699,8 +699,8 @@ mod tests {
     }
 
     /// The rules of [`DEFAULT_BLOCK_RULES`] exist in the shipped ruleset, are positive
-    /// enrichment answers (children of 100002, group `abuseipdb_positive`), and together are
-    /// every final rule for a confidence of 50 or more: the other positive rule, 100002, is
+    /// enrichment answers (children of 110112, group `abuseipdb_positive`), and together are
+    /// every final rule for a confidence of 50 or more: the other positive rule, 110112, is
     /// their parent, where only 1-49 ends.
     #[test]
     fn default_block_rules_are_the_ruleset_high_confidence_answers() -> Result<(), String> {
@@ -721,7 +721,7 @@ mod tests {
             .filter(|r| groups_of(r).split(',').any(|g| g == "abuseipdb_positive"))
             .filter_map(|r| id_of(r))
             .collect();
-        assert_eq!(positive, [100002, 100012, 100013]);
+        assert_eq!(positive, [110112, 110113, 110114]);
         for id in DEFAULT_BLOCK_RULES {
             let rule = rules
                 .iter()
@@ -730,7 +730,7 @@ mod tests {
             assert!(positive.contains(id));
             assert_eq!(
                 rule.child("if_sid").map(|s| s.text.as_str()),
-                Some("100002")
+                Some("110112")
             );
             let score = rule
                 .children
@@ -738,7 +738,7 @@ mod tests {
                 .find(|c| c.attr("name") == Some("abuseipdb.abuse_confidence_score"))
                 .map(|c| c.text.as_str());
             // The ranges the module documentation promises, as the ruleset writes them.
-            let expected = if *id == 100012 {
+            let expected = if *id == 110113 {
                 "^[5-8][0-9]$"
             } else {
                 "^(9[0-9]|100)$"

@@ -29,7 +29,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -39,12 +39,15 @@ use super::diff;
 use super::home::{ACTIVE_RESPONSE_BIN_DIR, INTEGRATIONS_DIR};
 use super::options::{DEFAULT_KEY_FILE, read_key_file};
 use super::ossec_conf::OssecConf;
-use super::ruleset::{self, INTEGRATION_BLOCK, RULE_FILES};
+use super::ruleset::{self, INTEGRATION_BLOCK, RULE_FILES, TRIGGER_RULE};
+use super::xml;
 
 /// The name integratord runs unless ossec.conf already names another.
 pub const DEFAULT_NAME: &str = "custom-abuseipdb";
 /// The cache directory inside the home.
 pub const CACHE_DIR: &str = "var/repute";
+/// The last id of the shipped rules.
+const LAST_RULE: u32 = 110_118;
 
 /// Why an install could not be planned or applied.
 #[derive(Debug, Error)]
@@ -153,6 +156,35 @@ pub struct Plan {
     pub ownership: Ownership,
     pub notes: Vec<String>,
     pub name: String,
+    /// The version of the home, when it says.
+    pub version: Option<WazuhVersion>,
+}
+
+/// A Wazuh version as the home records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WazuhVersion {
+    pub major: u32,
+    pub minor: u32,
+    /// As written (`4.7.5`).
+    pub text: String,
+    /// The file it was read from, relative to the home.
+    pub source: String,
+}
+
+impl WazuhVersion {
+    /// `<timeout>` and `<retries>` in `<integration>` came with 4.8: 4.7's integratord
+    /// refuses to start when it meets them.
+    pub fn has_integration_timeout(&self) -> bool {
+        (self.major, self.minor) >= (4, 8)
+    }
+}
+
+/// Where rule ids 100001 and 100002 are defined, and by what.
+#[derive(Debug, Clone, Default)]
+struct SeedIds {
+    /// `file: id` of rules that are neither the blog's nor the stock example: the
+    /// administrator's own, never touched.
+    foreign_100001: Vec<String>,
 }
 
 /// Works out what differs from the installed state.
@@ -171,14 +203,22 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
         detail,
     })?;
     let ownership = resolve_ownership(&conf_path);
+    let version = detect_version(home);
     let mut plan = Plan {
         home: home.clone(),
         steps: Vec::new(),
         notes: ownership_notes(&ownership),
         name: DEFAULT_NAME.into(),
         ownership,
+        version,
     };
-    plan.plan_ossec_conf(conf, &conf_path, req)?;
+    if let Some(v) = &plan.version {
+        plan.notes
+            .push(format!("Wazuh {} (read from {})", v.text, v.source));
+    }
+    plan.note_unreachable_ancestors();
+    let seed_ids = plan.plan_local_rules()?;
+    plan.plan_ossec_conf(conf, &conf_path, req, &seed_ids)?;
     let binary = fs::read(&req.binary).map_err(io_err(&req.binary))?;
     plan.plan_dir(INTEGRATIONS_DIR, 0o750)?;
     let name = plan.name.clone();
@@ -213,11 +253,15 @@ impl Plan {
         conf: OssecConf,
         path: &Path,
         req: &Request,
+        seed_ids: &SeedIds,
     ) -> Result<(), InstallError> {
-        let old = conf.text().to_string();
+        let old = conf.text();
         let mut conf = conf;
         if let Some(block) = self.integration_edit(&conf, req) {
             conf = reparse(&conf.with_integration(block), path)?;
+        }
+        if let Some(edited) = self.retarget_integration(&conf, seed_ids) {
+            conf = reparse(&edited, path)?;
         }
         if let Some(wanted) = &req.active_response {
             conf = self.active_response_edits(conf, wanted, path)?;
@@ -228,13 +272,74 @@ impl Plan {
         check_edited(&conf, req, path)?;
         self.steps.push(Step::File {
             path: path.to_path_buf(),
-            contents: conf.text().as_bytes().to_vec(),
+            contents: conf.text().into_bytes(),
             old: Some(old.into_bytes()),
             mode: None,
             owner: Owner::Keep,
             kind: FileKind::Config,
         });
         Ok(())
+    }
+
+    /// The blog's `<integration>` ran on its rule 100001: point it at the trigger of the
+    /// shipped rules (unless 100001 is a rule of the administrator's own), and on 4.7 drop
+    /// the `<timeout>`/`<retries>` its integratord refuses.
+    fn retarget_integration(&mut self, conf: &OssecConf, seed_ids: &SeedIds) -> Option<String> {
+        let block = conf.integration_elements().into_iter().find(|el| {
+            el.child("name")
+                .is_some_and(|n| n.text.starts_with(DEFAULT_NAME))
+        })?;
+        let name = block
+            .child("name")
+            .map(|n| n.text.clone())
+            .unwrap_or_default();
+        let mut edits = Vec::new();
+        if let Some(rule_id) = block.child("rule_id") {
+            let ids: Vec<&str> = rule_id.text.split(',').map(str::trim).collect();
+            if ids.contains(&"100001") {
+                if seed_ids.foreign_100001.is_empty() {
+                    let new: Vec<String> = ids
+                        .iter()
+                        .map(|id| match *id {
+                            "100001" => TRIGGER_RULE.to_string(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    edits.push((
+                        rule_id.start..rule_id.end,
+                        format!("<rule_id>{}</rule_id>", new.join(",")),
+                    ));
+                    self.notes.push(format!(
+                        "the <integration> block for {name} ran on rule 100001 (the blog's trigger); it now runs on {TRIGGER_RULE}, the trigger in {}",
+                        RULE_FILES[0].name
+                    ));
+                } else {
+                    self.notes.push(format!(
+                        "the <integration> block for {name} runs on rule 100001, which {} defines (not the blog's rule): left as it is; the trigger of repute's rules is {TRIGGER_RULE}",
+                        seed_ids.foreign_100001.join(", ")
+                    ));
+                }
+            }
+        }
+        if self
+            .version
+            .as_ref()
+            .is_some_and(|v| !v.has_integration_timeout())
+        {
+            for child in ["timeout", "retries"] {
+                if let Some(el) = block.child(child) {
+                    edits.push((conf.removal_range(el), String::new()));
+                    self.notes.push(format!(
+                        "removed <{child}> from the <integration> block for {name}: Wazuh 4.7's integratord does not start with it"
+                    ));
+                }
+            }
+        }
+        if edits.is_empty() {
+            return None;
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        Some(conf.splice(&edits))
     }
 
     /// The `<integration>` block to add, unless one of ours is there already.
@@ -309,28 +414,113 @@ impl Plan {
             let path = self.home.join("etc/rules").join(file.name);
             self.plan_file(path, file.text.as_bytes().to_vec(), 0o660, FileKind::Text)?;
         }
-        self.note_duplicate_rule_ids();
         Ok(())
     }
 
-    /// The blog's rules use the same ids; Wazuh keeps only one definition of an id.
-    fn note_duplicate_rule_ids(&mut self) {
-        let ours: Vec<&str> = RULE_FILES.iter().map(|f| f.name).collect();
-        let Ok(entries) = fs::read_dir(self.home.join("etc/rules")) else {
-            return;
+    /// The blog's rules 100001 and 100002, wherever in `etc/rules/` they are (the blog puts
+    /// them in `local_rules.xml`), are taken out: the shipped rules carry their meaning under
+    /// ids of their own (110100, 110112), and two rules with one id do not load as meant.
+    /// The stock example rule 100001 and rules of the administrator's own are left alone.
+    /// Every file edited is backed up first; a note says what was done.
+    fn plan_local_rules(&mut self) -> Result<SeedIds, InstallError> {
+        let mut seed = SeedIds::default();
+        let dir = self.home.join("etc/rules");
+        let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                .filter(|p| {
+                    !RULE_FILES
+                        .iter()
+                        .any(|f| p.file_name() == Some(f.name.as_ref()))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if ours.contains(&name.as_str()) || !name.ends_with(".xml") {
+        files.sort();
+        for path in files {
+            let rel = self.rel(&path);
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let Some(found) = seed_rules(&text) else {
+                continue;
+            };
+            let mut said = Vec::new();
+            let mut stock = false;
+            for rule in &found.rules {
+                match rule.kind {
+                    SeedKind::Blog => said.push(rule.id),
+                    SeedKind::StockExample => stock = true,
+                    SeedKind::Other => {
+                        if rule.id == 100_001 {
+                            seed.foreign_100001.push(rel.clone());
+                        }
+                        self.notes.push(format!(
+                            "{rel}: rule {} is not the blog's rule: left as it is (repute's rules use {}-{})",
+                            rule.id, TRIGGER_RULE, LAST_RULE
+                        ));
+                    }
+                }
+            }
+            if stock {
+                self.notes.push(format!(
+                    "{rel}: the stock example rule 100001 is left as it is (repute's rules use {TRIGGER_RULE}-{LAST_RULE}, no collision)"
+                ));
+            }
+            if said.is_empty() {
                 continue;
             }
-            let text = fs::read_to_string(entry.path()).unwrap_or_default();
-            for id in ["100001", "100002"] {
-                if text.contains(&format!("id=\"{id}\"")) {
-                    self.notes.push(format!(
-                        "etc/rules/{name} also defines rule {id} (the blog's rules?): Wazuh keeps only one definition; remove the old one"
-                    ));
-                }
+            let ids: Vec<String> = said.iter().map(u32::to_string).collect();
+            self.notes.push(format!(
+                "{rel}: removed the blog's rule{} {} (backup first); {} in {} replace{} {}",
+                if said.len() > 1 { "s" } else { "" },
+                ids.join(" and "),
+                said.iter()
+                    .map(|id| if *id == 100_001 {
+                        TRIGGER_RULE.to_string()
+                    } else {
+                        "110112".to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                RULE_FILES[0].name,
+                if said.len() > 1 { "" } else { "s" },
+                if said.len() > 1 { "them" } else { "it" },
+            ));
+            self.steps.push(Step::File {
+                path: path.clone(),
+                contents: found.without_blog.into_bytes(),
+                old: Some(text.into_bytes()),
+                mode: None,
+                owner: Owner::Keep,
+                kind: FileKind::Config,
+            });
+        }
+        Ok(seed)
+    }
+
+    /// Names every directory from `/` down to the home that user `wazuh` (integratord
+    /// runs the integration as that user) cannot enter.
+    fn note_unreachable_ancestors(&mut self) {
+        if self.ownership.group != "wazuh" {
+            return;
+        }
+        let Ok(home) = fs::canonicalize(&self.home) else {
+            return;
+        };
+        for dir in home.ancestors() {
+            let Ok(m) = fs::metadata(dir) else { continue };
+            let mode = m.mode();
+            let enter = mode & 0o001 != 0 || (m.gid() == self.ownership.gid && mode & 0o010 != 0);
+            if !enter {
+                self.notes.push(format!(
+                    "{} (mode {:04o}) cannot be entered by user wazuh, as which integratord runs the integration: it will fail until the directory is reachable (chmod o+x {})",
+                    dir.display(),
+                    mode & 0o7777,
+                    dir.display()
+                ));
             }
         }
     }
@@ -464,32 +654,73 @@ impl Plan {
     }
 
     /// Applies the plan; returns one line per change made.
+    ///
+    /// Staged, then committed: every directory is made and every file written beside its
+    /// target first (with its mode and owner, backups taken), and only then is each renamed
+    /// into place, `etc/ossec.conf` last, so the `<integration>` block never names a program
+    /// or a rule that is not there. When any step fails, everything done is undone (files
+    /// put back from the copies kept for that, new files and directories removed) and the
+    /// tree is left as it was.
     pub fn apply(&self) -> Result<Vec<String>, InstallError> {
+        let mut tx = Transaction::default();
+        let result = self.stage(&mut tx).and_then(|lines| {
+            tx.commit()?;
+            Ok(lines)
+        });
+        match result {
+            Ok(lines) => {
+                tx.forget();
+                Ok(lines)
+            }
+            Err(e) => {
+                tx.roll_back();
+                Err(e)
+            }
+        }
+    }
+
+    fn stage(&self, tx: &mut Transaction) -> Result<Vec<String>, InstallError> {
         let mut done = Vec::new();
         for step in &self.steps {
-            done.push(match step {
-                Step::Dir { path, mode } => self.apply_dir(path, *mode)?,
-                Step::File {
-                    path,
-                    contents,
-                    old,
-                    mode,
-                    owner,
-                    kind,
-                } => self.apply_file(path, contents, old.is_some(), *mode, *owner, *kind)?,
-            });
+            if let Step::Dir { path, mode } = step {
+                tx.make_dirs(path)?;
+                tx.keep_attributes(path);
+                self.set_attributes(path, Some(*mode), Owner::RootGroup)?;
+                done.push(format!("directory {} (mode {mode:04o})", self.rel(path)));
+            }
+        }
+        // ossec.conf (the only step with Owner::Keep on a Config that names the others)
+        // goes last; the order of the rest is the plan's.
+        let mut files: Vec<&Step> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::File { .. }))
+            .collect();
+        files.sort_by_key(|s| match s {
+            Step::File { path, .. } => path.ends_with("etc/ossec.conf"),
+            Step::Dir { .. } => false,
+        });
+        for step in files {
+            let Step::File {
+                path,
+                contents,
+                old,
+                mode,
+                owner,
+                kind,
+            } = step
+            else {
+                continue;
+            };
+            done.push(self.stage_file(tx, path, contents, old.is_some(), *mode, *owner, *kind)?);
         }
         Ok(done)
     }
 
-    fn apply_dir(&self, path: &Path, mode: u32) -> Result<String, InstallError> {
-        fs::create_dir_all(path).map_err(io_err(path))?;
-        self.set_attributes(path, Some(mode), Owner::RootGroup)?;
-        Ok(format!("directory {} (mode {mode:04o})", self.rel(path)))
-    }
-
-    fn apply_file(
+    #[allow(clippy::too_many_arguments)]
+    fn stage_file(
         &self,
+        tx: &mut Transaction,
         path: &Path,
         contents: &[u8],
         existed: bool,
@@ -502,32 +733,39 @@ impl Plan {
             if existed { "updated" } else { "installed" },
             self.rel(path)
         );
-        // ossec.conf, and a script being replaced by this program (the blog's .py).
+        // A symlinked file (configuration management) is edited where it points.
+        let target = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::canonicalize(path).map_err(io_err(path))?;
+                line.push_str(&format!(" (a symlink: edited {})", target.display()));
+                target
+            }
+            _ => path.to_path_buf(),
+        };
+        // Config files, and a script being replaced by this program (the blog's .py).
         let replaces_script =
-            kind == FileKind::Binary && fs::read(path).is_ok_and(|old| old.starts_with(b"#!"));
+            kind == FileKind::Binary && fs::read(&target).is_ok_and(|old| old.starts_with(b"#!"));
         if (kind == FileKind::Config && existed) || replaces_script {
-            let backup = backup(path)?;
+            let backup = backup(path, &target)?;
+            tx.created.push(backup.clone());
             line.push_str(&format!(" (backup: {})", self.rel(&backup)));
         }
-        let (keep_mode, keep_owner) = match fs::metadata(path) {
+        let (keep_mode, keep_owner) = match fs::metadata(&target) {
             Ok(m) => (Some(m.mode() & 0o7777), Some((m.uid(), m.gid()))),
             Err(_) => (None, None),
         };
-        // Write beside, then rename: integratord may be running the old program right now,
-        // and a reader must never see half a file.
-        let tmp = path.with_extension("repute-tmp");
+        // Written beside, renamed at commit: integratord may be running the old program
+        // right now, and a reader must never see half a file.
+        let tmp = unique_beside(&target, "repute-tmp")?;
+        tx.staged.push((tmp.clone(), target.clone()));
         fs::write(&tmp, contents).map_err(io_err(&tmp))?;
-        let result = self
-            .set_attributes(&tmp, mode.or(keep_mode), owner)
-            .and_then(|()| match (owner, keep_owner) {
-                (Owner::Keep, Some((uid, gid))) if self.ownership.chown => chown(&tmp, uid, gid),
-                _ => Ok(()),
-            })
-            .and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        self.set_attributes(&tmp, mode.or(keep_mode), owner)?;
+        if let (Owner::Keep, Some((uid, gid))) = (owner, keep_owner)
+            && self.ownership.chown
+        {
+            chown(&tmp, uid, gid)?;
         }
-        result.map(|()| line)
+        Ok(line)
     }
 
     fn set_attributes(
@@ -582,19 +820,300 @@ fn check_edited(conf: &OssecConf, req: &Request, path: &Path) -> Result<(), Inst
     Ok(())
 }
 
-/// Copies `path` to `path.repute-backup-<UTC time>` with its mode and owner.
-fn backup(path: &Path) -> Result<PathBuf, InstallError> {
+/// What defines rule 100001 or 100002 in a rules file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeedKind {
+    /// The blog's rule: 100001 on 5716 "from a public IP address", or 100002 on the
+    /// enrichment score.
+    Blog,
+    /// The example every manager ships in `local_rules.xml` (srcip 1.1.1.1).
+    StockExample,
+    /// Someone's own rule.
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct SeedRule {
+    id: u32,
+    kind: SeedKind,
+}
+
+/// The rules 100001/100002 of a rules file, and the file without the blog's ones.
+#[derive(Debug, Clone)]
+struct SeedRules {
+    rules: Vec<SeedRule>,
+    without_blog: String,
+}
+
+/// `None` when the file defines neither id (or does not parse: analysisd will say why).
+fn seed_rules(text: &str) -> Option<SeedRules> {
+    let bom = if text.starts_with('\u{feff}') {
+        "\u{feff}"
+    } else {
+        ""
+    };
+    let body = &text[bom.len()..];
+    let roots = xml::parse(body).ok()?;
+    let mut rules = Vec::new();
+    let mut cuts: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    for group in roots.iter().filter(|r| r.name == "group") {
+        let in_group: Vec<&xml::Element> =
+            group.children.iter().filter(|c| c.name == "rule").collect();
+        let mut blog_here = Vec::new();
+        for rule in &in_group {
+            let Some(id) = rule.attr("id").and_then(|i| i.parse::<u32>().ok()) else {
+                continue;
+            };
+            if id != 100_001 && id != 100_002 {
+                continue;
+            }
+            let kind = seed_kind(id, rule);
+            if kind == SeedKind::Blog {
+                blog_here.push((id, *rule));
+            }
+            rules.push(SeedRule { id, kind });
+        }
+        if blog_here.is_empty() {
+            continue;
+        }
+        let note = |ids: &[u32]| {
+            let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+            format!(
+                "<!-- repute wazuh install removed the blog's rule {} here: {} carries its meaning -->",
+                ids.join(" and "),
+                RULE_FILES[0].name
+            )
+        };
+        if blog_here.len() == in_group.len() {
+            let ids: Vec<u32> = blog_here.iter().map(|(id, _)| *id).collect();
+            cuts.push((group.start..group.end, note(&ids)));
+        } else {
+            for (id, rule) in blog_here {
+                cuts.push((rule.start..rule.end, note(&[id])));
+            }
+        }
+    }
+    if rules.is_empty() {
+        return None;
+    }
+    cuts.sort_by_key(|(r, _)| r.start);
+    let mut out = String::from(bom);
+    let mut from = 0;
+    for (range, with) in &cuts {
+        out.push_str(&body[from..range.start]);
+        out.push_str(with);
+        from = range.end;
+    }
+    out.push_str(&body[from..]);
+    Some(SeedRules {
+        rules,
+        without_blog: out,
+    })
+}
+
+fn seed_kind(id: u32, rule: &xml::Element) -> SeedKind {
+    let text = |name: &str| rule.child(name).map(|c| c.text.as_str()).unwrap_or("");
+    let fields: Vec<&str> = rule
+        .children
+        .iter()
+        .filter(|c| c.name == "field")
+        .filter_map(|c| c.attr("name"))
+        .collect();
+    match id {
+        100_001 if text("srcip") == "1.1.1.1" => SeedKind::StockExample,
+        100_001
+            if text("if_sid") == "5716"
+                && (text("description").contains("from a public IP address")
+                    || text("match").contains("192\\.168")) =>
+        {
+            SeedKind::Blog
+        }
+        100_002 if fields.contains(&"abuseipdb.abuse_confidence_score") => SeedKind::Blog,
+        _ => SeedKind::Other,
+    }
+}
+
+/// The version of the Wazuh home: the sandbox's record (`.wazuh-sandbox`, `version=`), the
+/// `VERSION="vX.Y.Z"` line of `bin/wazuh-control` (a shell script on every 4.x install), or
+/// that of `etc/ossec-init.conf` (before 4.2). Nothing is executed.
+pub fn detect_version(home: &Path) -> Option<WazuhVersion> {
+    for (rel, key) in [
+        (".wazuh-sandbox", "version="),
+        ("bin/wazuh-control", "VERSION="),
+        ("etc/ossec-init.conf", "VERSION="),
+    ] {
+        let Ok(file) = fs::File::open(home.join(rel)) else {
+            continue;
+        };
+        let mut head = Vec::new();
+        // The line sits near the top; a bounded read of a file that is not ours.
+        if io::Read::read_to_end(&mut io::Read::take(file, 64 * 1024), &mut head).is_err() {
+            continue;
+        }
+        let head = String::from_utf8_lossy(&head);
+        for line in head.lines() {
+            let Some(value) = line.trim().strip_prefix(key) else {
+                continue;
+            };
+            let value = value.trim_matches(|c| c == '"' || c == '\'' || c == 'v');
+            let mut parts = value.split('.').map(|p| p.parse::<u32>());
+            if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+                return Some(WazuhVersion {
+                    major,
+                    minor,
+                    text: value.to_string(),
+                    source: rel.to_string(),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Copies `target` (what `path` is, or points to) to `path.repute-backup-<UTC time>`, with
+/// its mode and owner. A backup never replaces another: a name already taken (two installs
+/// in one second) gets `.1`, `.2`, ... after it.
+fn backup(path: &Path, target: &Path) -> Result<PathBuf, InstallError> {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".repute-backup-{stamp}"));
-    let target = path.with_file_name(name);
-    fs::copy(path, &target).map_err(io_err(&target))?;
-    if let Ok(m) = fs::metadata(path) {
-        let _ = chown(&target, m.uid(), m.gid());
+    let base = path.with_file_name(name);
+    let contents = fs::read(target).map_err(io_err(target))?;
+    let meta = fs::metadata(target).map_err(io_err(target))?;
+    for n in 0..1000u32 {
+        let candidate = if n == 0 {
+            base.clone()
+        } else {
+            let mut name = base.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".{n}"));
+            base.with_file_name(name)
+        };
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.mode() & 0o777)
+            .open(&candidate)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&candidate)(e)),
+        };
+        io::Write::write_all(&mut file, &contents).map_err(io_err(&candidate))?;
+        let _ = chown(&candidate, meta.uid(), meta.gid());
+        return Ok(candidate);
     }
-    Ok(target)
+    Err(InstallError::Invalid {
+        path: base.display().to_string(),
+        detail: "1000 backups of this second already exist".into(),
+    })
+}
+
+/// A name beside `target` that nothing uses: `.<file>.<what>-<pid>-<n>`.
+fn unique_beside(target: &Path, what: &str) -> Result<PathBuf, InstallError> {
+    let file = target.file_name().unwrap_or_default().to_string_lossy();
+    for n in 0..1000u32 {
+        let candidate = target.with_file_name(format!(".{file}.{what}-{}-{n}", std::process::id()));
+        if fs::symlink_metadata(&candidate).is_err() {
+            return Ok(candidate);
+        }
+    }
+    Err(InstallError::Invalid {
+        path: target.display().to_string(),
+        detail: format!("no free name for a .{what} file beside it"),
+    })
+}
+
+/// What [`Plan::apply`] has done so far, to finish or to undo.
+#[derive(Debug, Default)]
+struct Transaction {
+    /// Directories made, parents first.
+    made_dirs: Vec<PathBuf>,
+    /// Existing directories whose mode and owner install changes: (path, mode, uid, gid).
+    dir_attributes: Vec<(PathBuf, u32, u32, u32)>,
+    /// Files made beside their targets (backups): removed on failure.
+    created: Vec<PathBuf>,
+    /// (written beside, target), in commit order.
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// Committed: (target, where its old version was kept, if it had one).
+    committed: Vec<(PathBuf, Option<PathBuf>)>,
+}
+
+impl Transaction {
+    fn make_dirs(&mut self, path: &Path) -> Result<(), InstallError> {
+        let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+        for dir in missing.into_iter().rev() {
+            fs::create_dir(dir).map_err(io_err(dir))?;
+            self.made_dirs.push(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn keep_attributes(&mut self, path: &Path) {
+        if self.made_dirs.iter().any(|d| d == path) {
+            return;
+        }
+        if let Ok(m) = fs::metadata(path) {
+            self.dir_attributes
+                .push((path.to_path_buf(), m.mode() & 0o7777, m.uid(), m.gid()));
+        }
+    }
+
+    /// Renames every staged file into place; the old version of each is kept (a hard link)
+    /// until the whole set is in.
+    fn commit(&mut self) -> Result<(), InstallError> {
+        while let Some((tmp, target)) = self.staged.first().cloned() {
+            let kept = if fs::symlink_metadata(&target).is_ok_and(|m| m.is_file()) {
+                let kept = unique_beside(&target, "repute-old")?;
+                fs::hard_link(&target, &kept).map_err(io_err(&target))?;
+                Some(kept)
+            } else {
+                None
+            };
+            if let Err(e) = fs::rename(&tmp, &target) {
+                if let Some(kept) = kept {
+                    let _ = fs::remove_file(kept);
+                }
+                return Err(io_err(&target)(e));
+            }
+            self.staged.remove(0);
+            self.committed.push((target, kept));
+        }
+        Ok(())
+    }
+
+    /// Success: drops the old versions kept for a roll-back.
+    fn forget(&mut self) {
+        for (_, kept) in self.committed.drain(..) {
+            if let Some(kept) = kept {
+                let _ = fs::remove_file(kept);
+            }
+        }
+    }
+
+    /// Failure: puts everything back as it was, best effort, newest first.
+    fn roll_back(&mut self) {
+        for (tmp, _) in self.staged.drain(..) {
+            let _ = fs::remove_file(tmp);
+        }
+        for (target, kept) in self.committed.drain(..).rev() {
+            let _ = match kept {
+                Some(kept) => fs::rename(kept, &target),
+                None => fs::remove_file(&target),
+            };
+        }
+        for path in self.created.drain(..) {
+            let _ = fs::remove_file(path);
+        }
+        for (path, mode, uid, gid) in self.dir_attributes.drain(..) {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode));
+        }
+        for dir in self.made_dirs.drain(..).rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), InstallError> {

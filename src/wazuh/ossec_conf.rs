@@ -6,6 +6,11 @@
 //! byte-identical. A new block (`<integration>`, `<command>`, `<active-response>`) goes after
 //! the last existing sibling of the same name, or else at the end of the first
 //! `<ossec_config>`, indented like its neighbours.
+//!
+//! Two shapes are handled on purpose: a UTF-8 byte-order mark (editors on Windows write one;
+//! the parser's byte offsets start after it, so it is set aside and put back), and a
+//! self-closing `<ossec_config/>` (it has no inside: the next root that has one is used, or
+//! the element is opened up).
 
 use super::xml::{self, Element};
 
@@ -27,28 +32,39 @@ pub struct ExistingActiveResponse {
     pub timeout: Option<String>,
 }
 
+/// The UTF-8 byte-order mark.
+const BOM: &str = "\u{feff}";
+
 /// The parsed file.
 #[derive(Debug, Clone)]
 pub struct OssecConf {
+    /// The byte-order mark the file starts with, or "".
+    bom: &'static str,
+    /// The text after the byte-order mark: every offset in `roots` is into this.
     text: String,
     roots: Vec<Element>,
 }
 
 impl OssecConf {
     pub fn parse(text: &str) -> Result<OssecConf, String> {
-        let roots = xml::parse(text)?;
+        let (bom, body) = match text.strip_prefix(BOM) {
+            Some(body) => (BOM, body),
+            None => ("", text),
+        };
+        let roots = xml::parse(body)?;
         if !roots.iter().any(|r| r.name == "ossec_config") {
             return Err("no <ossec_config> element".into());
         }
         Ok(OssecConf {
-            text: text.to_string(),
+            bom,
+            text: body.to_string(),
             roots,
         })
     }
 
-    /// The text as parsed.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The text as parsed (with its byte-order mark, if it had one).
+    pub fn text(&self) -> String {
+        format!("{}{}", self.bom, self.text)
     }
 
     /// The direct children of every `<ossec_config>` root named `name`, in file order.
@@ -96,40 +112,91 @@ impl OssecConf {
     /// The text with `block`, a `<name>` section written for two-space indentation and `\n`
     /// line ends, inserted after a blank line as Wazuh's own sections are.
     pub fn with_section(&self, name: &'static str, block: &str) -> String {
-        let at = self.insertion_point(name);
         let indent = self.indent_unit();
-        let newline = if self.text.contains("\r\n") {
-            "\r\n"
-        } else {
-            "\n"
+        let newline = self.newline();
+        let mut lines = String::new();
+        for line in block.lines() {
+            lines.push_str(&reindent(line, &indent));
+            lines.push_str(newline);
+        }
+        let at = match self.insertion_point(name) {
+            Some(at) => at,
+            None => {
+                // Only self-closing roots: open the first one up around the block.
+                let root = self.first_root();
+                let opened = format!("<ossec_config>{newline}{lines}</ossec_config>");
+                return self.splice(&[(root.start..root.end, opened)]);
+            }
         };
         let mut insert = String::new();
         if !self.follows_blank_line(at) {
             insert.push_str(newline);
         }
-        for line in block.lines() {
-            insert.push_str(&reindent(line, &indent));
-            insert.push_str(newline);
+        insert.push_str(&lines);
+        self.splice(&[(at..at, insert)])
+    }
+
+    /// The text with each range (into the text after the byte-order mark; sorted, not
+    /// overlapping) replaced, the byte-order mark kept.
+    pub fn splice(&self, edits: &[(std::ops::Range<usize>, String)]) -> String {
+        let mut out = String::with_capacity(self.text.len() + 256);
+        out.push_str(self.bom);
+        let mut from = 0;
+        for (range, with) in edits {
+            out.push_str(&self.text[from..range.start]);
+            out.push_str(with);
+            from = range.end;
         }
-        let mut out = String::with_capacity(self.text.len() + insert.len());
-        out.push_str(&self.text[..at]);
-        out.push_str(&insert);
-        out.push_str(&self.text[at..]);
+        out.push_str(&self.text[from..]);
         out
     }
 
+    /// The range of `el`'s whole lines when nothing else shares them, else of `el` alone:
+    /// what to cut to remove it.
+    pub fn removal_range(&self, el: &Element) -> std::ops::Range<usize> {
+        let line_start = self.text[..el.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.line_end(el.end);
+        let alone = self.text[line_start..el.start].trim().is_empty()
+            && self.text[el.end..line_end].trim().is_empty();
+        if alone {
+            line_start..line_end
+        } else {
+            el.start..el.end
+        }
+    }
+
+    /// The `<integration>` elements, for edits inside them.
+    pub fn integration_elements(&self) -> Vec<&Element> {
+        self.sections("integration").collect()
+    }
+
+    fn newline(&self) -> &'static str {
+        if self.text.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        }
+    }
+
+    fn first_root(&self) -> &Element {
+        self.roots
+            .iter()
+            .find(|r| r.name == "ossec_config")
+            .expect("checked in parse")
+    }
+
     /// Where to insert: after the line of the last `</name>` section, else at the start of
-    /// the line closing the first `<ossec_config>`.
-    fn insertion_point(&self, name: &'static str) -> usize {
+    /// the line closing the first `<ossec_config>` that is not self-closing; `None` when
+    /// every root is.
+    fn insertion_point(&self, name: &'static str) -> Option<usize> {
         if let Some(last) = self.sections(name).last() {
-            return self.line_end(last.end);
+            return Some(self.line_end(last.end));
         }
         let root = self
             .roots
             .iter()
-            .find(|r| r.name == "ossec_config")
-            .expect("checked in parse");
-        self.line_start(root.close_start)
+            .find(|r| r.name == "ossec_config" && !is_self_closing(r))?;
+        Some(self.line_start(root.close_start))
     }
 
     /// True when the text before `at` ends with an empty line.
@@ -174,6 +241,11 @@ impl OssecConf {
             "  ".into()
         }
     }
+}
+
+/// `<ossec_config/>`: the parser gives it an empty end tag.
+fn is_self_closing(el: &Element) -> bool {
+    el.close_start == el.end
 }
 
 fn child_text(el: &Element, name: &str) -> Option<String> {
@@ -289,6 +361,40 @@ mod tests {
                 timeout: Some("60".into()),
             }
         );
+    }
+
+    /// Issue 10 item 7: the parser's offsets start after a byte-order mark; spliced with
+    /// them as they were, the block landed 3 bytes early (and the edit was refused).
+    #[test]
+    fn a_byte_order_mark_is_kept_and_the_block_lands_inside_the_root() {
+        let text = format!("\u{feff}{MANAGER}");
+        let conf = OssecConf::parse(&text).unwrap();
+        assert_eq!(conf.text(), text);
+        let out = conf.with_integration(BLOCK);
+        assert!(out.starts_with('\u{feff}'));
+        assert_eq!(
+            out.trim_start_matches('\u{feff}'),
+            OssecConf::parse(MANAGER).unwrap().with_integration(BLOCK)
+        );
+    }
+
+    /// Issue 10 item 7: a self-closing first root has no inside; the next root is used, or
+    /// the only one is opened up.
+    #[test]
+    fn a_self_closing_root_is_skipped_or_opened() {
+        let two = "<ossec_config/>\n<ossec_config>\n  <global/>\n</ossec_config>\n";
+        let out = OssecConf::parse(two).unwrap().with_integration(BLOCK);
+        assert_eq!(
+            out,
+            "<ossec_config/>\n<ossec_config>\n  <global/>\n\n  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n</ossec_config>\n"
+        );
+        let one = "<!-- c -->\n<ossec_config/>\n";
+        let out = OssecConf::parse(one).unwrap().with_integration(BLOCK);
+        assert_eq!(
+            out,
+            "<!-- c -->\n<ossec_config>\n  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n</ossec_config>\n"
+        );
+        assert_eq!(OssecConf::parse(&out).unwrap().integrations().len(), 1);
     }
 
     #[test]

@@ -317,7 +317,16 @@ fn known_injections_give_the_real_address() {
         "Invalid user x from 198.51.100.7 port 22 from 203.0.113.50 port 4242",
         "Failed password for invalid user x from 198.51.100.7 port 22 ssh2 from 203.0.113.50 port 4242 ssh2",
         "Failed password for invalid user x from 198.51.100.7 from 203.0.113.50 port 4242 ssh2",
-        "Failed password for invalid user x from 198.51.100.7 port 1 ssh2: x from 203.0.113.50 port 4242 ssh2",
+        "Failed password for invalid user x from 198.51.100.7 port 1 ssh2 x from 203.0.113.50 port 4242 ssh2",
+        // The auth info (a certificate's key id) names the decoy: fail2ban's own case.
+        "Failed password for invalid user x from 203.0.113.50 port 4242 ssh2: from 198.51.100.7 port 55555 ssh2",
+        "Failed publickey for invalid user x from 203.0.113.50 port 4242 ssh2: RSA-CERT SHA256:abc ID k from 198.51.100.7 port 22 ssh2",
+        "Accepted publickey for alice from 203.0.113.50 port 4242 ssh2: ED25519-CERT SHA256:abc ID x from 198.51.100.7 port 22 ssh2 (serial 1) CA ED25519 SHA256:def",
+        // PAM: the requested name follows `rhost=` (pam_unix with `audit`, pam_sss always).
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user=x rhost=198.51.100.7",
+        "pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50 user=x rhost=198.51.100.7",
+        "PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user=x rhost=198.51.100.7",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=x rhost=198.51.100.7 rhost=203.0.113.50  user=x rhost=198.51.100.7",
         "Connection closed by invalid user x 198.51.100.7 203.0.113.50 port 4242 [preauth]",
         "Connection closed by invalid user x 198.51.100.7 port 22 [preauth] 203.0.113.50 port 4242 [preauth]",
         "Disconnected from invalid user x 198.51.100.7 port 22 [preauth] 203.0.113.50 port 4242 [preauth]",
@@ -329,7 +338,6 @@ fn known_injections_give_the_real_address() {
         "Failed hostbased for dan from 203.0.113.50 port 1 ssh2: RSA x, client user \"a from 198.51.100.7 port 1 ssh2\", client host \"h\"",
         // User `a 198.51.100.7 port 5: Change of username or service not allowed: (a`.
         "Disconnecting invalid user a 198.51.100.7 port 5: Change of username or service not allowed: (a 203.0.113.50 port 4242: Change of username or service not allowed: (a 198.51.100.7 port 5: Change of username or service not allowed: (a,ssh-connection) -> (b,ssh-connection)",
-        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=x rhost=198.51.100.7 rhost=203.0.113.50  user=root",
         "ssh_dispatch_run_fatal: Connection from invalid user x 198.51.100.7 port 1: y 203.0.113.50 port 4242: Connection corrupted [preauth]",
     ] {
         let s = seen(m).unwrap_or_else(|| panic!("not recognised: {m}"));
@@ -426,6 +434,22 @@ fn client_text() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
 }
 
+/// What sshd makes of client text `u` in `template`: a requested user name is cut at its
+/// first `:` (`auth2.c`, the `user:style` split) before anything logs it; an
+/// identification string, a disconnect text or an algorithm offer is kept whole.
+fn as_sshd_logs<'a>(template: &str, u: &'a str) -> &'a str {
+    let not_a_name = [
+        "identification",
+        "Received disconnect",
+        "Unable to negotiate",
+    ];
+    if not_a_name.iter().any(|w| template.contains(w)) {
+        u
+    } else {
+        u.split(':').next().unwrap_or("")
+    }
+}
+
 /// Family templates with `{U}` where sshd writes client text and the real client at the end.
 const TEMPLATES: &[&str] = &[
     "Invalid user {U} from 203.0.113.50 port 4242",
@@ -457,7 +481,7 @@ proptest! {
 
     #[test]
     fn client_text_never_changes_the_address(u in client_text(), t in 0..TEMPLATES.len()) {
-        let message = TEMPLATES[t].replace("{U}", &u);
+        let message = TEMPLATES[t].replace("{U}", as_sshd_logs(TEMPLATES[t], &u));
         if let Some(s) = seen(&message) {
             prop_assert!(s.2 == ip(REAL) || s.2.is_none(), "{} -> {:?}", message, s.2);
         }
@@ -519,4 +543,169 @@ proptest! {
         let cut = (0..=cut.min(template.len())).rev().find(|&i| template.is_char_boundary(i)).unwrap_or(0);
         let _ = parse(&format!("{}{}", &template[..cut], tail));
     }
+}
+
+// --- the 500-byte cut, with client text on both sides of the address -------------------
+
+/// OpenSSH's `strnvis` with `VIS_CSTYLE|VIS_NL|VIS_TAB|VIS_OCTAL` (`log.c` `LOG_SYSLOG_VIS`).
+fn vis(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for &b in raw {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b' '..=b'~' => out.push(b),
+            _ => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+        }
+    }
+    out
+}
+
+/// How sshd logs one family: `{U}` the requested name, `{I}` client text after the address
+/// (a certificate's key id, hostbased client names), how many bytes of the name the format
+/// keeps, whether the pre-auth child logs it (escaped twice before OpenSSH 10.3) and
+/// whether it goes through `do_log` at all (PAM's own lines are neither escaped nor cut).
+struct CutTemplate {
+    line: &'static str,
+    name_limit: usize,
+    twice: bool,
+    sshd_log: bool,
+}
+
+#[rustfmt::skip]
+const CUT_TEMPLATES: &[CutTemplate] = &[
+    CutTemplate { line: "Failed publickey for invalid user {U} from 203.0.113.50 port 4242 ssh2: RSA-CERT SHA256:abc ID {I} (serial 1) CA RSA SHA256:def", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "Accepted publickey for alice from 203.0.113.50 port 4242 ssh2: RSA-CERT SHA256:abc ID {I} (serial 1) CA RSA SHA256:def", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "Failed password for invalid user {U} from 203.0.113.50 port 4242 ssh2", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "Failed keyboard-interactive/pam for invalid user {U} from 203.0.113.50 port 4242 ssh2", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "Failed hostbased for invalid user {U} from 203.0.113.50 port 4242 ssh2: RSA SHA256:x, client user \"{I}\", client host \"{I}\"", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "Postponed publickey for invalid user {U} from 203.0.113.50 port 4242 ssh2: RSA-CERT SHA256:abc ID {I} (serial 1) CA RSA SHA256:def [preauth]", name_limit: 100, twice: true, sshd_log: true },
+    CutTemplate { line: "Invalid user {U} from 203.0.113.50 port 4242", name_limit: 100, twice: false, sshd_log: true },
+    CutTemplate { line: "error: maximum authentication attempts exceeded for invalid user {U} from 203.0.113.50 port 4242 ssh2 [preauth]", name_limit: 100, twice: true, sshd_log: true },
+    CutTemplate { line: "Connection closed by invalid user {U} 203.0.113.50 port 4242 [preauth]", name_limit: 187, twice: true, sshd_log: true },
+    CutTemplate { line: "Connection reset by invalid user {U} 203.0.113.50 port 4242 [preauth]", name_limit: 187, twice: true, sshd_log: true },
+    CutTemplate { line: "Disconnected from invalid user {U} 203.0.113.50 port 4242 [preauth]", name_limit: 187, twice: true, sshd_log: true },
+    CutTemplate { line: "Disconnecting invalid user {U} 203.0.113.50 port 4242: Too many authentication failures [preauth]", name_limit: 187, twice: true, sshd_log: true },
+    CutTemplate { line: "ssh_dispatch_run_fatal: Connection from invalid user {U} 203.0.113.50 port 4242: message authentication code incorrect [preauth]", name_limit: 187, twice: true, sshd_log: true },
+    CutTemplate { line: "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user={U}", name_limit: 100_000, twice: false, sshd_log: false },
+    CutTemplate { line: "pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50 user={U} seq=7", name_limit: 100_000, twice: false, sshd_log: false },
+    CutTemplate { line: "PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user={U}", name_limit: 100_000, twice: false, sshd_log: false },
+    CutTemplate { line: "PAM 3 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user={U}", name_limit: 100_000, twice: false, sshd_log: false },
+];
+
+/// The line a client sending name `user` and client text `info` leaves in the log: the name
+/// cut at `:` and to the format's limit, every client field escaped (once or twice), the
+/// message cut at 500 bytes, and the blanks the cut left trimmed, as journald does.
+fn logged(t: &CutTemplate, user: &[u8], info: &[u8]) -> String {
+    let user = user.split(|&b| b == b':').next().unwrap_or(b"");
+    let user = &user[..user.len().min(t.name_limit)];
+    let escape = |raw: &[u8]| -> String {
+        let once = if t.sshd_log { vis(raw) } else { raw.to_vec() };
+        let field = if t.twice { vis(&once) } else { once };
+        String::from_utf8_lossy(&field).into_owned()
+    };
+    let line = t
+        .line
+        .replace("{U}", &escape(user))
+        .replace("{I}", &escape(info));
+    let line = if t.sshd_log && line.len() > SYSLOG_CUT {
+        &line[..SYSLOG_CUT]
+    } else {
+        &line
+    };
+    line.trim_end_matches([' ', '\t']).to_owned()
+}
+
+/// Client bytes biased towards what fills the cut: runs of escapable bytes, spaces, and
+/// the words and addresses of a forged tail.
+fn client_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b" from 198.51.100.12 port 22 ssh2".to_vec()),
+        Just(b" 198.51.100.12 port 22 [preauth]".to_vec()),
+        Just(b" 198.51.100.12 port 22".to_vec()),
+        Just(b" rhost=198.51.100.12".to_vec()),
+        Just(b" user=".to_vec()),
+        Just(b": ".to_vec()),
+        Just(b"\\".to_vec()),
+        (1usize..120).prop_map(|n| vec![1u8; n]),
+        (1usize..200).prop_map(|n| vec![b' '; n]),
+        (1usize..200).prop_map(|n| vec![b'a'; n]),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6000))]
+
+    /// Whatever a client puts in its user name and its auth info (key id, hostbased names),
+    /// after sshd's escaping and 500-byte cut, the address is the real one or none.
+    #[test]
+    fn client_text_and_the_cut_never_move_the_address(
+        t in 0..CUT_TEMPLATES.len(),
+        user in client_bytes(),
+        info in client_bytes(),
+    ) {
+        let message = logged(&CUT_TEMPLATES[t], &user, &info);
+        if let Some(s) = seen(&message) {
+            prop_assert!(s.2 == ip(REAL) || s.2.is_none(), "{} -> {:?}", message, s.2);
+        }
+    }
+
+    /// Ordinary names and key ids still give the address.
+    #[test]
+    fn plain_names_and_key_ids_give_the_address(
+        t in 0..CUT_TEMPLATES.len(),
+        user in "[a-z_][a-z0-9_.-]{0,20}",
+        info in "[a-zA-Z0-9@._-]{0,30}",
+    ) {
+        let message = logged(&CUT_TEMPLATES[t], user.as_bytes(), info.as_bytes());
+        let s = seen(&message);
+        prop_assert!(s.as_ref().is_some_and(|s| s.2 == ip(REAL)), "{} -> {:?}", message, s);
+    }
+}
+
+#[test]
+fn a_key_id_sized_to_the_cut_gives_the_real_address() {
+    let t = &CUT_TEMPLATES[0];
+    let mut ends_in_the_decoy = 0;
+    for pad in 300..450 {
+        let info = format!("{} from 198.51.100.12 port 22 ssh2", "k".repeat(pad));
+        let m = logged(t, b"test", info.as_bytes());
+        ends_in_the_decoy += usize::from(m.ends_with("from 198.51.100.12 port 22 ssh2"));
+        let s = seen(&m).unwrap_or_else(|| panic!("not recognised: {m}"));
+        assert_eq!(s.2, ip(REAL), "{m}");
+    }
+    assert!(ends_in_the_decoy >= 1);
+}
+
+#[test]
+fn a_name_that_pushes_the_address_past_the_cut_gives_none() {
+    // 187 bytes of preamble name: escapes, then a forged tail that ends at byte 500.
+    let t = &CUT_TEMPLATES[8];
+    let forged = b" 198.51.100.12 port 22 [preauth]";
+    for escapes in 60..140 {
+        let mut user = vec![1u8; escapes];
+        user.extend_from_slice(forged);
+        let m = logged(t, &user, b"");
+        if let Some(s) = seen(&m) {
+            assert_ne!(s.2, ip("198.51.100.12"), "{m}");
+        }
+    }
+}
+
+#[test]
+fn pam_singular_more_failure_and_audit_name() {
+    check(
+        "PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user=root",
+        K::PamMoreFailures,
+        F,
+        Some(REAL),
+        2502,
+    );
+    let s = seen("pam_unix(sshd:auth): check pass; user (bob) unknown").unwrap();
+    assert_eq!((s.0, s.4.as_deref()), (K::PamUserUnknown, Some("bob")));
+    let s = seen("pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50 user=a b seq=3").unwrap();
+    assert_eq!((s.2, s.4.as_deref()), (ip(REAL), Some("a b")));
 }
