@@ -67,6 +67,8 @@ pub enum CacheSetting {
     Sqlite(PathBuf),
     /// No cache: every lookup goes to the provider.
     Disabled,
+    /// A Redis (or Redis Cluster) shared by several hosts.
+    Redis(crate::fleet::RedisTarget),
 }
 
 /// Blocking settings.
@@ -192,10 +194,6 @@ pub enum ConfigError {
     KeyFileInvalid { path: PathBuf, message: String },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
-    #[error(
-        "{origin}: the Redis cache ({scheme}) is not supported yet; use a SQLite path or `none`"
-    )]
-    RedisNotSupported { origin: String, scheme: String },
 }
 
 impl ConfigError {
@@ -238,7 +236,14 @@ struct FileConfig {
     api_key: Option<ApiKey>,
     api_key_file: Option<PathBuf>,
     api_url: Option<String>,
-    cache: Option<String>,
+    /// `cache` is the older name.
+    #[serde(alias = "cache")]
+    store: Option<String>,
+    store_password_file: Option<PathBuf>,
+    store_prefix: Option<String>,
+    store_ca_file: Option<PathBuf>,
+    store_timeout: Option<DurationText>,
+    store_failure: Option<String>,
     state_dir: Option<PathBuf>,
     max_age_days: Option<i64>,
     positive_ttl: Option<DurationText>,
@@ -317,7 +322,7 @@ impl Config {
     pub fn store_path(&self) -> PathBuf {
         match &self.cache {
             CacheSetting::Sqlite(p) => p.clone(),
-            CacheSetting::Disabled => self.state_dir.join("repute.sqlite"),
+            CacheSetting::Disabled | CacheSetting::Redis(_) => self.state_dir.join("repute.sqlite"),
         }
     }
 
@@ -392,6 +397,7 @@ struct Builder {
     state_dir_given: bool,
     /// `$XDG_CACHE_HOME/repute`, else `$HOME/.cache/repute` (absolute paths only).
     user_state_dir: Option<PathBuf>,
+    redis: crate::fleet::RedisOptions,
 }
 
 impl Builder {
@@ -418,9 +424,25 @@ impl Builder {
         if let Some(u) = file.api_url {
             c.api_url = normalize_api_url(&u, &origin("api_url"))?;
         }
-        if let Some(v) = file.cache {
-            self.cache = Some((v, origin("cache")));
+        if let Some(v) = file.store {
+            self.cache = Some((v, origin("store")));
         }
+        let failure = file
+            .store_failure
+            .map(|f| crate::fleet::OnStoreFailure::parse(&f))
+            .transpose()
+            .map_err(|m| ConfigError::invalid(origin("store_failure"), m))?;
+        let timeout = file
+            .store_timeout
+            .map(|t| t.resolve(&origin("store_timeout")))
+            .transpose()?;
+        self.redis.overlay(crate::fleet::RedisOptions {
+            password_file: file.store_password_file.map(|p| resolve_beside(path, &p)),
+            prefix: file.store_prefix,
+            ca_file: file.store_ca_file.map(|p| resolve_beside(path, &p)),
+            timeout,
+            on_failure: failure,
+        });
         if let Some(d) = file.state_dir {
             c.state_dir = d;
             self.state_dir_given = true;
@@ -482,9 +504,26 @@ impl Builder {
         if let Some(u) = env("ABUSEIPDB_API_URL") {
             c.api_url = normalize_api_url(&u, &origin("ABUSEIPDB_API_URL"))?;
         }
-        if let Some(v) = env("REPUTE_CACHE") {
-            self.cache = Some((v, origin("REPUTE_CACHE")));
+        for name in ["REPUTE_CACHE", "REPUTE_STORE"] {
+            if let Some(v) = env(name) {
+                self.cache = Some((v, origin(name)));
+            }
         }
+        let failure = env("REPUTE_STORE_FAILURE")
+            .map(|f| crate::fleet::OnStoreFailure::parse(&f))
+            .transpose()
+            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_FAILURE"), m))?;
+        let timeout = env("REPUTE_STORE_TIMEOUT")
+            .map(|t| parse_duration(&t))
+            .transpose()
+            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_TIMEOUT"), m))?;
+        self.redis.overlay(crate::fleet::RedisOptions {
+            password_file: env("REPUTE_STORE_PASSWORD_FILE").map(PathBuf::from),
+            prefix: env("REPUTE_STORE_PREFIX"),
+            ca_file: env("REPUTE_STORE_CA_FILE").map(PathBuf::from),
+            timeout,
+            on_failure: failure,
+        });
         if let Some(d) = env("REPUTE_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
             self.state_dir_given = true;
@@ -598,7 +637,7 @@ impl Builder {
             c.per_user_state = true;
         }
         c.cache = match self.cache {
-            Some((value, origin)) => parse_cache(&value, &origin)?,
+            Some((value, origin)) => parse_cache(&value, &origin, &self.redis)?,
             None => CacheSetting::Sqlite(c.state_dir.join("repute.sqlite")),
         };
         for (name, d) in [
@@ -894,19 +933,24 @@ fn is_loopback_host(after_scheme: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn parse_cache(value: &str, origin: &str) -> Result<CacheSetting, ConfigError> {
+/// A SQLite path, `none`, or a Redis URL (see [`crate::fleet::target`]) with its options.
+pub fn parse_cache(
+    value: &str,
+    origin: &str,
+    redis: &crate::fleet::RedisOptions,
+) -> Result<CacheSetting, ConfigError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("none") {
         return Ok(CacheSetting::Disabled);
     }
+    if crate::fleet::target::is_redis_url(v) {
+        return crate::fleet::RedisTarget::parse(v, redis)
+            .map(CacheSetting::Redis)
+            .map_err(|m| ConfigError::invalid(origin, m));
+    }
     if let Some((scheme, _)) = v.split_once("://") {
-        if scheme.starts_with("redis") {
-            return Err(ConfigError::RedisNotSupported {
-                origin: origin.into(),
-                scheme: format!("{scheme}://"),
-            });
-        }
-        let msg = format!("`{scheme}://` is not a cache; give a SQLite path or `none`");
+        let msg =
+            format!("`{scheme}://` is not a store; give a SQLite path, a redis:// URL or `none`");
         return Err(ConfigError::invalid(origin, msg));
     }
     Ok(CacheSetting::Sqlite(PathBuf::from(v)))
@@ -1112,11 +1156,62 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_store_from_the_file_with_the_environment_on_top() {
+        let file = r#"
+store = "redis://repute@10.0.0.5:6379/1"
+store_prefix = "site-a:"
+store_timeout = "250ms"
+store_failure = "error"
+"#;
+        let c = load(Some(file), &[], &Overrides::default()).expect("load");
+        let CacheSetting::Redis(t) = &c.cache else {
+            panic!("{:?}", c.cache)
+        };
+        assert_eq!(t.to_string(), "redis://repute@10.0.0.5:6379/1");
+        assert_eq!(t.prefix, "site-a:");
+        assert_eq!(t.timeout, Duration::from_millis(250));
+        assert_eq!(t.on_failure, crate::fleet::OnStoreFailure::Error);
+        assert_eq!(c.store_path(), c.state_dir.join("repute.sqlite"));
+        // REPUTE_STORE wins over its alias REPUTE_CACHE and over the file.
+        let env = [
+            ("REPUTE_CACHE", "/tmp/x.sqlite"),
+            ("REPUTE_STORE", "redis-cluster://a:7000,b:7001"),
+            ("REPUTE_STORE_PREFIX", "b:"),
+        ];
+        let c = load(Some(file), &env, &Overrides::default()).expect("load");
+        let CacheSetting::Redis(t) = &c.cache else {
+            panic!("{:?}", c.cache)
+        };
+        assert!(t.cluster);
+        assert_eq!(t.prefix, "b:");
+        let c = load(
+            None,
+            &[("REPUTE_CACHE", "/tmp/x.sqlite")],
+            &Overrides::default(),
+        );
+        assert_eq!(
+            c.expect("load").cache,
+            CacheSetting::Sqlite(PathBuf::from("/tmp/x.sqlite"))
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_origin() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (
-                &[("REPUTE_CACHE", "redis://cache:6379")],
-                "not supported yet",
+                &[("REPUTE_STORE", "redis://u:pw@cache:6379")],
+                "REPUTE_STORE",
+            ),
+            (
+                &[
+                    ("REPUTE_STORE", "redis://cache"),
+                    ("REPUTE_STORE_PASSWORD_FILE", "/nonexistent/pw"),
+                ],
+                "/nonexistent/pw",
+            ),
+            (
+                &[("REPUTE_STORE", "redis://c"), ("REPUTE_STORE_FAILURE", "x")],
+                "REPUTE_STORE_FAILURE",
             ),
             (&[("REPUTE_CACHE", "memcached://x")], "REPUTE_CACHE"),
             (&[("REPUTE_MAX_AGE_DAYS", "366")], "REPUTE_MAX_AGE_DAYS"),

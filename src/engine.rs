@@ -20,6 +20,7 @@ use crate::addr::AddrClass;
 use crate::attempt::Attempt;
 use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
 use crate::config::{CacheSetting, Config};
+use crate::fleet::{OnStoreFailure, RedisCache};
 use crate::reputation::abuseipdb::AbuseIpdb;
 use crate::reputation::rfc3339;
 use crate::reputation::{ApiError, Checked, Provider, Reputation};
@@ -59,6 +60,9 @@ pub enum NoReputation {
     Unauthorized,
     /// The provider failed (5xx, timeout, connection reset, bad body): what happened.
     ProviderFailed { status: Option<u16>, detail: String },
+    /// The shared store could not be reached and the settings say not to look up without it
+    /// (`store_failure = "error"`).
+    StoreUnavailable { detail: String },
 }
 
 impl NoReputation {
@@ -72,6 +76,7 @@ impl NoReputation {
             NoReputation::QuotaExhausted { .. } => "quota-exhausted",
             NoReputation::Unauthorized => "unauthorized",
             NoReputation::ProviderFailed { .. } => "provider-failed",
+            NoReputation::StoreUnavailable { .. } => "store-unavailable",
         }
     }
 
@@ -103,6 +108,9 @@ impl fmt::Display for NoReputation {
                 detail,
             } => {
                 write!(f, "provider failed: {detail}")
+            }
+            NoReputation::StoreUnavailable { detail } => {
+                write!(f, "store unavailable, not looked up: {detail}")
             }
         }
     }
@@ -212,6 +220,8 @@ struct Policy {
     block_min_score: Option<u8>,
     /// How long a lookup lease lasts: the provider's whole time budget and a margin.
     lease_ttl: Duration,
+    /// Whether to look up when the shared store cannot be reached.
+    on_store_failure: OnStoreFailure,
 }
 
 impl Policy {
@@ -224,6 +234,10 @@ impl Policy {
             alert_min_score: config.alert_min_score,
             block_min_score: config.block.min_score,
             lease_ttl: config.timeout + config.connect_timeout + Duration::from_secs(1),
+            on_store_failure: match &config.cache {
+                CacheSetting::Redis(target) => target.on_failure,
+                _ => OnStoreFailure::Lookup,
+            },
         }
     }
 }
@@ -255,11 +269,13 @@ fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
         .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>)
 }
 
-/// Opens the cache the configuration names.
+/// Opens the cache the configuration names. A Redis store connects on first use, so one that
+/// is down costs its connect timeout once, then every call fails at once (see [`crate::fleet`]).
 pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
     Ok(match &config.cache {
         CacheSetting::Sqlite(path) => Box::new(SqliteCache::open(path)?),
         CacheSetting::Disabled => Box::new(DisabledCache::new()),
+        CacheSetting::Redis(target) => Box::new(RedisCache::new(target.clone())),
     })
 }
 
@@ -423,6 +439,23 @@ impl Engine {
         }
     }
 
+    /// The provider's answer when the store failed with `e`: asked anyway, or, when the
+    /// settings say so, not asked at all.
+    fn fetch_without_store(
+        &self,
+        key: &CacheKey,
+        provider: &dyn Provider,
+        e: &CacheError,
+    ) -> Result<(Source, Reputation), NoReputation> {
+        if e.is_unreachable() && self.policy.on_store_failure == OnStoreFailure::Error {
+            return Err(NoReputation::StoreUnavailable {
+                detail: e.to_string(),
+            });
+        }
+        tracing::warn!(error = %e, "cache lease failed; asking the provider");
+        self.fetch(key, provider).map(|r| (Source::Api, r))
+    }
+
     /// Takes the lookup lease for `key`, or waits (bounded) for its holder's answer to land in
     /// the cache. A holder that dies leaves a lease that expires after `lease_ttl`.
     fn fetch_under_lease(
@@ -464,10 +497,7 @@ impl Engine {
                         return Ok((Source::Cache, rep));
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cache lease failed; asking the provider");
-                    return self.fetch(key, provider).map(|r| (Source::Api, r));
-                }
+                Err(e) => return self.fetch_without_store(key, provider, &e),
             }
         }
     }

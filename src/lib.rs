@@ -32,7 +32,12 @@
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff) and back out, and the active-response protocol.
-//! - [`store`] opens the one SQLite file that cache, quota and block state share.
+//! - [`store`] opens the one SQLite file that cache, quota and block state share; [`fleet`]
+//!   is the other backend: one Redis (or Redis Cluster) shared by several hosts, serving the
+//!   same cache trait, so Wazuh managers spend one quota.
+//! - [`decisions`] keeps ban decisions (address, until, why, which host) in either store, with
+//!   a change log a long-running command follows, so a ban decided on one host is enforced by
+//!   every host.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache, and takes all of it back out (teardown).
 //! - [`report`] reports attackers back to AbuseIPDB: categories, comments built from evidence
@@ -51,7 +56,9 @@ pub mod attempt;
 pub mod block;
 pub mod cache;
 pub mod config;
+pub mod decisions;
 pub mod engine;
+pub mod fleet;
 pub mod policy;
 pub mod report;
 pub mod reputation;

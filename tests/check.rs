@@ -183,8 +183,8 @@ fn bad_settings_are_one_line_errors_naming_the_input() {
         ),
         (
             vec!["8.8.8.8".into()],
-            vec![("REPUTE_CACHE", "redis://127.0.0.1:6379".into())],
-            vec!["REPUTE_CACHE", "not supported yet"],
+            vec![("REPUTE_CACHE", "redis://app:hunter2@127.0.0.1:6379".into())],
+            vec!["REPUTE_CACHE", "store_password_file"],
         ),
         (
             vec!["8.8.8.8".into()],
@@ -222,6 +222,10 @@ fn bad_settings_are_one_line_errors_naming_the_input() {
         for e in expected {
             assert!(err.contains(e), "{args:?}: `{e}` not in {err}");
         }
+        assert!(
+            !err.contains("hunter2"),
+            "a store password in the error: {err}"
+        );
     }
     assert_eq!(mock.requests().len(), 0);
 }

@@ -2,7 +2,8 @@
 //!
 //! A storm of alerts from one address must cost one AbuseIPDB lookup, and the daily quota must
 //! be known to every process, so both live in a store shared by all processes on the host:
-//! [`SqliteCache`] on the file [`crate::store::open`] opens (the embedded default), or
+//! [`SqliteCache`] on the file [`crate::store::open`] opens (the embedded default),
+//! [`crate::fleet::RedisCache`] for several hosts on one Redis, or
 //! [`DisabledCache`] when caching is off (`REPUTE_CACHE=none`: nothing on disk, quota state
 //! kept for the life of the process only). Entries are keyed by the address's canonical text
 //! and `maxAgeInDays`, because `totalReports` depends on the window. A short lease row lets two
@@ -115,15 +116,23 @@ impl QuotaState {
     }
 }
 
-/// Why the cache could not answer. Callers treat it as a miss (and say so in the log): a
-/// broken cache must never stop an alert.
+/// Why a store (the cache, the quota state, the decisions) could not answer, whatever its
+/// backend. Callers of the cache treat it as a miss (and say so in the log): a broken store
+/// must never stop an alert. No variant ever carries a password.
 #[derive(Debug, thiserror::Error)]
-pub enum CacheError {
+pub enum StoreError {
     #[error("cache {}: {}", path.display(), sqlite_reason(source, path))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// Redis answered with an error (a wrong type, a script error).
+    #[error("store {store}: {detail}")]
+    Redis { store: String, detail: String },
+    /// The store cannot be reached (refused, timed out, cut off), or was unreachable a moment
+    /// ago and is not tried again yet.
+    #[error("store {store} unreachable: {detail}")]
+    Down { store: String, detail: String },
 }
 
 /// SQLite's reason without the path rusqlite appends to it (the error names the path first).
@@ -132,6 +141,16 @@ fn sqlite_reason(error: &rusqlite::Error, path: &std::path::Path) -> String {
     let suffix = format!(": {}", path.display());
     text.strip_suffix(&suffix).unwrap_or(&text).to_string()
 }
+
+impl StoreError {
+    /// True when the store could not be reached at all (as opposed to an answer it gave).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Down { .. })
+    }
+}
+
+/// The cache's error: the backend-neutral [`StoreError`].
+pub type CacheError = StoreError;
 
 /// A store of reputations, leases and quota state.
 pub trait Cache: Send + Sync {

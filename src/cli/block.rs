@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use repute::block::duration::format_duration;
 use repute::block::{BlockError, Blocker, Listed, Request, parse_duration};
+use repute::cache::StoreError;
 use repute::config::Config;
+use repute::decisions::{Ban, Decisions, this_host, when_shared};
 
 use super::Global;
 
@@ -88,9 +90,25 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 reason: reason.map(|r| one_line_reason(&r)),
                 force,
             };
-            add(&Blocker::for_config(&config)?, &request)
+            let code = add(&Blocker::for_config(&config)?, &request)?;
+            if code == ExitCode::SUCCESS {
+                let reason = request.reason.clone().unwrap_or_default();
+                let ban = Ban::new(request.ip, request.duration, reason);
+                share(&config, |d| d.record(&ban).map(drop));
+            }
+            Ok(code)
         }
-        Action::Del { ip } => del(&Blocker::for_config(&config)?, parse_ip(&ip)?),
+        Action::Del { ip } => {
+            let ip = parse_ip(&ip)?;
+            let mut shared = false;
+            share(&config, |d| {
+                d.revoke(ip, &this_host()).map(|had| shared = had)
+            });
+            let code = del(&Blocker::for_config(&config)?, ip)?;
+            // An address banned by another host is not in this host's set, but the fleet's
+            // decision is gone: that is done, not "nothing to do".
+            Ok(if shared { ExitCode::SUCCESS } else { code })
+        }
         Action::List { format } => list(&Blocker::for_config(&config)?, format),
         Action::Flush => {
             // No `list` first: it would put recorded blocks back into the kernel.
@@ -125,6 +143,14 @@ fn teardown(config: &Config) -> anyhow::Result<ExitCode> {
         println!("forgot {} block record{s}", removed.records);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a decision in the fleet's store when one is configured; a store that fails only
+/// costs the sharing (the local block stands), and says so.
+fn share(config: &Config, f: impl FnOnce(&dyn Decisions) -> Result<(), StoreError>) {
+    if let Some(Err(e)) = when_shared(config, f) {
+        eprintln!("repute: not shared with the other hosts: {e}");
+    }
 }
 
 /// An address as typed; host names and anything else are refused (no lookups, ever).

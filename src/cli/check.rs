@@ -47,8 +47,8 @@ pub struct Args {
     /// AbuseIPDB's window in days (1..=365; default 90).
     #[arg(long, value_name = "DAYS")]
     pub max_age_days: Option<u16>,
-    /// SQLite cache file, or `none` (as REPUTE_CACHE).
-    #[arg(long, value_name = "PATH|none")]
+    /// The store: a SQLite file, a redis:// URL, or `none` (as REPUTE_STORE).
+    #[arg(long, value_name = "PATH|URL|none")]
     pub cache: Option<String>,
     /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
     #[arg(long, value_name = "URL")]

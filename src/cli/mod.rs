@@ -53,6 +53,7 @@ impl Global {
         let store = match &config.cache {
             repute::config::CacheSetting::Sqlite(path) => path.display().to_string(),
             repute::config::CacheSetting::Disabled => "none (no cache)".to_string(),
+            repute::config::CacheSetting::Redis(target) => target.to_string(),
         };
         let why = if config.per_user_state {
             format!(

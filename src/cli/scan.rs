@@ -108,8 +108,8 @@ pub struct ApiArgs {
     /// AbuseIPDB's window in days (1..=365; default 90).
     #[arg(long, value_name = "DAYS", requires = "enrich")]
     pub max_age_days: Option<u16>,
-    /// SQLite cache file, or `none` (as REPUTE_CACHE).
-    #[arg(long, value_name = "PATH|none", requires = "enrich")]
+    /// The store: a SQLite file, a redis:// URL, or `none` (as REPUTE_STORE).
+    #[arg(long, value_name = "PATH|URL|none", requires = "enrich")]
     pub cache: Option<String>,
     /// AbuseIPDB API base URL (as ABUSEIPDB_API_URL).
     #[arg(long, value_name = "URL", requires = "enrich")]

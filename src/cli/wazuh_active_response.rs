@@ -186,7 +186,7 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             .map_err(|e| format!("configuration: {e}"))?;
         let blocker = Blocker::for_config(&config).map_err(|e| e.to_string())?;
         match message.command {
-            Command::Delete => self.delete(&blocker, ip),
+            Command::Delete => self.delete(&blocker, &config, ip),
             Command::Add => {
                 let duration = self.duration(extra.duration.as_deref(), &config)?;
                 let min_score = extra
@@ -222,11 +222,11 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         }
     }
 
-    fn delete(&mut self, blocker: &Blocker, ip: IpAddr) -> Result<(), String> {
-        let line = match blocker
+    fn delete(&mut self, blocker: &Blocker, config: &Config, ip: IpAddr) -> Result<(), String> {
+        let deleted = blocker
             .del_for_active_response(ip)
-            .map_err(|e| e.to_string())?
-        {
+            .map_err(|e| e.to_string())?;
+        let line = match deleted {
             ArDeleted::Removed => format!("Unblocked {ip}"),
             ArDeleted::KeptManual(record) => format!(
                 "Kept {ip} blocked: a manual block{}, until {}; active response does not remove it",
@@ -239,6 +239,14 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             ArDeleted::NotBlocked => format!("{ip} was not blocked"),
         };
         self.log.log(&line);
+        // Only what the active response itself blocked is unbanned for the fleet: a manual
+        // block kept here stays a decision everywhere.
+        if line.starts_with("Unblocked") {
+            let host = repute::decisions::this_host();
+            if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.revoke(ip, &host)) {
+                self.log.log(&format!("Unban of {ip} not shared: {e}"));
+            }
+        }
         Ok(())
     }
 
@@ -277,7 +285,7 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         };
         match self.handshake(ip)? {
             Reply::Continue => {
-                self.block(blocker, &request)?;
+                self.block(blocker, config, &request)?;
                 if self.args.report {
                     super::active_response_report::report_blocked(self.log, config, message, ip);
                 }
@@ -285,7 +293,7 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             }
             Reply::Abort => {
                 self.log.log("Aborted");
-                self.renew_if_blocked(blocker, &request)
+                self.renew_if_blocked(blocker, config, &request)
             }
             Reply::Other(text) => Err(format!("Invalid value of 'command' in reply: {text:?}")),
         }
@@ -308,9 +316,20 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         }
     }
 
-    fn block(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+    fn block(
+        &mut self,
+        blocker: &Blocker,
+        config: &Config,
+        request: &Request,
+    ) -> Result<(), String> {
         match blocker.add_for_active_response(request) {
             Ok(ArAdded::Applied(added)) => {
+                let reason = request.reason.clone().unwrap_or_else(|| "renewed".into());
+                let ban = repute::decisions::Ban::new(added.ip, added.duration, reason);
+                if let Some(Err(e)) = repute::decisions::when_shared(config, |d| d.record(&ban)) {
+                    self.log
+                        .log(&format!("Ban of {} not shared: {e}", added.ip));
+                }
                 let verb = if added.renewed { "Renewed" } else { "Blocked" };
                 self.log.log(&format!(
                     "{verb} {} for {} ({})",
@@ -353,14 +372,19 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
     }
 
     /// execd refreshed its timer for an address it already handles: refresh ours.
-    fn renew_if_blocked(&mut self, blocker: &Blocker, request: &Request) -> Result<(), String> {
+    fn renew_if_blocked(
+        &mut self,
+        blocker: &Blocker,
+        config: &Config,
+        request: &Request,
+    ) -> Result<(), String> {
         let blocked = blocker.is_blocked(request.ip).map_err(|e| e.to_string())?;
         if blocked {
             let renewal = Request {
                 reason: None,
                 ..request.clone()
             };
-            self.block(blocker, &renewal)?;
+            self.block(blocker, config, &renewal)?;
         }
         Ok(())
     }

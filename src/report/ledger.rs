@@ -8,8 +8,8 @@
 //! succeeds when no live mark exists), then *settles* the claim as reported or *releases* it
 //! on failure, so two processes banning the same address at once send one report.
 //!
-//! [`ReportLedger`] is the whole contract a backend implements (a Redis one maps `claim` to
-//! `SET report:{ip} holder NX EX …`); [`SqliteLedger`] is the embedded one, a table
+//! [`ReportLedger`] is the whole contract a backend implements: [`crate::fleet::RedisLedger`]
+//! for a fleet on one Redis; [`SqliteLedger`] is the embedded one, a table
 //! `report_mark` in the shared SQLite file, with the quota kept beside the check endpoint's in
 //! the cache's `quota_state` table under [`QUOTA_ENDPOINT`].
 
@@ -52,11 +52,16 @@ pub enum Claim {
 
 /// The store failed.
 #[derive(Debug, thiserror::Error)]
-#[error("report ledger {path}: {source}")]
-pub struct LedgerError {
-    pub path: PathBuf,
-    #[source]
-    pub source: rusqlite::Error,
+pub enum LedgerError {
+    #[error("report ledger {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Any other backend (a shared Redis).
+    #[error("report ledger: {0}")]
+    Store(#[from] crate::cache::StoreError),
 }
 
 /// Report marks and the report quota, shared by every process on the store.
@@ -87,15 +92,13 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Opens (creating when missing) the store at `path` and its `report_mark` table.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError {
+        let err = |source| LedgerError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
         let conn = crate::store::open(path).map_err(err)?;
         conn.execute(SCHEMA, []).map_err(err)?;
-        let quota = SqliteCache::open(path).map_err(|e| match e {
-            crate::cache::CacheError::Sqlite { path, source } => LedgerError { path, source },
-        })?;
+        let quota = SqliteCache::open(path)?;
         Ok(SqliteLedger {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -108,16 +111,10 @@ impl SqliteLedger {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|source| LedgerError {
+        f(&conn).map_err(|source| LedgerError::Sqlite {
             path: self.path.clone(),
             source,
         })
-    }
-
-    fn quota_err(&self, e: crate::cache::CacheError) -> LedgerError {
-        match e {
-            crate::cache::CacheError::Sqlite { path, source } => LedgerError { path, source },
-        }
     }
 }
 
@@ -193,15 +190,11 @@ impl ReportLedger for SqliteLedger {
     }
 
     fn quota(&self) -> Result<Option<QuotaState>, LedgerError> {
-        self.quota
-            .quota(QUOTA_ENDPOINT)
-            .map_err(|e| self.quota_err(e))
+        Ok(self.quota.quota(QUOTA_ENDPOINT)?)
     }
 
     fn record_quota(&self, state: &QuotaState) -> Result<(), LedgerError> {
-        self.quota
-            .record_quota(QUOTA_ENDPOINT, state)
-            .map_err(|e| self.quota_err(e))
+        Ok(self.quota.record_quota(QUOTA_ENDPOINT, state)?)
     }
 }
 

@@ -185,11 +185,16 @@ impl Reporter {
         let safety = SafetyPolicy::for_this_host(config.allowlist.clone())
             .map_err(ReportError::HostAddresses)?;
         let redaction = Redaction::for_config(config);
-        let ledger = SqliteLedger::open(&config.store_path())?;
+        let ledger: Box<dyn ReportLedger> = match &config.cache {
+            crate::config::CacheSetting::Redis(target) => {
+                Box::new(crate::fleet::RedisLedger::new(target.clone()))
+            }
+            _ => Box::new(SqliteLedger::open(&config.store_path())?),
+        };
         let audit = AuditLog::new(config.report.audit_target(&config.state_dir));
         Ok(Reporter::from_parts(
             AbuseIpdb::from_config(config),
-            Box::new(ledger),
+            ledger,
             safety,
             redaction,
             audit,

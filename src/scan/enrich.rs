@@ -39,6 +39,7 @@ pub fn short_reason(why: &NoReputation) -> &'static str {
         NoReputation::QuotaExhausted { .. } => "quota",
         NoReputation::Unauthorized => "key refused",
         NoReputation::ProviderFailed { .. } => "provider failed",
+        NoReputation::StoreUnavailable { .. } => "store down",
     }
 }
 

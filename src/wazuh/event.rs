@@ -170,6 +170,7 @@ impl Event {
                 detail,
             } if is_timeout(detail) => ErrorCode::Status(408),
             NoReputation::ProviderFailed { status: None, .. } => ErrorCode::Code("network"),
+            NoReputation::StoreUnavailable { .. } => ErrorCode::Code("store_unavailable"),
         };
         Some(Event::error(source, Some(ip), code, why.to_string()))
     }

@@ -1,12 +1,19 @@
 //! The integration's settings: Wazuh home defaults, environment, `<options>` JSON, arguments.
 //!
 //! Later sources win: defaults (cache inside the Wazuh home), then the environment
-//! (`ABUSEIPDB_API_KEY[_FILE]`, `ABUSEIPDB_API_URL`, `REPUTE_CACHE`), then the options file
+//! (`ABUSEIPDB_API_KEY[_FILE]`, `ABUSEIPDB_API_URL`, `REPUTE_STORE` or `REPUTE_CACHE`,
+//! `REPUTE_STORE_PASSWORD_FILE`, `REPUTE_STORE_PREFIX`), then the options file
 //! integratord writes from `<options>` (Wazuh 4.7+), then the command line (`<api_key>`,
 //! `<hook_url>`, `<timeout>`, `<retries>`). The options file is JSON:
 //!
 //! ```json
-//! {"cache": "var/repute/repute.sqlite",   // or "none"; relative paths are under the home
+//! {"store": "var/repute/repute.sqlite",   // or "none", or a Redis URL shared by every
+//!                                        // manager ("redis://repute@10.0.0.5:6379/0");
+//!                                        // "cache" is the older name; relative paths are
+//!                                        // under the home
+//!  "store_password_file": "etc/repute/redis.password", "store_prefix": "repute:",
+//!  "store_ca_file": "etc/repute/redis-ca.pem", "store_timeout_ms": 1000,
+//!  "store_failure": "lookup",             // or "error": no lookup while the store is down
 //!  "ttl_seconds": 86400, "negative_ttl_seconds": 21600,
 //!  "max_age_days": 90,                    // also "maxAgeInDays"
 //!  "allowlist": ["203.0.113.0/24"],
@@ -27,6 +34,7 @@ use thiserror::Error;
 
 use super::args::IntegrationArgs;
 use crate::config::{ApiKey, CacheSetting, Config};
+use crate::fleet::{OnStoreFailure, RedisOptions, RedisTarget};
 
 /// The cache file inside the Wazuh home, unless configured otherwise.
 pub const DEFAULT_CACHE: &str = "var/repute/repute.sqlite";
@@ -44,6 +52,9 @@ pub enum OptionsError {
     /// clear, or is no URL at all.
     #[error("{0}")]
     ApiUrl(String),
+    /// A `store` (or its settings) that names no usable store.
+    #[error("store: {detail}")]
+    Store { detail: String },
     #[error("environment ABUSEIPDB_API_KEY: {0}")]
     EnvKey(String),
     /// A `proxy` or `ca_file` option that cannot be used.
@@ -55,7 +66,13 @@ pub enum OptionsError {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
+    #[serde(alias = "store")]
     pub cache: Option<String>,
+    pub store_password_file: Option<PathBuf>,
+    pub store_prefix: Option<String>,
+    pub store_ca_file: Option<PathBuf>,
+    pub store_timeout_ms: Option<u64>,
+    pub store_failure: Option<String>,
     pub ttl_seconds: Option<u64>,
     pub negative_ttl_seconds: Option<u64>,
     #[serde(alias = "maxAgeInDays")]
@@ -113,6 +130,9 @@ pub struct Env {
     pub api_key_file: Option<PathBuf>,
     pub api_url: Option<String>,
     pub cache: Option<String>,
+    /// `REPUTE_STORE_PASSWORD_FILE`, `REPUTE_STORE_PREFIX`.
+    pub store_password_file: Option<PathBuf>,
+    pub store_prefix: Option<String>,
 }
 
 impl Env {
@@ -122,7 +142,9 @@ impl Env {
             api_key: var("ABUSEIPDB_API_KEY").map(ApiKey::new),
             api_key_file: var("ABUSEIPDB_API_KEY_FILE").map(PathBuf::from),
             api_url: var("ABUSEIPDB_API_URL"),
-            cache: var("REPUTE_CACHE"),
+            cache: var("REPUTE_STORE").or_else(|| var("REPUTE_CACHE")),
+            store_password_file: var("REPUTE_STORE_PASSWORD_FILE").map(PathBuf::from),
+            store_prefix: var("REPUTE_STORE_PREFIX"),
         }
     }
 }
@@ -151,8 +173,9 @@ pub fn settings(
     if let Some(url) = &env.api_url {
         config.api_url = url.clone();
     }
-    if let Some(cache) = &env.cache {
-        config.cache = cache_setting(home, cache);
+    let redis = redis_options(home, options, env)?;
+    if let Some(cache) = options.cache.as_ref().or(env.cache.as_ref()) {
+        config.cache = cache_setting(home, cache, &redis)?;
     }
     apply_options(&mut config, home, options)?;
     if let Some(url) = &args.hook_url {
@@ -177,6 +200,7 @@ pub fn settings(
     let budget = budget(args);
     let retries = args.retries.unwrap_or(config.retries);
     fit_http_to_budget(&mut config, budget, retries);
+    fit_store_to_budget(&mut config, budget);
     Ok(Settings {
         config,
         min_score: options.min_score.unwrap_or(0),
@@ -185,9 +209,6 @@ pub fn settings(
 }
 
 fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<(), OptionsError> {
-    if let Some(cache) = &options.cache {
-        config.cache = cache_setting(home, cache);
-    }
     if let Some(s) = options.ttl_seconds {
         config.positive_ttl = Duration::from_secs(s);
     }
@@ -216,11 +237,54 @@ fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<
     Ok(())
 }
 
-fn cache_setting(home: &Path, value: &str) -> CacheSetting {
+fn cache_setting(
+    home: &Path,
+    value: &str,
+    redis: &RedisOptions,
+) -> Result<CacheSetting, OptionsError> {
     if value.eq_ignore_ascii_case("none") {
-        CacheSetting::Disabled
+        Ok(CacheSetting::Disabled)
+    } else if crate::fleet::target::is_redis_url(value) {
+        RedisTarget::parse(value, redis)
+            .map(CacheSetting::Redis)
+            .map_err(|detail| OptionsError::Store { detail })
     } else {
-        CacheSetting::Sqlite(home.join(value))
+        Ok(CacheSetting::Sqlite(home.join(value)))
+    }
+}
+
+/// The Redis settings of the options file, else of the environment; relative files are under
+/// the home.
+fn redis_options(home: &Path, options: &Options, env: &Env) -> Result<RedisOptions, OptionsError> {
+    let on_failure = options
+        .store_failure
+        .as_deref()
+        .map(OnStoreFailure::parse)
+        .transpose()
+        .map_err(|m| OptionsError::Store {
+            detail: format!("store_failure: {m}"),
+        })?;
+    let mut redis = RedisOptions {
+        password_file: env.store_password_file.as_ref().map(|p| home.join(p)),
+        prefix: env.store_prefix.clone(),
+        ..RedisOptions::default()
+    };
+    redis.overlay(RedisOptions {
+        password_file: options.store_password_file.as_ref().map(|p| home.join(p)),
+        prefix: options.store_prefix.clone(),
+        ca_file: options.store_ca_file.as_ref().map(|p| home.join(p)),
+        timeout: options.store_timeout_ms.map(Duration::from_millis),
+        on_failure,
+    });
+    Ok(redis)
+}
+
+/// A store that does not answer may cost at most a tenth of the run's budget (once: a link
+/// that failed is not tried again in the same run), so the event still goes out in time.
+fn fit_store_to_budget(config: &mut Config, budget: Duration) {
+    if let CacheSetting::Redis(target) = &mut config.cache {
+        let share = (budget / 10).max(Duration::from_millis(50));
+        target.timeout = target.timeout.min(share);
     }
 }
 
@@ -354,6 +418,39 @@ mod tests {
         assert_eq!(s.config.api_key, Some(ApiKey::new("envkey")));
         assert_eq!(s.config.retries, 1);
         assert!(s.config.timeout < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_redis_store_in_the_options_fits_the_budget_and_reads_its_password_under_the_home() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("etc/repute")).unwrap();
+        std::fs::write(home.path().join("etc/repute/redis.pw"), "pw-in-file\n").unwrap();
+        let path = home.path().join("x.options");
+        std::fs::write(
+            &path,
+            r#"{"store":"redis://repute@127.0.0.1:6379/0","store_password_file":"etc/repute/redis.pw",
+               "store_prefix":"mgr:","store_failure":"error"}"#,
+        )
+        .unwrap();
+        let options = Options::read(&path).unwrap();
+        let mut a = args();
+        a.timeout = Some(Duration::from_secs(2));
+        let s = settings(home.path(), &a, &options, &Env::default()).unwrap();
+        let CacheSetting::Redis(t) = &s.config.cache else {
+            panic!("{:?}", s.config.cache)
+        };
+        assert_eq!(t.password.as_ref().map(|p| p.expose()), Some("pw-in-file"));
+        assert_eq!(t.prefix, "mgr:");
+        assert_eq!(t.on_failure, OnStoreFailure::Error);
+        assert_eq!(
+            t.timeout,
+            Duration::from_millis(200),
+            "a tenth of the budget"
+        );
+        std::fs::write(&path, r#"{"store":"redis://u:pw@h"}"#).unwrap();
+        let options = Options::read(&path).unwrap();
+        let e = settings(home.path(), &a, &options, &Env::default()).unwrap_err();
+        assert!(e.to_string().contains("store_password_file"), "{e}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Netns {
             "ABUSEIPDB_API_KEY_FILE",
             "ABUSEIPDB_API_URL",
             "REPUTE_CACHE",
+            "REPUTE_STORE",
             "WAZUH_HOME",
         ] {
             cmd.env_remove(var);

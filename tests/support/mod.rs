@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub mod mock_abuseipdb;
+pub mod redis_server;
 pub mod wazuh_tree;
