@@ -39,7 +39,7 @@ fn options(threads: usize) -> Options {
     Options {
         now: jiff::Timestamp::now(),
         threads,
-        only_public: false,
+        ..Options::default()
     }
 }
 

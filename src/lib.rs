@@ -29,6 +29,10 @@
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff), and the active-response protocol.
+//! - [`policy`] keeps what each source did, bounded: [`policy::history`] groups IPv6
+//!   addresses per prefix (a /64 by default), holds at most a set number of sources and drops
+//!   the least active past that, so an attacker who controls many addresses cannot make memory
+//!   grow. `scan`'s per-source table is built on it, and `watch` is to keep its history there.
 //! - [`store`] opens the one SQLite file that cache, quota and block state share.
 //! - [`block`] blocks addresses in the kernel firewall (nftables, ipset fallback) with expiry,
 //!   safety checks and state kept beside the cache.
@@ -39,6 +43,7 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod policy;
 pub mod reputation;
 pub mod scan;
 pub mod sshd;

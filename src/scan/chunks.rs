@@ -53,7 +53,7 @@ pub fn summarize_chunked<R: Read>(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (chunk_rx, spare_tx) = (&chunk_rx, spare_tx.clone());
-                scope.spawn(move || parse_chunks(chunk_rx, spare_tx, opts.now))
+                scope.spawn(move || parse_chunks(chunk_rx, spare_tx, opts))
             })
             .collect();
         let read_result = cut_chunks(src, &chunk_tx, &spare_rx, progress, &mut skipped);
@@ -81,10 +81,10 @@ pub fn summarize_chunked<R: Read>(
 fn parse_chunks(
     chunks: &Mutex<mpsc::Receiver<Chunk>>,
     spare: mpsc::Sender<Vec<u8>>,
-    now: jiff::Timestamp,
+    opts: &Options,
 ) -> Summary {
-    let mut summary = Summary::default();
-    let mut judge = LineJudge::new(now);
+    let mut summary = opts.new_summary();
+    let mut judge = LineJudge::new(opts.now);
     let mut counts = LineCounts::default();
     loop {
         let next = match chunks.lock() {

@@ -5,7 +5,9 @@
 //!
 //! Memory does not grow with the input: lines are cut out of one fixed block buffer
 //! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
-//! grows with distinct addresses only. Lines that cannot be judged (not UTF-8, longer than
+//! is bounded whatever the input: IPv6 addresses are grouped per /64 ([`Options::grouping`]),
+//! at most [`Options::max_sources`] rows are kept per thread, and a row's user names are
+//! capped (see `scan/summary.rs` and [`crate::policy::history`]). Lines that cannot be judged (not UTF-8, longer than
 //! [`MAX_LINE`]) are counted in [`Totals`] and skipped; an input that cannot be read becomes
 //! an [`InputError`] and the others are still read.
 //!
@@ -45,6 +47,7 @@ pub use summary::{AddrSummary, MAX_USERS_TRACKED, Summary, Totals, USERS_SHOWN, 
 pub use table::{write_table, write_table_enriched};
 
 use crate::addr;
+use crate::policy::history::{DEFAULT_MAX_SOURCES, Grouping};
 use crate::sshd::{Event, Parser};
 use lines::{Line, LineCounts, read_lines};
 use open::Opened;
@@ -65,6 +68,17 @@ pub struct Options {
     pub threads: usize,
     /// Only events from public addresses (see [`crate::addr`]).
     pub only_public: bool,
+    /// How addresses are grouped into the summary's rows (IPv6 per /64 by default).
+    pub grouping: Grouping,
+    /// The most rows a summary keeps (per thread; the least active are dropped past it).
+    pub max_sources: usize,
+}
+
+impl Options {
+    /// An empty summary with these options' grouping and bound.
+    pub fn new_summary(&self) -> Summary {
+        Summary::new(self.grouping, self.max_sources)
+    }
 }
 
 impl Default for Options {
@@ -73,6 +87,8 @@ impl Default for Options {
             now: jiff::Timestamp::now(),
             threads: 1,
             only_public: false,
+            grouping: Grouping::default(),
+            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 }
@@ -142,10 +158,10 @@ pub fn summarize(
     opts: &Options,
     progress: &dyn Progress,
 ) -> (Summary, Vec<InputError>) {
-    let mut summary = Summary::default();
+    let mut summary = opts.new_summary();
     let mut errors = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
-        let mut part = Summary::default();
+        let mut part = opts.new_summary();
         let result = match open::open(input) {
             Err(e) => Err(e),
             Ok(Opened::PlainFile { file, len })
@@ -201,7 +217,7 @@ pub fn summarize_file_split(
             .map(|range| {
                 let (start, end) = (range[0], range[1]);
                 scope.spawn(move || {
-                    let mut part = Summary::default();
+                    let mut part = opts.new_summary();
                     let mut judge = LineJudge::new(opts.now);
                     if start > 0 {
                         let from = start.saturating_sub(WARM_UP_BYTES);
@@ -229,7 +245,7 @@ pub fn summarize_file_split(
             .into_iter()
             .map(|w| {
                 w.join()
-                    .unwrap_or_else(|_| (Summary::default(), Err(worker_panicked())))
+                    .unwrap_or_else(|_| (opts.new_summary(), Err(worker_panicked())))
             })
             .collect()
     });

@@ -1,6 +1,9 @@
 //! The per-address table a person reads: `repute scan --format table`.
 //!
-//! One row per attacking address, most attempts first, then a totals line. User names come
+//! One row per attacking source, most attempts first, then a totals line. A source is an
+//! address, or an IPv6 prefix (`2001:db8:1:2::/64`) when the scan groups IPv6 addresses (the
+//! default; the totals line then says so), and the totals line says how many quiet sources
+//! were dropped past the row cap. User names come
 //! from attackers, so they are printed escaped (`{:?}`-style, without quotes) and cut short:
 //! a name with control characters or 100 bytes of padding cannot break the layout.
 
@@ -51,7 +54,7 @@ fn write_table_with(
     let shown = &rows[..top.map_or(rows.len(), |n| n.min(rows.len()))];
     let addr_width = shown
         .iter()
-        .map(|r| r.ip.to_string().len())
+        .map(|r| r.source.to_string().len())
         .max()
         .unwrap_or(0)
         .max(7);
@@ -121,7 +124,7 @@ fn write_row(
     write!(
         out,
         "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  ",
-        row.ip.to_string(),
+        row.source.to_string(),
         row.class.as_str(),
         row.attempts,
         row.failures,
@@ -157,11 +160,28 @@ fn write_totals(
     } else {
         String::new()
     };
+    let grouping = summary.grouping();
+    let grouped = grouping.groups_ipv6() && rows.iter().any(|r| !r.source.is_single_address());
+    let noun = if grouped { "sources" } else { "addresses" };
+    let mut notes = String::new();
+    if grouped {
+        notes += &format!(
+            "; an IPv6 row is a /{} prefix (--ipv6-prefix)",
+            grouping.ipv6_prefix
+        );
+    }
+    if summary.evicted() > 0 {
+        notes += &format!(
+            "; {} quieter sources dropped past --max-sources {} (their attempts are not in the rows)",
+            summary.evicted(),
+            summary.max_sources()
+        );
+    }
     writeln!(
         out,
-        "total: {attempts} attempts ({failures} failures) from {n}{scope} addresses{more}, \
+        "total: {attempts} attempts ({failures} failures) from {n}{scope} {noun}{more}, \
          {public} public; {lines} lines read, {events} sshd events, \
-         {noaddr} attacks without an address",
+         {noaddr} attacks without an address{notes}",
         n = rows.len(),
         lines = t.lines,
         events = t.events,
