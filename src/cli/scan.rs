@@ -70,8 +70,9 @@ pub struct Args {
     #[arg(long, value_name = "BITS", default_value_t = DEFAULT_IPV6_PREFIX,
           value_parser = clap::value_parser!(u8).range(1..=128))]
     pub ipv6_prefix: u8,
-    /// Keep at most N rows (per thread); past that the least active are dropped, so memory
-    /// stays bounded whatever the number of sources.
+    /// Keep at most N rows (each of T threads keeps N/T while reading); past that the least
+    /// active are dropped, so memory stays bounded whatever the number of sources (about
+    /// 500 bytes a row).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOURCES as u64,
           value_parser = clap::value_parser!(u64).range(16..=100_000_000))]
     pub max_sources: u64,
@@ -194,7 +195,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             }
             .context("writing the table")?;
             (
-                !summary.attackers(opts.only_public).is_empty(),
+                summary.has_attackers(opts.only_public),
                 summary.totals,
                 errors,
             )

@@ -6,7 +6,7 @@
 //! Memory does not grow with the input: lines are cut out of one fixed block buffer
 //! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
 //! is bounded whatever the input: IPv6 addresses are grouped per /64 ([`Options::grouping`]),
-//! at most [`Options::max_sources`] rows are kept per thread, and a row's user names are
+//! at most [`Options::max_sources`] rows are kept (shared out among threads), and a row's user names are
 //! capped (see `scan/summary.rs` and [`crate::policy::history`]). Lines that cannot be judged (not UTF-8, longer than
 //! [`MAX_LINE`]) are counted in [`Totals`] and skipped; an input that cannot be read becomes
 //! an [`InputError`] and the others are still read.
@@ -70,7 +70,8 @@ pub struct Options {
     pub only_public: bool,
     /// How addresses are grouped into the summary's rows (IPv6 per /64 by default).
     pub grouping: Grouping,
-    /// The most rows a summary keeps (per thread; the least active are dropped past it).
+    /// The most rows a summary keeps (shared out among the threads; the least active are
+    /// dropped past it).
     pub max_sources: usize,
 }
 
@@ -78,6 +79,12 @@ impl Options {
     /// An empty summary with these options' grouping and bound.
     pub fn new_summary(&self) -> Summary {
         Summary::new(self.grouping, self.max_sources)
+    }
+
+    /// An empty summary for one of `threads` parser threads: each gets its share of
+    /// `max_sources`, so the bound on memory does not grow with the number of threads.
+    fn new_thread_summary(&self) -> Summary {
+        Summary::new(self.grouping, self.max_sources / self.threads.max(1))
     }
 }
 
@@ -217,7 +224,7 @@ pub fn summarize_file_split(
             .map(|range| {
                 let (start, end) = (range[0], range[1]);
                 scope.spawn(move || {
-                    let mut part = opts.new_summary();
+                    let mut part = opts.new_thread_summary();
                     let mut judge = LineJudge::new(opts.now);
                     if start > 0 {
                         let from = start.saturating_sub(WARM_UP_BYTES);
@@ -245,7 +252,7 @@ pub fn summarize_file_split(
             .into_iter()
             .map(|w| {
                 w.join()
-                    .unwrap_or_else(|_| (opts.new_summary(), Err(worker_panicked())))
+                    .unwrap_or_else(|_| (opts.new_thread_summary(), Err(worker_panicked())))
             })
             .collect()
     });
