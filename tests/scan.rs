@@ -752,6 +752,9 @@ fn a_prefix_length_out_of_range_is_refused() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("--ipv6-prefix"), "{err}");
+        assert!(
+            err.contains("invalid value") && err.contains("--ipv6-prefix"),
+            "{err}"
+        );
     }
 }

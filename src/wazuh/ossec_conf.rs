@@ -148,11 +148,18 @@ impl OssecConf {
         }
     }
 
-    /// Just past the newline ending the line of `pos` (or the end of the text).
+    /// Just past the newline ending the line of `pos` (or the end of the text) when only
+    /// blanks follow `pos` there, else `pos`: in `</command></ossec_config>` the next line
+    /// is outside the root.
     fn line_end(&self, pos: usize) -> usize {
-        self.text[pos..]
+        let end = self.text[pos..]
             .find('\n')
-            .map_or(self.text.len(), |i| pos + i + 1)
+            .map_or(self.text.len(), |i| pos + i + 1);
+        if self.text[pos..end].trim().is_empty() {
+            end
+        } else {
+            pos
+        }
     }
 
     /// The indentation of the first child of the first `<ossec_config>`.
@@ -194,6 +201,24 @@ fn reindent(line: &str, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `ossec_conf` fuzz target: a section closed on the same line as its root
+    /// got the new block after the root, where Wazuh does not read it.
+    #[test]
+    fn a_root_closed_on_the_line_of_the_last_section_keeps_the_new_block_inside() {
+        for text in [
+            "<ossec_config>\n  <command><name>x</name></command></ossec_config>\n",
+            "<ossec_config>\n  <command>\n    <name>x</name>\n  </command></ossec_config>\n",
+            "<ossec_config><command><name>x</name></command></ossec_config>",
+        ] {
+            let conf = OssecConf::parse(text).unwrap();
+            let block = "<command>\n  <name>repute-block</name>\n</command>";
+            let edited = conf.with_section("command", block);
+            let again = OssecConf::parse(&edited).unwrap();
+            assert_eq!(again.commands(), ["x", "repute-block"], "{edited}");
+            assert!(edited.trim_end().ends_with("</ossec_config>"), "{edited}");
+        }
+    }
 
     const BLOCK: &str = "  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n";
 
