@@ -191,17 +191,27 @@ impl AddrSummary {
         }
     }
 
-    fn add(&mut self, at: u64, outcome: Outcome, user: Option<&str>, time: Option<Timestamp>) {
+    /// `attempts`: what the line adds (one for a failure or a probe); the per-connection
+    /// logic of `sshd` may say otherwise (a success after tries of other names adds failures).
+    fn add(
+        &mut self,
+        at: u64,
+        outcome: Outcome,
+        attempts: u32,
+        user: Option<&str>,
+        time: Option<Timestamp>,
+    ) {
+        let attempts = u64::from(attempts);
+        self.attempts += attempts;
         match outcome {
-            Outcome::Failure => {
-                self.attempts += 1;
-                self.failures += 1;
+            Outcome::Failure => self.failures += attempts,
+            Outcome::Probe | Outcome::Info => {}
+            Outcome::Success => {
+                self.successes += 1;
+                self.failures += attempts;
             }
-            Outcome::Probe => self.attempts += 1,
-            Outcome::Success => self.successes += 1,
-            Outcome::Info => {}
         }
-        if let (true, Some(user)) = (outcome.is_attack(), user) {
+        if let (true, Some(user)) = (outcome.is_attack() || attempts > 0, user) {
             self.users.add(user, at);
         }
         if let Some(time) = time {
@@ -311,12 +321,22 @@ impl Summary {
     /// along the input: a byte offset, a line number).
     pub fn add(&mut self, at: u64, attempt: &Attempt) {
         let user = attempt.user.as_deref();
-        self.record(at, attempt.srcip, attempt.outcome, user, attempt.time);
+        let attempts = u32::from(attempt.outcome.is_attack());
+        self.record(
+            at,
+            attempt.srcip,
+            attempt.outcome,
+            attempts,
+            user,
+            attempt.time,
+        );
     }
 
     /// Counts one recognised event, borrowed from its line.
     pub fn add_event(&mut self, at: u64, event: &Event<'_>) {
-        self.record(at, event.srcip, event.outcome, event.user, event.time);
+        let (ip, outcome) = (event.srcip, event.outcome);
+        let attempts = u32::from(outcome.is_attack());
+        self.record(at, ip, outcome, attempts, event.user, event.time);
     }
 
     fn record(
@@ -324,6 +344,7 @@ impl Summary {
         at: u64,
         srcip: Option<IpAddr>,
         outcome: Outcome,
+        attempts: u32,
         user: Option<&str>,
         time: Option<Timestamp>,
     ) {
@@ -334,7 +355,7 @@ impl Summary {
             Some(ip) => self
                 .rows
                 .row(ip, |source, ip| AddrSummary::new(source, ip, at))
-                .add(at, outcome, user, time),
+                .add(at, outcome, attempts, user, time),
             None => self.totals.attacks_without_address += u64::from(is_attack),
         }
     }

@@ -122,7 +122,7 @@ impl OssecConf {
     /// the line closing the first `<ossec_config>`.
     fn insertion_point(&self, name: &'static str) -> usize {
         if let Some(last) = self.sections(name).last() {
-            return self.line_end(last.end);
+            return self.after_line_of(last.end);
         }
         let root = self
             .roots
@@ -148,13 +148,17 @@ impl OssecConf {
         }
     }
 
-    /// Just past the newline ending the line of `pos` (or the end of the text) when only
-    /// blanks follow `pos` there, else `pos`: in `</command></ossec_config>` the next line
-    /// is outside the root.
+    /// Just past the newline ending the line of `pos` (or the end of the text).
     fn line_end(&self, pos: usize) -> usize {
-        let end = self.text[pos..]
+        self.text[pos..]
             .find('\n')
-            .map_or(self.text.len(), |i| pos + i + 1);
+            .map_or(self.text.len(), |i| pos + i + 1)
+    }
+
+    /// The end of the line of `pos` when only blanks follow it there, else `pos`: in
+    /// `</command></ossec_config>` the next line is outside the root.
+    fn after_line_of(&self, pos: usize) -> usize {
+        let end = self.line_end(pos);
         if self.text[pos..end].trim().is_empty() {
             end
         } else {
