@@ -47,7 +47,9 @@
 //!   journal through `journalctl`, with positions saved in the store.
 //! - [`policy`] decides when an attacking address is banned and for how long (tries within
 //!   a window, probes weighed less, reputation at the first attack, growing ban times, IPv6
-//!   per /64, bounded memory).
+//!   per /64, bounded memory). [`policy::history`] keeps what each source did, bounded: IPv6
+//!   grouped per prefix (a /64 by default), at most a set number of sources, the least active
+//!   dropped past that; `scan`'s per-source table is built on it.
 //! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
 //!   metrics and the status `repute status` shows.
 

@@ -693,3 +693,107 @@ fn pam_names_and_key_ids_cut_at_500_bytes_frame_no_one() {
     assert_eq!(events.len(), 3, "{events:?}");
     assert!(events.iter().all(|e| e["srcip"] == PUBLIC_A), "{events:?}");
 }
+
+#[test]
+fn ipv6_sources_are_one_row_per_64_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for (i, ip) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
+        .iter()
+        .enumerate()
+    {
+        log += &(failed_password(10 + i as u32, &format!("u{i}"), ip, 1000) + "\n");
+    }
+    log += &(failed_password(20, "root", "2001:db8:1:3::1", 1000) + "\n");
+    log += &(failed_password(21, "root", PUBLIC_A, 1000) + "\n");
+    let path = write(dir.path(), "auth.log", log);
+
+    let out = repute().arg("scan").arg(&path).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows = table_rows(&text);
+    let sources: Vec<(&str, u64)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
+    assert_eq!(
+        sources,
+        [
+            ("2001:db8:1:2::/64", 3),
+            ("192.31.196.23", 1),
+            ("2001:db8:1:3::/64", 1)
+        ],
+        "{text}"
+    );
+    let totals = text.lines().last().unwrap();
+    assert!(totals.contains("from 3 sources"), "{totals}");
+    assert!(totals.contains("an IPv6 row is a /64 prefix"), "{totals}");
+
+    let out = repute()
+        .args(["scan", "--ipv6-prefix", "128"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 5, "{text}");
+    assert!(rows.iter().any(|r| r.0 == "2001:db8:1:2:ffff::3"), "{text}");
+    assert!(!text.contains("prefix"), "{text}");
+
+    let out = repute()
+        .args(["scan", "--ipv6-prefix", "48"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        table_rows(&text)[0],
+        ("2001:db8:1::/48".into(), 4, 4),
+        "{text}"
+    );
+}
+
+#[test]
+fn max_sources_bounds_the_rows_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for i in 0..5 {
+        log += &(failed_password(10 + i, "root", PUBLIC_A, 1000) + "\n");
+    }
+    for i in 0..100u32 {
+        let ip = format!("192.175.48.{i}");
+        log += &(invalid_user(100 + i, "admin", &ip, 2000) + "\n");
+    }
+    let path = write(dir.path(), "auth.log", log);
+    let out = repute()
+        .args(["scan", "--threads", "1", "--max-sources", "16"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows = table_rows(&text);
+    assert!(rows.len() <= 16, "{text}");
+    assert_eq!(rows[0], (PUBLIC_A.to_string(), 5, 5), "{text}");
+    let totals = text.lines().last().unwrap();
+    assert!(
+        totals.contains(&format!(
+            "; {} quieter sources dropped past --max-sources 16",
+            101 - rows.len()
+        )),
+        "{totals}"
+    );
+    assert!(totals.contains("105 sshd events"), "{totals}");
+}
+
+#[test]
+fn a_prefix_length_out_of_range_is_refused() {
+    for bad in ["0", "129", "x"] {
+        let out = repute()
+            .args(["scan", "--ipv6-prefix", bad, "/dev/null"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("invalid value") && err.contains("--ipv6-prefix"),
+            "{err}"
+        );
+    }
+}

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use repute::config::{Config, Overrides};
 use repute::engine::Engine;
+use repute::policy::history::{DEFAULT_IPV6_PREFIX, DEFAULT_MAX_SOURCES, Grouping};
 use repute::scan::enrich::{self, EventReputation, ScanLookups};
 use repute::scan::{self, Input, Options, Progress, Totals, system};
 
@@ -40,13 +41,18 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Table columns: ATTEMPTS = what the address tried: each password, key or user name tried and \
-refused counts once however many lines sshd and PAM wrote about it (one try of an unknown user \
-can write five), a connection that tried nothing (a scan, an aborted handshake, a timeout) \
-counts once, and a login after tries of several user names on one connection counts as an \
-attempt too; FAILURES = the attempts that tried credentials; OK = accepted logins from the \
-same address; USERS = distinct user names tried (\"1000+\" past the cap); \
-times are UTC (stamps without a zone are read in --timezone, by default this host's zone). \
+Table rows: one per source. A source is an IPv4 address, or an IPv6 prefix, a /64 by default \
+(one host usually owns a whole /64, and counting each of its addresses apart would let it hide \
+and cost memory); --ipv6-prefix 128 gives one row per IPv6 address. At most --max-sources rows \
+are kept: past that the least active (fewest attempts, then longest quiet) are dropped, and the \
+totals say how many. Columns: ADDRESS = the address or prefix; ATTEMPTS = what the source \
+tried: each password, key or user name tried and refused counts once however many lines sshd \
+and PAM wrote about it (one try of an unknown user can write five), a connection that tried \
+nothing (a scan, an aborted handshake, a timeout) counts once, and a login after tries of \
+several user names on one connection counts as an attempt too; FAILURES = the attempts that \
+tried credentials; OK = accepted logins from the same source; USERS = distinct user names tried \
+(\"64+\" past the cap; the first four tried are listed); times are UTC (stamps without a zone \
+are read in --timezone, by default this host's zone). \
 With --enrich: SCORE = AbuseIPDB abuse confidence (or - and why there is none), \
 COUNTRY, REPORTS, USAGE; only the rows shown are looked up.
 
@@ -80,8 +86,20 @@ pub struct Args {
     /// Threads to use [default: the number of CPUs, at most 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Group IPv6 addresses into one row per prefix of this length (1..=128; 128 = one row
+    /// per address).
+    #[arg(long, value_name = "BITS", default_value_t = DEFAULT_IPV6_PREFIX,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix: u8,
+    /// Keep at most N rows (each of T threads keeps N/T while reading); past that the least
+    /// active are dropped, so memory stays bounded whatever the number of sources (about
+    /// 500 bytes a row).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOURCES as u64,
+          value_parser = clap::value_parser!(u64).range(16..=100_000_000))]
+    pub max_sources: u64,
     /// Add each public address's reputation (AbuseIPDB, through the cache): one lookup per
-    /// distinct address shown; JSON events get a `reputation` object.
+    /// distinct address shown (for an IPv6 prefix, its first address seen); JSON events get a
+    /// `reputation` object.
     #[arg(long)]
     pub enrich: bool,
     /// The zone of time stamps that carry none (`Nov 28 10:00:00`): the local time of the
@@ -182,6 +200,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(jiff::tz::TimeZone::system),
         bare_messages: args.untagged_sshd,
+        grouping: Grouping {
+            ipv6_prefix: args.ipv6_prefix,
+        },
+        max_sources: usize::try_from(args.max_sources).unwrap_or(usize::MAX),
     };
     // JSON lines printed on the terminal would be torn by a bar drawn on the same screen.
     let printing_events = args.format != Format::Table && std::io::stdout().is_terminal();
@@ -239,7 +261,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             }
             .context("writing the table")?;
             (
-                !summary.attackers(opts.only_public).is_empty(),
+                summary.has_attackers(opts.only_public),
                 summary.totals,
                 errors,
             )
@@ -303,8 +325,9 @@ fn exit_code(found: bool, had_errors: bool) -> ExitCode {
     }
 }
 
-/// Each thread keeps its own per-address summary, so memory grows with threads: four keep
-/// the 1M-line benchmark well under 50 MiB and already make reading the bottleneck.
+/// Each thread keeps its own per-source summary (bounded by `--max-sources`), so memory
+/// grows with threads: four keep the 1M-line benchmark well under 50 MiB and already make
+/// reading the bottleneck.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }

@@ -24,6 +24,8 @@
 //!
 //! Time is whole Unix seconds given by the caller, so tests need no clock.
 
+pub mod history;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;

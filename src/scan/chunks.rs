@@ -83,7 +83,7 @@ fn parse_chunks(
     spare: mpsc::Sender<Vec<u8>>,
     opts: &Options,
 ) -> Summary {
-    let mut summary = Summary::default();
+    let mut summary = opts.new_thread_summary();
     let mut judge = LineJudge::new(opts);
     let mut counts = LineCounts::default();
     loop {

@@ -5,9 +5,11 @@
 //!
 //! Memory does not grow with the input: lines are cut out of one fixed block buffer
 //! (`scan/lines.rs`), a line never costs an allocation unless it is an sshd event, and a summary
-//! grows with distinct addresses only. Lines that are not UTF-8 are decoded lossily (U+FFFD
-//! for the bad bytes) and counted; lines longer than [`MAX_LINE`] are counted in [`Totals`]
-//! and skipped; an input that cannot be read becomes
+//! is bounded whatever the input: IPv6 addresses are grouped per /64 ([`Options::grouping`]),
+//! at most [`Options::max_sources`] rows are kept (shared out among threads), and a row's user
+//! names are capped (see `scan/summary.rs` and [`crate::policy::history`]). Lines that are not
+//! UTF-8 are decoded lossily (U+FFFD for the bad bytes) and counted; lines longer than
+//! [`MAX_LINE`] are counted in [`Totals`] and skipped; an input that cannot be read becomes
 //! an [`InputError`] and the others are still read.
 //!
 //! Speed: a line that does not contain `sshd` is dropped after one `memmem` search (every
@@ -50,6 +52,7 @@ pub use table::{write_table, write_table_enriched};
 use std::borrow::Cow;
 
 use crate::addr;
+use crate::policy::history::{DEFAULT_MAX_SOURCES, Grouping};
 use crate::sshd::journal::{Entry, ExportEntry, Field};
 use crate::sshd::{Event, Parser};
 use lines::{Line, LineCounts, read_lines};
@@ -77,6 +80,24 @@ pub struct Options {
     /// cat`, runit/s6 logs): only for input known to hold sshd's lines alone, since any
     /// local program could write a line that reads like sshd's.
     pub bare_messages: bool,
+    /// How addresses are grouped into the summary's rows (IPv6 per /64 by default).
+    pub grouping: Grouping,
+    /// The most rows a summary keeps (shared out among the threads; the least active are
+    /// dropped past it).
+    pub max_sources: usize,
+}
+
+impl Options {
+    /// An empty summary with these options' grouping and bound.
+    pub fn new_summary(&self) -> Summary {
+        Summary::new(self.grouping, self.max_sources)
+    }
+
+    /// An empty summary for one of `threads` parser threads: each gets its share of
+    /// `max_sources`, so the bound on memory does not grow with the number of threads.
+    fn new_thread_summary(&self) -> Summary {
+        Summary::new(self.grouping, self.max_sources / self.threads.max(1))
+    }
 }
 
 impl Default for Options {
@@ -87,6 +108,8 @@ impl Default for Options {
             only_public: false,
             zone: jiff::tz::TimeZone::UTC,
             bare_messages: false,
+            grouping: Grouping::default(),
+            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 }
@@ -257,10 +280,10 @@ pub fn summarize(
     opts: &Options,
     progress: &dyn Progress,
 ) -> (Summary, Vec<InputError>) {
-    let mut summary = Summary::default();
+    let mut summary = opts.new_summary();
     let mut errors = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
-        let mut part = Summary::default();
+        let mut part = opts.new_summary();
         let result = match open::open(input) {
             Err(e) => Err(e),
             Ok(Opened::PlainFile { file, len })
@@ -316,7 +339,7 @@ pub fn summarize_file_split(
             .map(|range| {
                 let (start, end) = (range[0], range[1]);
                 scope.spawn(move || {
-                    let mut part = Summary::default();
+                    let mut part = opts.new_thread_summary();
                     let mut judge = LineJudge::new(opts);
                     if start > 0 {
                         let from = start.saturating_sub(WARM_UP_BYTES);
@@ -344,7 +367,7 @@ pub fn summarize_file_split(
             .into_iter()
             .map(|w| {
                 w.join()
-                    .unwrap_or_else(|_| (Summary::default(), Err(worker_panicked())))
+                    .unwrap_or_else(|_| (opts.new_thread_summary(), Err(worker_panicked())))
             })
             .collect()
     });

@@ -1,64 +1,132 @@
-//! Per-address aggregation of attempts: what `repute scan --format table` prints.
+//! Per-source aggregation of attempts: what `repute scan --format table` prints.
 //!
-//! A [`Summary`] grows with the number of distinct attacking addresses, never with the
-//! number of lines: per address it keeps counters, first/last time and at most
-//! [`MAX_USERS_TRACKED`] distinct user names. Summaries built by separate threads over
-//! separate parts of the input merge into one ([`Summary::merge`]) in input order.
+//! A [`Summary`] is a bounded [`History`] of [`AddrSummary`] rows plus [`Totals`]. A row is
+//! a [`Source`]: an IPv4 address, or an IPv6 prefix (a /64 unless [`Grouping`] says
+//! otherwise), since one host owns a whole /64 and could otherwise make 2^64 rows. At most
+//! `max_sources` rows are kept (the least active are dropped past that, and counted), and a
+//! row's own detail is bounded too: how many distinct user names were tried is exact up to
+//! [`MAX_USERS_TRACKED`] (kept as 8-byte fingerprints, not names), and only the first
+//! [`USERS_SHOWN`] names are kept as text. So memory is flat whatever the input: a row costs
+//! at most about 1.3 KiB (64 fingerprints and four 100-byte names; a few hundred bytes
+//! typically), and there are at most `max_sources` rows.
+//!
+//! Summaries built by separate threads over separate parts of the input merge into one
+//! ([`Summary::merge`]) in input order: positions, not merge order, decide which names were
+//! tried first. Under the bound the result does not depend on the number of threads; past it,
+//! which rows were dropped may.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
 
 use crate::addr::{self, AddrClass};
+use crate::policy::history::{self, Activity, Grouping, History, Source};
 use crate::sshd::Event;
 use crate::{Attempt, Outcome};
 
-/// Distinct user names remembered per address; beyond it the count shows as a lower bound.
-pub const MAX_USERS_TRACKED: usize = 1000;
+/// Distinct user names counted per source; beyond it the count shows as a lower bound
+/// (`64+`).
+pub const MAX_USERS_TRACKED: usize = 64;
 
-/// User names shown per address, in the order first tried.
+/// User names kept (and shown) per source, in the order first tried.
 pub const USERS_SHOWN: usize = 4;
 
-/// The distinct user names one address tried, each with the input position (byte offset)
-/// where it was first tried, so that "first tried" means the same whatever order threads
-/// saw the input in.
+/// Longest user name kept, in bytes (cut at a character boundary). sshd itself logs at most
+/// 100 bytes of a name, and the table shows fewer characters than that.
+const USER_KEPT_BYTES: usize = 100;
+
+/// The distinct user names one source tried: how many (exact up to [`MAX_USERS_TRACKED`]),
+/// and the first [`USERS_SHOWN`] of them with the input position (byte offset) where each
+/// was first tried, so that "first tried" means the same whatever order threads saw the
+/// input in.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    first_at: HashMap<Box<str>, u64, SeededHash>,
+    /// Fingerprints of the distinct names seen, sorted, at most [`MAX_USERS_TRACKED`].
+    seen: Vec<u64>,
+    /// The fingerprint of the name added last: one connection's lines repeat its name, so
+    /// 70 % of names on the benchmark file are answered by this alone.
+    last: u64,
+    /// The earliest names, earliest first, at most [`USERS_SHOWN`].
+    first: Vec<(u64, Box<str>)>,
     overflow: bool,
 }
 
 impl Users {
     fn add(&mut self, user: &str, position: u64) {
-        if let Some(first) = self.first_at.get_mut(user) {
-            *first = (*first).min(position);
+        let print = history::fingerprint(user.as_bytes());
+        if print == self.last && !self.seen.is_empty() {
+            self.note_earlier(user, position);
             return;
         }
-        if self.first_at.len() >= MAX_USERS_TRACKED {
-            self.overflow = true;
+        self.last = print;
+        match self.seen.binary_search(&print) {
+            Ok(_) => self.note_earlier(user, position),
+            Err(_) if self.seen.len() >= MAX_USERS_TRACKED => {
+                self.overflow = true;
+                self.note_earlier(user, position);
+            }
+            Err(at) => {
+                // Most sources try one or two names: grow one at a time, not by four.
+                self.seen.reserve_exact(1);
+                self.seen.insert(at, print);
+                self.note_first(user, position);
+            }
+        }
+    }
+
+    /// A name seen again: it only matters when it comes before a name kept, which input
+    /// read in order never does.
+    fn note_earlier(&mut self, user: &str, position: u64) {
+        if self.first.last().is_some_and(|&(last, _)| position < last) {
+            self.note_first(user, position);
+        }
+    }
+
+    /// Keeps `user` among the first names if it is one of the earliest.
+    fn note_first(&mut self, user: &str, position: u64) {
+        if self.first.len() >= USERS_SHOWN
+            && self.first.last().is_some_and(|&(last, _)| position >= last)
+        {
             return;
         }
-        self.first_at.insert(user.into(), position);
+        let user = kept(user);
+        match self.first.iter_mut().find(|(_, name)| **name == *user) {
+            Some((at, _)) => *at = (*at).min(position),
+            None => {
+                self.first.reserve_exact(1);
+                self.first.push((position, user.into()));
+            }
+        }
+        self.first.sort_unstable();
+        self.first.truncate(USERS_SHOWN);
     }
 
     fn shift_positions(&mut self, by: u64) {
-        for position in self.first_at.values_mut() {
+        for (position, _) in &mut self.first {
             *position = position.saturating_add(by);
         }
     }
 
     fn merge(&mut self, other: Users) {
-        for (user, position) in other.first_at {
-            self.add(&user, position);
+        for print in other.seen {
+            match self.seen.binary_search(&print) {
+                Ok(_) => {}
+                Err(_) if self.seen.len() >= MAX_USERS_TRACKED => {
+                    self.overflow = true;
+                    break;
+                }
+                Err(at) => self.seen.insert(at, print),
+            }
         }
         self.overflow |= other.overflow;
+        for (position, user) in other.first {
+            self.note_first(&user, position);
+        }
     }
 
-    /// How many distinct names were tried.
+    /// How many distinct names were tried (a lower bound when [`Users::is_lower_bound`]).
     pub fn count(&self) -> usize {
-        self.first_at.len()
+        self.seen.len()
     }
 
     /// True when there were more than [`MAX_USERS_TRACKED`] and `count` is a lower bound.
@@ -68,21 +136,30 @@ impl Users {
 
     /// The first [`USERS_SHOWN`] names tried, in the order they were first tried.
     pub fn first_tried(&self) -> impl Iterator<Item = &str> {
-        let mut by_position: Vec<(u64, &str)> = self
-            .first_at
-            .iter()
-            .map(|(user, &at)| (at, &**user))
-            .collect();
-        by_position.sort_unstable();
-        by_position.truncate(USERS_SHOWN);
-        by_position.into_iter().map(|(_, user)| user)
+        self.first.iter().map(|(_, user)| &**user)
     }
 }
 
-/// What one address did.
+/// `user` cut to at most [`USER_KEPT_BYTES`] bytes at a character boundary.
+fn kept(user: &str) -> &str {
+    if user.len() <= USER_KEPT_BYTES {
+        return user;
+    }
+    let mut end = USER_KEPT_BYTES;
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    &user[..end]
+}
+
+/// What one source (an address, or an IPv6 prefix) did.
 #[derive(Debug, Clone)]
 pub struct AddrSummary {
+    /// What the row stands for: an address, or an IPv6 prefix.
+    pub source: Source,
+    /// The source's first address seen (the one `--enrich` looks up for a prefix).
     pub ip: IpAddr,
+    /// The class of [`AddrSummary::ip`].
     pub class: AddrClass,
     /// Failures plus probes.
     pub attempts: u64,
@@ -91,11 +168,16 @@ pub struct AddrSummary {
     pub users: Users,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
+    /// Input positions of the first and the last event.
+    first_at: u64,
+    last_at: u64,
 }
 
 impl AddrSummary {
-    fn new(ip: IpAddr) -> Self {
+    fn new(source: Source, ip: IpAddr, at: u64) -> Self {
+        let ip = addr::canonical(ip);
         AddrSummary {
+            source,
             ip,
             class: addr::classify(ip),
             attempts: 0,
@@ -104,6 +186,8 @@ impl AddrSummary {
             users: Users::default(),
             first_seen: None,
             last_seen: None,
+            first_at: at,
+            last_at: at,
         }
     }
 
@@ -133,11 +217,28 @@ impl AddrSummary {
         if let Some(time) = time {
             self.seen_at(time, time);
         }
+        self.last_at = self.last_at.max(at);
     }
 
     fn seen_at(&mut self, first: Timestamp, last: Timestamp) {
         self.first_seen = Some(self.first_seen.map_or(first, |t| t.min(first)));
         self.last_seen = Some(self.last_seen.map_or(last, |t| t.max(last)));
+    }
+
+    fn shift_positions(&mut self, by: u64) {
+        self.first_at = self.first_at.saturating_add(by);
+        self.last_at = self.last_at.saturating_add(by);
+        self.users.shift_positions(by);
+    }
+}
+
+impl Activity for AddrSummary {
+    fn activity(&self) -> u64 {
+        self.attempts
+    }
+
+    fn last_active(&self) -> u64 {
+        self.last_at
     }
 
     fn merge(&mut self, other: AddrSummary) {
@@ -148,6 +249,10 @@ impl AddrSummary {
         if let (Some(first), Some(last)) = (other.first_seen, other.last_seen) {
             self.seen_at(first, last);
         }
+        if other.first_at < self.first_at {
+            (self.ip, self.class, self.first_at) = (other.ip, other.class, other.first_at);
+        }
+        self.last_at = self.last_at.max(other.last_at);
     }
 }
 
@@ -179,14 +284,39 @@ impl Totals {
     }
 }
 
-/// Attempts per address, plus totals.
+/// Attempts per source, plus totals.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    by_addr: HashMap<IpAddr, AddrSummary, SeededHash>,
+    rows: History<AddrSummary>,
     pub totals: Totals,
 }
 
 impl Summary {
+    /// An empty summary grouping addresses by `grouping`, keeping at most `max_sources`
+    /// rows.
+    pub fn new(grouping: Grouping, max_sources: usize) -> Self {
+        Summary {
+            rows: History::new(grouping, max_sources),
+            totals: Totals::default(),
+        }
+    }
+
+    /// How addresses are grouped into rows.
+    pub fn grouping(&self) -> Grouping {
+        self.rows.grouping()
+    }
+
+    /// The most rows kept.
+    pub fn max_sources(&self) -> usize {
+        self.rows.max_sources()
+    }
+
+    /// Rows dropped (the least active) to stay within `max_sources`; their events still
+    /// count in [`Summary::totals`].
+    pub fn evicted(&self) -> u64 {
+        self.rows.evicted()
+    }
+
     /// Counts one recognised event found at input position `at` (any number that grows
     /// along the input: a byte offset, a line number).
     pub fn add(&mut self, at: u64, attempt: &Attempt) {
@@ -222,14 +352,10 @@ impl Summary {
         let is_attack = outcome.is_attack();
         self.totals.attacks += u64::from(is_attack);
         match srcip {
-            Some(ip) => {
-                let ip = addr::canonical(ip);
-                let entry = self
-                    .by_addr
-                    .entry(ip)
-                    .or_insert_with(|| AddrSummary::new(ip));
-                entry.add(at, outcome, attempts, user, time);
-            }
+            Some(ip) => self
+                .rows
+                .row(ip, |source, ip| AddrSummary::new(source, ip, at))
+                .add(at, outcome, attempts, user, time),
             None => self.totals.attacks_without_address += u64::from(attempts > 0),
         }
     }
@@ -238,129 +364,46 @@ impl Summary {
     /// merge order, decide which names were tried first).
     pub fn merge(&mut self, other: Summary) {
         self.totals.merge(other.totals);
-        for (ip, theirs) in other.by_addr {
-            match self.by_addr.entry(ip) {
-                std::collections::hash_map::Entry::Occupied(mut mine) => {
-                    mine.get_mut().merge(theirs)
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(theirs);
-                }
-            }
-        }
+        self.rows.merge(other.rows);
     }
 
     /// Moves every recorded position `by` further along the input (used to put a later
     /// input's summary after an earlier one's).
     pub fn shift_positions(&mut self, by: u64) {
-        for addr in self.by_addr.values_mut() {
-            addr.users.shift_positions(by);
+        for row in self.rows.values_mut() {
+            row.shift_positions(by);
         }
     }
 
-    /// Addresses that attacked (at least one failure or probe), most attempts first (then
-    /// most failures, then by address, so the order is stable).
+    /// Sources that attacked (at least one failure or probe), most attempts first (then
+    /// most failures, then by source, so the order is stable).
     pub fn attackers(&self, only_public: bool) -> Vec<&AddrSummary> {
         let mut rows: Vec<&AddrSummary> = self
-            .by_addr
-            .values()
+            .rows
+            .iter()
+            .map(|(_, row)| row)
             .filter(|a| a.attempts > 0 && (!only_public || a.class.is_public()))
             .collect();
         rows.sort_by(|a, b| {
             b.attempts
                 .cmp(&a.attempts)
                 .then(b.failures.cmp(&a.failures))
-                .then(a.ip.cmp(&b.ip))
+                .then(a.source.cmp(&b.source))
         });
         rows
     }
 
-    /// The summary of one address, if it appeared.
+    /// True when some source attacked (as `!attackers(only_public).is_empty()`, without
+    /// sorting).
+    pub fn has_attackers(&self, only_public: bool) -> bool {
+        self.rows
+            .iter()
+            .any(|(_, a)| a.attempts > 0 && (!only_public || a.class.is_public()))
+    }
+
+    /// The row of the source `ip` belongs to, if it appeared (and was not dropped).
     pub fn get(&self, ip: IpAddr) -> Option<&AddrSummary> {
-        self.by_addr.get(&addr::canonical(ip))
-    }
-}
-
-/// The hash of the summary maps: a seeded multiply-and-fold hash (the construction of
-/// `foldhash`), several times cheaper than std's SipHash on these short keys. Keys are
-/// attacker-chosen (addresses, user names), so the seed is random per map, drawn from std's
-/// own random keys; and a user map never holds more than [`MAX_USERS_TRACKED`] names, so
-/// even a collision flood stays bounded.
-#[derive(Clone)]
-struct SeededHash {
-    seed: u64,
-}
-
-impl Default for SeededHash {
-    fn default() -> Self {
-        let mut random = RandomState::new().build_hasher();
-        random.write_u8(0);
-        SeededHash {
-            seed: random.finish() | 1,
-        }
-    }
-}
-
-impl BuildHasher for SeededHash {
-    type Hasher = FoldHasher;
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher {
-            state: self.seed,
-            seed: self.seed,
-        }
-    }
-}
-
-struct FoldHasher {
-    state: u64,
-    seed: u64,
-}
-
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let full = u128::from(a).wrapping_mul(u128::from(b));
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.state = folded_multiply(self.state ^ word, MULTIPLIER ^ self.seed);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        folded_multiply(self.state, self.seed.rotate_left(32) | 1)
+        self.rows.get(ip)
     }
 }
 
@@ -473,33 +516,11 @@ mod tests {
     }
 
     #[test]
-    fn seeded_hash_spreads_similar_keys() {
-        let build = SeededHash::default();
-        let hash = |ip: IpAddr| build.hash_one(ip);
-        let mut buckets = [0u32; 64];
-        for i in 0..64_000u32 {
-            let ip = IpAddr::from(std::net::Ipv4Addr::from(0xc01f_c400 + i));
-            buckets[(hash(ip) >> 58) as usize] += 1;
-        }
-        assert!(
-            buckets.iter().all(|&n| (700..1300).contains(&n)),
-            "{buckets:?}"
-        );
-        let a = hash("2001:db8::1".parse().unwrap());
-        assert_ne!(a, hash("2001:db8::2".parse().unwrap()));
-        assert_ne!(
-            a,
-            SeededHash::default().hash_one("2001:db8::1".parse::<IpAddr>().unwrap())
-        );
-        assert_ne!(build.hash_one("root"), build.hash_one("root\0"));
-    }
-
-    #[test]
     fn users_are_bounded() {
         let mut s = Summary::default();
         for i in 0..MAX_USERS_TRACKED + 10 {
             s.add(
-                0,
+                i as u64,
                 &attempt(
                     "203.0.113.9",
                     Outcome::Failure,
@@ -511,5 +532,69 @@ mod tests {
         let a = s.get("203.0.113.9".parse().unwrap()).unwrap();
         assert_eq!(a.users.count(), MAX_USERS_TRACKED);
         assert!(a.users.is_lower_bound());
+        assert_eq!(
+            a.users.first_tried().collect::<Vec<_>>(),
+            ["user0", "user1", "user2", "user3"]
+        );
+        assert_eq!(a.users.first.len(), USERS_SHOWN);
+    }
+
+    #[test]
+    fn long_user_names_are_kept_cut_at_a_character_boundary() {
+        let mut s = Summary::default();
+        let long = format!("{}é{}", "a".repeat(99), "b".repeat(500));
+        s.add(0, &attempt("203.0.113.9", Outcome::Failure, Some(&long), 1));
+        let a = s.get("203.0.113.9".parse().unwrap()).unwrap();
+        let kept = a.users.first_tried().next().unwrap();
+        assert_eq!(kept, "a".repeat(99));
+    }
+
+    #[test]
+    fn the_first_names_survive_merging_in_any_order() {
+        // Each part keeps only its own first names; merged, the earliest overall win.
+        let names = ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"];
+        let mut late = Summary::default();
+        for (i, name) in names.iter().enumerate() {
+            late.add(
+                100 + i as u64,
+                &attempt("192.0.2.1", Outcome::Failure, Some(name), 1),
+            );
+        }
+        let mut early = Summary::default();
+        early.add(50, &attempt("192.0.2.1", Outcome::Failure, Some("n6"), 1));
+        early.add(51, &attempt("192.0.2.1", Outcome::Failure, Some("zz"), 1));
+        late.merge(early);
+        let a = late.get("192.0.2.1".parse().unwrap()).unwrap();
+        assert_eq!(
+            a.users.first_tried().collect::<Vec<_>>(),
+            ["n6", "zz", "n0", "n1"]
+        );
+        assert_eq!(a.users.count(), 9);
+    }
+
+    #[test]
+    fn ipv6_sources_are_one_row_per_prefix() {
+        let mut s = Summary::default();
+        for i in 0..10_000u128 {
+            let ip = std::net::Ipv6Addr::from(0x2001_0db8_0001_0002_u128 << 64 | i);
+            let mut a = attempt("-", Outcome::Failure, Some("root"), 1);
+            a.srcip = Some(ip.into());
+            s.add(i as u64, &a);
+        }
+        let rows = s.attackers(false);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].source.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(rows[0].ip.to_string(), "2001:db8:1:2::");
+        assert_eq!(rows[0].attempts, 10_000);
+        let mut each = Summary::new(Grouping { ipv6_prefix: 128 }, 1000);
+        for i in 0..10_000u128 {
+            let ip = std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i);
+            let mut a = attempt("-", Outcome::Failure, None, 1);
+            a.srcip = Some(ip.into());
+            each.add(i as u64, &a);
+        }
+        assert!(each.attackers(false).len() <= 1000);
+        assert_eq!(each.evicted() + each.attackers(false).len() as u64, 10_000);
+        assert_eq!(each.totals.attacks, 10_000);
     }
 }

@@ -1,6 +1,9 @@
 //! The per-address table a person reads: `repute scan --format table`.
 //!
-//! One row per attacking address, most attempts first, then a totals line. User names come
+//! One row per attacking source, most attempts first, then a totals line. A source is an
+//! address, or an IPv6 prefix (`2001:db8:1:2::/64`) when the scan groups IPv6 addresses (the
+//! default; the totals line then says so), and the totals line says how many quiet sources
+//! were dropped past the row cap. User names come
 //! from attackers, so they are printed escaped (`{:?}`-style, without quotes) and cut short:
 //! a name with control characters or 100 bytes of padding cannot break the layout.
 
@@ -49,12 +52,8 @@ fn write_table_with(
 ) -> io::Result<()> {
     let rows = summary.attackers(only_public);
     let shown = &rows[..top.map_or(rows.len(), |n| n.min(rows.len()))];
-    let addr_width = shown
-        .iter()
-        .map(|r| r.ip.to_string().len())
-        .max()
-        .unwrap_or(0)
-        .max(7);
+    let sources: Vec<String> = shown.iter().map(|r| r.source.to_string()).collect();
+    let addr_width = sources.iter().map(String::len).max().unwrap_or(0).max(7);
     let reputation: Option<Vec<ReputationCells>> =
         lookups.map(|l| shown.iter().map(|r| enrich::cells(l.get(&r.ip))).collect());
     let widths = reputation.as_deref().map(RepWidths::of);
@@ -73,9 +72,9 @@ fn write_table_with(
             "FIRST SEEN", "LAST SEEN"
         )?;
     }
-    for (i, row) in shown.iter().enumerate() {
+    for (i, (row, source)) in shown.iter().zip(&sources).enumerate() {
         let cells = reputation.as_ref().and_then(|r| r.get(i));
-        write_row(out, row, addr_width, cells.zip(widths.as_ref()))?;
+        write_row(out, row, source, addr_width, cells.zip(widths.as_ref()))?;
     }
     write_totals(out, summary, &rows, shown.len(), only_public)
 }
@@ -111,6 +110,7 @@ impl RepWidths {
 fn write_row(
     out: &mut impl Write,
     row: &AddrSummary,
+    source: &str,
     addr_width: usize,
     reputation: Option<(&ReputationCells, &RepWidths)>,
 ) -> io::Result<()> {
@@ -121,7 +121,7 @@ fn write_row(
     write!(
         out,
         "{:<addr_width$}  {:<13}  {:>8}  {:>8}  {:>3}  {:>5}  ",
-        row.ip.to_string(),
+        source,
         row.class.as_str(),
         row.attempts,
         row.failures,
@@ -157,11 +157,28 @@ fn write_totals(
     } else {
         String::new()
     };
+    let grouping = summary.grouping();
+    let grouped = grouping.groups_ipv6() && rows.iter().any(|r| !r.source.is_single_address());
+    let noun = if grouped { "sources" } else { "addresses" };
+    let mut notes = String::new();
+    if grouped {
+        notes += &format!(
+            "; an IPv6 row is a /{} prefix (--ipv6-prefix)",
+            grouping.ipv6_prefix
+        );
+    }
+    if summary.evicted() > 0 {
+        notes += &format!(
+            "; {} quieter sources dropped past --max-sources {} (their attempts are not in the rows)",
+            summary.evicted(),
+            summary.max_sources()
+        );
+    }
     writeln!(
         out,
-        "total: {attempts} attempts ({failures} failures) from {n}{scope} addresses{more}, \
+        "total: {attempts} attempts ({failures} failures) from {n}{scope} {noun}{more}, \
          {public} public; {lines} lines read, {events} sshd events, \
-         {noaddr} attacks without an address",
+         {noaddr} attacks without an address{notes}",
         n = rows.len(),
         lines = t.lines,
         events = t.events,
@@ -169,11 +186,60 @@ fn write_totals(
     )
 }
 
+/// `2026-03-01 10:00:00Z`. Written digit by digit from the Unix time: a table of 13,000 rows
+/// spent more on `strftime` (which parses its format for every cell) than on summarising the
+/// million lines behind them.
 fn time_cell(time: Option<Timestamp>) -> String {
-    time.map_or_else(
-        || "-".to_string(),
-        |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
-    )
+    let Some(time) = time else {
+        return "-".to_string();
+    };
+    let seconds = time.as_second();
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return time.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
+    }
+    let mut cell = [0u8; 20];
+    let fields = [
+        (0, year as u32, 4),
+        (5, month, 2),
+        (8, day, 2),
+        (11, (of_day / 3600) as u32, 2),
+        (14, (of_day / 60 % 60) as u32, 2),
+        (17, (of_day % 60) as u32, 2),
+    ];
+    for (at, mut value, width) in fields {
+        for i in (0..width).rev() {
+            cell[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        cell[at] = separator;
+    }
+    String::from_utf8_lossy(&cell).into_owned()
+}
+
+/// The proleptic Gregorian (year, month, day) of a day number counted from 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 fn users_cell(row: &AddrSummary) -> String {
@@ -215,6 +281,22 @@ mod tests {
         assert_eq!(shown_user("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
         let long = "x".repeat(100);
         assert_eq!(shown_user(&long).chars().count(), USER_SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn times_are_utc_to_the_second() {
+        let t = Timestamp::from_second(1_772_359_200).unwrap(); // 2026-03-01 10:00:00Z
+        assert_eq!(time_cell(Some(t)), "2026-03-01 10:00:00Z");
+        assert_eq!(time_cell(None), "-");
+        let before_epoch = Timestamp::from_second(-1).unwrap();
+        assert_eq!(time_cell(Some(before_epoch)), "1969-12-31 23:59:59Z");
+        // Every day for 80 years, and the ends of jiff's range, agree with strftime.
+        let days = (-10_000i64..20_000).map(|d| d * 86_400 + 86_399);
+        for s in days.chain([Timestamp::MIN.as_second(), Timestamp::MAX.as_second()]) {
+            let t = Timestamp::from_second(s).unwrap();
+            let want = t.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
+            assert_eq!(time_cell(Some(t)), want);
+        }
     }
 
     #[test]

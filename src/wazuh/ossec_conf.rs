@@ -190,7 +190,7 @@ impl OssecConf {
     /// every root is.
     fn insertion_point(&self, name: &'static str) -> Option<usize> {
         if let Some(last) = self.sections(name).last() {
-            return Some(self.line_end(last.end));
+            return Some(self.after_line_of(last.end));
         }
         let root = self
             .roots
@@ -220,6 +220,17 @@ impl OssecConf {
         self.text[pos..]
             .find('\n')
             .map_or(self.text.len(), |i| pos + i + 1)
+    }
+
+    /// The end of the line of `pos` when only blanks follow it there, else `pos`: in
+    /// `</command></ossec_config>` the next line is outside the root.
+    fn after_line_of(&self, pos: usize) -> usize {
+        let end = self.line_end(pos);
+        if self.text[pos..end].trim().is_empty() {
+            end
+        } else {
+            pos
+        }
     }
 
     /// The indentation of the first child of the first `<ossec_config>`.
@@ -266,6 +277,24 @@ fn reindent(line: &str, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `ossec_conf` fuzz target: a section closed on the same line as its root
+    /// got the new block after the root, where Wazuh does not read it.
+    #[test]
+    fn a_root_closed_on_the_line_of_the_last_section_keeps_the_new_block_inside() {
+        for text in [
+            "<ossec_config>\n  <command><name>x</name></command></ossec_config>\n",
+            "<ossec_config>\n  <command>\n    <name>x</name>\n  </command></ossec_config>\n",
+            "<ossec_config><command><name>x</name></command></ossec_config>",
+        ] {
+            let conf = OssecConf::parse(text).unwrap();
+            let block = "<command>\n  <name>repute-block</name>\n</command>";
+            let edited = conf.with_section("command", block);
+            let again = OssecConf::parse(&edited).unwrap();
+            assert_eq!(again.commands(), ["x", "repute-block"], "{edited}");
+            assert!(edited.trim_end().ends_with("</ossec_config>"), "{edited}");
+        }
+    }
 
     const BLOCK: &str = "  <integration>\n    <name>custom-abuseipdb</name>\n  </integration>\n";
 
