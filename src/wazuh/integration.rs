@@ -101,6 +101,8 @@ pub struct Context<'a> {
     /// The integration's name, for the log (`custom-abuseipdb`).
     pub name: String,
     pub env: Env,
+    /// The settings file given as `--config` (else `REPUTE_CONFIG`, else the default file).
+    pub config_file: Option<PathBuf>,
     pub open: OpenLookup<'a>,
     /// When the budget runs out: `true` ends the process after sending the timeout event
     /// (the integratord child), `false` only sends it (library callers).
@@ -286,8 +288,14 @@ impl Run<'_, '_> {
             Some(path) => Options::read(path).map_err(|e| shown_options_error(path, e))?,
             None => Options::default(),
         };
-        options::settings(&self.ctx.home, self.args, &options, &self.ctx.env)
-            .map_err(|e| e.to_string())
+        options::settings(
+            &self.ctx.home,
+            self.ctx.config_file.as_deref(),
+            self.args,
+            &options,
+            &self.ctx.env,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// A settings problem is still answered with an error event, so that it shows on the
@@ -592,6 +600,7 @@ mod tests {
             home: home.path().to_path_buf(),
             name: "custom-abuseipdb".into(),
             env: Env::default(),
+            config_file: None,
             open: &wedged,
             exit_on_deadline: false,
         };
