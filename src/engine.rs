@@ -108,15 +108,14 @@ impl fmt::Display for NoReputation {
     }
 }
 
-/// The answer for one address.
+/// The answer for one address: where it came from, and the reputation or why there is none
+/// (one `Result`, so that "neither" cannot be written).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup {
     pub ip: IpAddr,
     pub class: AddrClass,
     pub source: Source,
-    pub reputation: Option<Reputation>,
-    /// Set exactly when `reputation` is `None`.
-    pub missing: Option<NoReputation>,
+    pub answer: Result<Reputation, NoReputation>,
 }
 
 impl Lookup {
@@ -125,8 +124,7 @@ impl Lookup {
             ip,
             class,
             source: Source::Skipped,
-            reputation: None,
-            missing: Some(why),
+            answer: Err(why),
         }
     }
 
@@ -135,14 +133,23 @@ impl Lookup {
             ip,
             class,
             source,
-            reputation: Some(reputation),
-            missing: None,
+            answer: Ok(reputation),
         }
+    }
+
+    /// The reputation, when there is one.
+    pub fn reputation(&self) -> Option<&Reputation> {
+        self.answer.as_ref().ok()
+    }
+
+    /// Why there is no reputation, when there is none.
+    pub fn missing(&self) -> Option<&NoReputation> {
+        self.answer.as_ref().err()
     }
 
     /// The score, when there is a reputation.
     pub fn score(&self) -> Option<u8> {
-        self.reputation.as_ref().map(|r| r.abuse_confidence_score)
+        self.reputation().map(|r| r.abuse_confidence_score)
     }
 
     /// The JSON shape of the `repute check --format json` contract (also used to enrich
@@ -153,9 +160,9 @@ impl Lookup {
             ip: self.ip,
             class: self.class,
             source: self.source,
-            reputation: self.reputation.as_ref(),
-            reason: self.missing.as_ref().map(NoReputation::code),
-            detail: self.missing.as_ref().map(ToString::to_string),
+            reputation: self.reputation(),
+            reason: self.missing().map(NoReputation::code),
+            detail: self.missing().map(ToString::to_string),
         }
     }
 }
@@ -704,10 +711,10 @@ mod tests {
             let l = e.lookup(ip(text));
             assert_eq!(l.source, Source::Skipped, "{text}");
             assert!(
-                matches!(l.missing, Some(NoReputation::NotPublic(_))),
+                matches!(l.missing().cloned(), Some(NoReputation::NotPublic(_))),
                 "{text}"
             );
-            assert!(l.reputation.is_none());
+            assert!(l.reputation().is_none());
         }
         assert_eq!(fake.calls(), 0);
         assert_eq!(e.lookup(ip("::ffff:192.168.1.20")).ip, ip("192.168.1.20"));
@@ -720,7 +727,7 @@ mod tests {
         let e = engine(dir.path(), &fake);
         for text in ["1.1.1.1", "1.1.1.200", "9.9.9.9"] {
             assert_eq!(
-                e.lookup(ip(text)).missing,
+                e.lookup(ip(text)).missing().cloned(),
                 Some(NoReputation::Allowlisted),
                 "{text}"
             );
@@ -777,14 +784,17 @@ mod tests {
         }));
         let l = e.lookup(ip("185.220.101.10"));
         assert!(matches!(
-            l.missing,
+            l.missing().cloned(),
             Some(NoReputation::QuotaExhausted { until: Some(_) })
         ));
         fake.fail(None);
         let other = engine(dir.path(), &fake);
         let l = other.lookup(ip("185.220.101.11"));
         assert!(
-            matches!(l.missing, Some(NoReputation::QuotaExhausted { .. })),
+            matches!(
+                l.missing().cloned(),
+                Some(NoReputation::QuotaExhausted { .. })
+            ),
             "{l:?}"
         );
         assert_eq!(fake.calls(), 1, "no call while the quota is spent");
@@ -805,7 +815,7 @@ mod tests {
         assert_eq!(e.lookup(ip("185.220.101.20")).source, Source::Api);
         let l = e.lookup(ip("185.220.101.21"));
         assert!(matches!(
-            l.missing,
+            l.missing().cloned(),
             Some(NoReputation::QuotaExhausted { .. })
         ));
         assert_eq!(
@@ -826,13 +836,10 @@ mod tests {
             detail: "down".into(),
         }));
         let l = e.lookup(ip("185.220.101.30"));
-        assert_eq!(
-            l.missing.as_ref().map(NoReputation::code),
-            Some("provider-failed")
-        );
+        assert_eq!(l.missing().map(NoReputation::code), Some("provider-failed"));
         // Another process right after: the failure note answers, no second call.
         let other = engine(dir.path(), &fake);
-        match other.lookup(ip("185.220.101.30")).missing {
+        match other.lookup(ip("185.220.101.30")).missing().cloned() {
             Some(NoReputation::ProviderFailed { status, detail }) => {
                 assert_eq!(status, Some(503));
                 assert!(
@@ -849,11 +856,11 @@ mod tests {
             detail: "no".into(),
         }));
         assert_eq!(
-            e.lookup(ip("185.220.101.31")).missing,
+            e.lookup(ip("185.220.101.31")).missing().cloned(),
             Some(NoReputation::Unauthorized)
         );
         assert_eq!(
-            other.lookup(ip("185.220.101.31")).missing,
+            other.lookup(ip("185.220.101.31")).missing().cloned(),
             Some(NoReputation::Unauthorized)
         );
         assert_eq!(fake.calls(), 2);
@@ -885,10 +892,7 @@ mod tests {
         });
         let l = e.lookup(ip("185.220.101.90"));
         failer.join().expect("thread");
-        assert_eq!(
-            l.missing.as_ref().map(NoReputation::code),
-            Some("provider-failed")
-        );
+        assert_eq!(l.missing().map(NoReputation::code), Some("provider-failed"));
         assert_eq!(fake.calls(), 0);
     }
 
@@ -906,7 +910,7 @@ mod tests {
         let keyless = Engine::new(&config(dir.path())).expect("engine");
         assert_eq!(keyless.lookup(ip("185.220.101.40")).source, Source::Cache);
         assert_eq!(
-            keyless.lookup(ip("185.220.101.41")).missing,
+            keyless.lookup(ip("185.220.101.41")).missing().cloned(),
             Some(NoReputation::NoApiKey)
         );
     }
@@ -967,7 +971,7 @@ mod tests {
         assert!(Engine::new(&cfg).is_err());
         let e = Engine::new_or_uncached(&cfg);
         assert_eq!(
-            e.lookup(ip("185.220.101.91")).missing,
+            e.lookup(ip("185.220.101.91")).missing().cloned(),
             Some(NoReputation::NoApiKey)
         );
     }

@@ -408,10 +408,9 @@ fn gate(
             .map_err(|e| e.to_string())
             .and_then(|engine| {
                 let lookup = engine.lookup(ip);
-                match (lookup.score(), lookup.missing) {
-                    (Some(score), _) => Ok((score, lookup.source.as_str())),
-                    (None, Some(why)) => Err(why.to_string()),
-                    (None, None) => Err("no answer".into()),
+                match &lookup.answer {
+                    Ok(rep) => Ok((rep.abuse_confidence_score, lookup.source.as_str())),
+                    Err(why) => Err(why.to_string()),
                 }
             }),
     };

@@ -78,8 +78,8 @@ pub fn cells(lookup: Option<&Lookup>) -> ReputationCells {
             usage: dash(),
         };
     };
-    match (&lookup.reputation, &lookup.missing) {
-        (Some(r), _) => ReputationCells {
+    match &lookup.answer {
+        Ok(r) => ReputationCells {
             score: r.abuse_confidence_score.to_string(),
             // Provider text: escaped and cut, as attacker text is.
             country: r
@@ -92,10 +92,8 @@ pub fn cells(lookup: Option<&Lookup>) -> ReputationCells {
                 .as_deref()
                 .map_or_else(dash, |u| shown_text(u, USAGE_SHOWN_CHARS)),
         },
-        (None, why) => ReputationCells {
-            score: why
-                .as_ref()
-                .map_or_else(dash, |w| format!("- {}", short_reason(w))),
+        Err(why) => ReputationCells {
+            score: format!("- {}", short_reason(why)),
             country: dash(),
             reports: dash(),
             usage: dash(),
@@ -123,7 +121,7 @@ impl Tally {
     }
 
     pub fn add(&mut self, lookup: &Lookup) {
-        match (lookup.source, &lookup.missing) {
+        match (lookup.source, lookup.missing()) {
             (Source::Cache, _) => self.cache += 1,
             (Source::Api, _) => self.api += 1,
             (Source::Skipped, None) => *self.skipped.entry("unknown").or_default() += 1,
@@ -208,7 +206,7 @@ impl<'e> ScanLookups<'e> {
             return self.engine.lookup_cached(ip, given_up(why));
         }
         let lookup = self.engine.lookup(ip);
-        match (&lookup.source, &lookup.missing) {
+        match (&lookup.source, lookup.missing()) {
             (Source::Api, _) => self.failures_in_a_row = 0,
             (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
                 self.failures_in_a_row += 1;
@@ -306,8 +304,7 @@ mod tests {
             ip: ip(text),
             class: AddrClass::Public,
             source,
-            reputation: Some(reputation),
-            missing: None,
+            answer: Ok(reputation),
         }
     }
 
@@ -316,8 +313,7 @@ mod tests {
             ip: ip(text),
             class,
             source: Source::Skipped,
-            reputation: None,
-            missing: Some(why),
+            answer: Err(why),
         }
     }
 

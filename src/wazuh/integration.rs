@@ -356,8 +356,8 @@ impl Run<'_, '_> {
         let answer = lookup.lookup(ip);
         self.debug(&format!("answer: {}", describe_lookup(&answer)));
         let source = SourceAlert::from_alert(alert);
-        let mut event = match (&answer.reputation, &answer.missing) {
-            (Some(rep), _) if rep.abuse_confidence_score < settings.min_score => {
+        let mut event = match &answer.answer {
+            Ok(rep) if rep.abuse_confidence_score < settings.min_score => {
                 return self.finish(
                     Exit::Done,
                     format!(
@@ -366,17 +366,11 @@ impl Run<'_, '_> {
                     ),
                 );
             }
-            (Some(rep), _) => Event::found(source, rep, answer.source),
-            (None, Some(why)) => match Event::for_missing(source, ip, why) {
+            Ok(rep) => Event::found(source, rep, answer.source),
+            Err(why) => match Event::for_missing(source, ip, why) {
                 Some(e) => e,
                 None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
             },
-            (None, None) => Event::error(
-                source,
-                Some(ip),
-                ErrorCode::Code("internal"),
-                "no answer".into(),
-            ),
         };
         self.deliver(responder, &mut event, what, &describe_lookup(&answer))
     }
@@ -486,14 +480,13 @@ fn describe_lookup(l: &Lookup) -> String {
         Source::Api => "api",
         Source::Skipped => "skipped",
     };
-    match (&l.reputation, &l.missing) {
-        (Some(r), _) => format!(
+    match &l.answer {
+        Ok(r) => format!(
             "score {}, {} reports ({from})",
             r.abuse_confidence_score,
             r.total_reports.map_or("?".into(), |n| n.to_string())
         ),
-        (None, Some(why)) => format!("no reputation: {why}"),
-        (None, None) => "no reputation".into(),
+        Err(why) => format!("no reputation: {why}"),
     }
 }
 
@@ -569,8 +562,7 @@ mod tests {
                 ip,
                 class: AddrClass::Public,
                 source: Source::Api,
-                reputation: None,
-                missing: Some(NoReputation::ProviderFailed {
+                answer: Err(NoReputation::ProviderFailed {
                     status: Some(500),
                     detail: "too late".into(),
                 }),
