@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -240,6 +241,52 @@ pub struct Engine {
     policy: Policy,
     cache: Box<dyn Cache>,
     provider: Option<Box<dyn Provider>>,
+    breaker: Mutex<Breaker>,
+}
+
+/// Failed lookups in a row after which an engine stops asking the provider.
+pub const GIVE_UP_AFTER: u32 = 3;
+
+/// The engine's circuit breaker: a provider that is down (or refuses the key) would cost every
+/// remaining address of a long run (`repute scan --enrich`, `repute check` of many addresses,
+/// a daemon) its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is not asked
+/// again by this engine; cached answers are still served, and misses carry the last failure.
+/// A per-alert process makes one lookup, so it never trips.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures_in_a_row: u32,
+    last_failure: Option<NoReputation>,
+}
+
+impl Breaker {
+    /// Why the provider is not asked, when the breaker is open.
+    fn open(&self) -> Option<NoReputation> {
+        (self.failures_in_a_row >= GIVE_UP_AFTER)
+            .then(|| self.last_failure.as_ref().map(given_up))
+            .flatten()
+    }
+
+    fn note(&mut self, lookup: &Lookup) {
+        match (&lookup.source, lookup.missing()) {
+            (Source::Api, _) => self.failures_in_a_row = 0,
+            (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
+                self.failures_in_a_row += 1;
+                self.last_failure = Some(why.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The reason given to an address the provider was not asked about, after `last` failures.
+fn given_up(last: &NoReputation) -> NoReputation {
+    match last {
+        NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
+            status: *status,
+            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
+        },
+        other => other.clone(),
+    }
 }
 
 impl fmt::Debug for Engine {
@@ -317,6 +364,7 @@ impl Engine {
             policy: Policy::from_config(config),
             cache,
             provider,
+            breaker: Mutex::default(),
         }
     }
 
@@ -325,8 +373,26 @@ impl Engine {
         self.policy.max_age_days
     }
 
-    /// The answer for one address; never fails, never looks up a non-public address.
+    /// The answer for one address; never fails, never looks up a non-public address, and
+    /// stops asking a provider that failed [`GIVE_UP_AFTER`] times in a row (see [`Breaker`]).
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
+        let open = self
+            .breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open();
+        if let Some(why) = open {
+            return self.lookup_cached(ip, why);
+        }
+        let lookup = self.lookup_unguarded(ip);
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(&lookup);
+        lookup
+    }
+
+    fn lookup_unguarded(&self, ip: IpAddr) -> Lookup {
         let (ip, class, key) = match self.answer_without_provider(ip) {
             Ok(answer) => return answer,
             Err(miss) => miss,
@@ -341,8 +407,8 @@ impl Engine {
     }
 
     /// As [`Engine::lookup`], but a cache miss costs no call and answers `instead`: for a
-    /// caller that has given up on the provider for now (`repute scan --enrich` after
-    /// repeated failures), so cached answers are still served.
+    /// caller that has given up on the provider for now (the breaker, after repeated
+    /// failures), so cached answers are still served.
     pub fn lookup_cached(&self, ip: IpAddr, instead: NoReputation) -> Lookup {
         match self.answer_without_provider(ip) {
             Ok(answer) => answer,
@@ -718,6 +784,45 @@ mod tests {
         }
         assert_eq!(fake.calls(), 0);
         assert_eq!(e.lookup(ip("::ffff:192.168.1.20")).ip, ip("192.168.1.20"));
+    }
+
+    /// Every caller (check, scan, a daemon) gets the breaker: after three failures in a row
+    /// the provider is not asked again, cached answers are still served, and an answer from
+    /// the provider closes it again.
+    #[test]
+    fn a_failing_provider_is_left_alone_after_three_failures_in_a_row() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        assert!(e.lookup(ip("45.155.205.60")).reputation().is_some());
+        fake.fail(Some(ApiError::Server {
+            status: 503,
+            detail: "down".into(),
+        }));
+        for last in 61..=63 {
+            assert!(
+                e.lookup(ip(&format!("45.155.205.{last}")))
+                    .missing()
+                    .is_some()
+            );
+        }
+        assert_eq!(fake.calls(), 4);
+        let given_up = e.lookup(ip("45.155.205.64"));
+        assert_eq!(fake.calls(), 4, "not asked after {GIVE_UP_AFTER} failures");
+        let why = given_up
+            .missing()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(why.contains("not asked again"), "{why}");
+        assert_eq!(
+            e.lookup(ip("45.155.205.60")).source,
+            Source::Cache,
+            "cached answers are still served"
+        );
+        // Another engine (another process) asks again.
+        fake.fail(None);
+        let other = engine(dir.path(), &fake);
+        assert_eq!(other.lookup(ip("45.155.205.65")).source, Source::Api);
     }
 
     #[test]

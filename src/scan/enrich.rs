@@ -177,44 +177,23 @@ impl Tally {
     }
 }
 
-/// Failed lookups in a row after which a scan stops asking the provider.
-pub const GIVE_UP_AFTER: u32 = 3;
+pub use crate::engine::GIVE_UP_AFTER;
 
-/// The lookups of one scan. A provider that is down (or refuses the key) would cost every
-/// remaining address its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is
-/// not asked again; cached answers are still served, and misses carry the last failure.
+/// The lookups of one scan. The circuit breaker that leaves a failing provider alone for the
+/// rest of the scan lives in the [`Engine`] now, for every caller; this only keeps the
+/// scan's calls in one place.
 pub struct ScanLookups<'e> {
     engine: &'e Engine,
-    failures_in_a_row: u32,
-    last_failure: Option<NoReputation>,
 }
 
 impl<'e> ScanLookups<'e> {
     pub fn new(engine: &'e Engine) -> Self {
-        ScanLookups {
-            engine,
-            failures_in_a_row: 0,
-            last_failure: None,
-        }
+        ScanLookups { engine }
     }
 
     /// The answer for one address (see [`Engine::lookup`]).
     pub fn lookup(&mut self, ip: IpAddr) -> Lookup {
-        if self.failures_in_a_row >= GIVE_UP_AFTER
-            && let Some(why) = &self.last_failure
-        {
-            return self.engine.lookup_cached(ip, given_up(why));
-        }
-        let lookup = self.engine.lookup(ip);
-        match (&lookup.source, lookup.missing()) {
-            (Source::Api, _) => self.failures_in_a_row = 0,
-            (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
-                self.failures_in_a_row += 1;
-                self.last_failure = Some(why.clone());
-            }
-            _ => {}
-        }
-        lookup
+        self.engine.lookup(ip)
     }
 
     /// One lookup per distinct (canonical) address.
@@ -230,17 +209,6 @@ impl<'e> ScanLookups<'e> {
             }
         }
         answers
-    }
-}
-
-/// The reason given to an address the provider was not asked about, after `last` failures.
-fn given_up(last: &NoReputation) -> NoReputation {
-    match last {
-        NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
-            status: *status,
-            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
-        },
-        other => other.clone(),
     }
 }
 
