@@ -24,7 +24,8 @@
 //!   keeps answers and that quota state in SQLite (shared safely by many processes) so a storm
 //!   costs one lookup per address, or nowhere on disk when caching is off.
 //! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
-//!   provider, policy. [`config`] is the one settings loader every command and the integration
+//!   provider (behind a circuit breaker every caller shares), policy; its `Lookup` carries a
+//!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
 //!   use (defaults, Wazuh-home defaults, `/etc/repute/repute.toml`, environment, then the
 //!   integration's options JSON and each command's flags), picks the one store every process
 //!   on the host shares, and keeps the API key out of every output; [`duration`] is its one
