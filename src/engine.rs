@@ -374,7 +374,7 @@ impl Engine {
     }
 
     /// The answer for one address; never fails, never looks up a non-public address, and
-    /// stops asking a provider that failed [`GIVE_UP_AFTER`] times in a row (see [`Breaker`]).
+    /// stops asking a provider that failed [`GIVE_UP_AFTER`] times in a row (the breaker).
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
         let open = self
             .breaker
