@@ -170,8 +170,28 @@ impl Default for Config {
 
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/repute/repute.toml";
-/// The system state directory, used when no layer names another and this user may write it.
+/// The store directory on a host without Wazuh (a user who cannot write it gets a per-user one).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/repute";
+/// The store directory inside a Wazuh home: `repute wazuh install` makes it 2770 root:wazuh,
+/// so the integration (user `wazuh`) writes it and root (the active response, an
+/// administrator's `repute check`) reads and writes it. On a Wazuh host it is the store of
+/// every process, so that nothing is looked up twice.
+pub const WAZUH_STATE_DIR: &str = "var/repute";
+/// The key file `repute wazuh install` writes inside a Wazuh home.
+pub const WAZUH_KEY_FILE: &str = "etc/repute/abuseipdb.key";
+/// Where a command looks for Wazuh when `WAZUH_HOME` is unset.
+pub const DEFAULT_WAZUH_HOME: &str = "/var/ossec";
+
+/// The Wazuh home whose defaults a command (not run by Wazuh) takes: `WAZUH_HOME`, else
+/// [`DEFAULT_WAZUH_HOME`], and only when it holds a repute store directory
+/// ([`WAZUH_STATE_DIR`], made by `repute wazuh install` or by the integration's first run).
+/// A host without one keeps [`DEFAULT_STATE_DIR`].
+pub fn host_wazuh_home(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let home = env("WAZUH_HOME")
+        .filter(|h| !h.trim().is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_WAZUH_HOME), PathBuf::from);
+    home.join(WAZUH_STATE_DIR).is_dir().then_some(home)
+}
 
 /// Why a configuration could not be built. Every message names the input at fault; none
 /// carries the API key.
@@ -283,37 +303,15 @@ enum DurationText {
 }
 
 impl DurationText {
+    /// Through the crate's one parser, so a number of seconds obeys the same rules as text
+    /// (`0` is refused).
     fn resolve(&self, origin: &str) -> Result<Duration, ConfigError> {
-        match self {
-            DurationText::Seconds(s) => Ok(Duration::from_secs(*s)),
-            DurationText::Text(t) => parse_duration(t).map_err(|m| ConfigError::invalid(origin, m)),
-        }
+        let parsed = match self {
+            DurationText::Seconds(s) => crate::duration::parse_duration(&s.to_string()),
+            DurationText::Text(t) => crate::duration::parse_duration(t),
+        };
+        parsed.map_err(|e| ConfigError::invalid(origin, e.to_string()))
     }
-}
-
-/// Parses `500ms`, `90`, `90s`, `15m`, `6h`, `1d` (one number, one unit; no unit = seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 15m, 6h, 1d)"))?;
-    let millis_per_unit: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "`{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    n.checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
 impl Config {
@@ -326,25 +324,45 @@ impl Config {
         }
     }
 
-    /// Defaults, then the file (`path`, which must exist, else [`DEFAULT_CONFIG_PATH`] when it
-    /// exists), then the process environment.
+    /// Defaults, then the Wazuh home's defaults when this host has one with a repute store,
+    /// then the file (`path`, which must exist, else `REPUTE_CONFIG`, else
+    /// [`DEFAULT_CONFIG_PATH`] when it exists), then the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load_with(path, &Overrides::default())
     }
 
-    /// As [`Config::load`], then the door's flags.
+    /// As [`Config::load`], then the command's flags.
     pub fn load_with(path: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
         Config::load_from(path, |name| std::env::var(name).ok(), flags)
     }
 
     /// As [`Config::load_with`], with the environment read through `env` (tests pass a map).
+    /// The Wazuh home is the one this host has ([`host_wazuh_home`]), if any.
     pub fn load_from(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
         flags: &Overrides,
     ) -> Result<Config, ConfigError> {
+        let home = host_wazuh_home(&env);
+        Config::load_layered(path, home.as_deref(), env, flags)
+    }
+
+    /// The one loader, every layer named: defaults, then the defaults of the Wazuh home
+    /// `wazuh_home` (its store `var/repute`, its installed key file), then the settings file,
+    /// then the environment, then `flags` (the integration passes its options file and
+    /// arguments here and on top; a command its flags). The integration and the active
+    /// response pass the home they run from; commands pass [`host_wazuh_home`].
+    pub fn load_layered(
+        path: Option<&Path>,
+        wazuh_home: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let mut builder = Builder::default();
+        if let Some(home) = wazuh_home {
+            builder.apply_wazuh_home(home);
+        }
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
             None => env("REPUTE_CONFIG")
@@ -398,9 +416,22 @@ struct Builder {
     /// `$XDG_CACHE_HOME/repute`, else `$HOME/.cache/repute` (absolute paths only).
     user_state_dir: Option<PathBuf>,
     redis: crate::fleet::RedisOptions,
+    /// The Wazuh home's installed key file: read at the end, and only when no layer gave a
+    /// key, so that a key given later is never blocked by a broken default.
+    fallback_key_file: Option<PathBuf>,
 }
 
 impl Builder {
+    fn apply_wazuh_home(&mut self, home: &Path) {
+        self.config.state_dir = home.join(WAZUH_STATE_DIR);
+        let key = home.join(WAZUH_KEY_FILE);
+        // `symlink_metadata`, not `exists`: a dangling symlink there is a broken key file to
+        // name, not "no key configured".
+        if std::fs::symlink_metadata(&key).is_ok() {
+            self.fallback_key_file = Some(key);
+        }
+    }
+
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -514,7 +545,7 @@ impl Builder {
             .transpose()
             .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_FAILURE"), m))?;
         let timeout = env("REPUTE_STORE_TIMEOUT")
-            .map(|t| parse_duration(&t))
+            .map(|t| crate::duration::parse_duration(&t).map_err(|e| e.to_string()))
             .transpose()
             .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_TIMEOUT"), m))?;
         self.redis.overlay(crate::fleet::RedisOptions {
@@ -540,7 +571,8 @@ impl Builder {
             ("REPUTE_TIMEOUT", &mut c.timeout),
         ] {
             if let Some(v) = env(name) {
-                *slot = parse_duration(&v).map_err(|m| ConfigError::invalid(origin(name), m))?;
+                *slot = crate::duration::parse_duration(&v)
+                    .map_err(|e| ConfigError::invalid(origin(name), e.to_string()))?;
             }
         }
         if let Some(r) = env("REPUTE_RETRIES") {
@@ -636,6 +668,9 @@ impl Builder {
             c.state_dir = dir;
             c.per_user_state = true;
         }
+        if let (None, Some(path)) = (&c.api_key, &self.fallback_key_file) {
+            c.api_key = Some(read_key_file(path)?);
+        }
         c.cache = match self.cache {
             Some((value, origin)) => parse_cache(&value, &origin, &self.redis)?,
             None => CacheSetting::Sqlite(c.state_dir.join("repute.sqlite")),
@@ -701,11 +736,15 @@ fn apply_block(
     if let Some(f) = file.forward {
         block.forward = f;
     }
-    set_duration(
-        &mut block.default_duration,
-        file.default_duration,
-        &origin("default_duration"),
-    )?;
+    if let Some(d) = file.default_duration {
+        // A block duration, so whole seconds as `--for` (same parser, same rule).
+        let o = origin("default_duration");
+        block.default_duration = match d {
+            DurationText::Seconds(s) => crate::block::parse_duration(&s.to_string()),
+            DurationText::Text(t) => crate::block::parse_duration(&t),
+        }
+        .map_err(|e| ConfigError::invalid(&o, e.to_string()))?;
+    }
     if let Some(m) = file.max_entries {
         block.max_entries = m;
     }
@@ -761,18 +800,26 @@ fn non_empty_key(key: String, origin: &str) -> Result<ApiKey, ConfigError> {
     Ok(ApiKey::new(key))
 }
 
-/// Reads the key from a file: the whole file, surrounding whitespace trimmed.
-fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
-    let text = read_key_text(path).map_err(|message| ConfigError::KeyFileInvalid {
+/// Reads the key from a file, the same way for every command and the integration: the whole
+/// file, surrounding whitespace (the final newline) trimmed. A key with whitespace inside is
+/// refused: an AbuseIPDB key has none, so that is the wrong file (or two keys), and taking its
+/// first line would silently send half of it.
+pub fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
+    let invalid = |message: &str| ConfigError::KeyFileInvalid {
         path: path.to_path_buf(),
-        message,
-    })?;
-    // An editor's byte-order mark is not part of the key (sent in `Key:`, it gets a 401).
-    let key = text.trim_start_matches('\u{feff}').trim();
+        message: message.to_string(),
+    };
+    let text = read_key_text(path).map_err(|m| invalid(&m))?;
+    let key = text.trim();
     if key.is_empty() {
         return Err(ConfigError::KeyFileEmpty {
             path: path.to_path_buf(),
         });
+    }
+    if key.contains(char::is_whitespace) {
+        return Err(invalid(
+            "holds more than one word; an AbuseIPDB key is one line of 80 characters",
+        ));
     }
     Ok(ApiKey::new(key))
 }
@@ -1217,7 +1264,7 @@ store_failure = "error"
             (&[("REPUTE_MAX_AGE_DAYS", "366")], "REPUTE_MAX_AGE_DAYS"),
             (&[("REPUTE_MAX_AGE_DAYS", "0")], "between 1 and 365"),
             (&[("REPUTE_TIMEOUT", "5 parsecs")], "REPUTE_TIMEOUT"),
-            (&[("REPUTE_TIMEOUT", "0")], "timeout"),
+            (&[("REPUTE_TIMEOUT", "0")], "REPUTE_TIMEOUT"),
             (&[("ABUSEIPDB_API_URL", "ftp://x")], "ABUSEIPDB_API_URL"),
             (
                 &[("REPUTE_ALLOWLIST", "10.0.0.0/8, not-an-ip")],
@@ -1289,14 +1336,34 @@ store_failure = "error"
     }
 
     #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("-5s").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
+    fn durations_in_the_file_read_as_flags_do() {
+        let c = load(
+            Some("timeout = \"1s500ms\"\n[block]\ndefault_duration = \"1h30m\"\n"),
+            &[("REPUTE_POSITIVE_TTL", "1d12h")],
+            &Overrides::default(),
+        )
+        .expect("load");
+        assert_eq!(c.block.default_duration, Duration::from_secs(5400));
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        assert_eq!(c.positive_ttl, Duration::from_secs(36 * 3600));
+        for (file, key) in [
+            (
+                "[block]\ndefault_duration = \"0\"\n",
+                "block.default_duration",
+            ),
+            ("[block]\ndefault_duration = 0\n", "block.default_duration"),
+            (
+                "[block]\ndefault_duration = \"500ms\"\n",
+                "block.default_duration",
+            ),
+            ("negative_ttl = 0\n", "negative_ttl"),
+            ("positive_ttl = \"-5s\"\n", "positive_ttl"),
+        ] {
+            let err = load(Some(file), &[], &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{file}: {err}");
+        }
     }
 
     #[test]
@@ -1381,7 +1448,7 @@ store_failure = "error"
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("connect_timeout"), "{err}");
+        assert!(err.contains("REPUTE_CONNECT_TIMEOUT"), "{err}");
         let c = load(Some("timeout = \"10m\""), &[], &Overrides::default()).unwrap();
         assert_eq!(c.timeout, MAX_TIMEOUT);
     }

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -116,15 +117,14 @@ impl fmt::Display for NoReputation {
     }
 }
 
-/// The answer for one address.
+/// The answer for one address: where it came from, and the reputation or why there is none
+/// (one `Result`, so that "neither" cannot be written).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup {
     pub ip: IpAddr,
     pub class: AddrClass,
     pub source: Source,
-    pub reputation: Option<Reputation>,
-    /// Set exactly when `reputation` is `None`.
-    pub missing: Option<NoReputation>,
+    pub answer: Result<Reputation, NoReputation>,
 }
 
 impl Lookup {
@@ -133,8 +133,7 @@ impl Lookup {
             ip,
             class,
             source: Source::Skipped,
-            reputation: None,
-            missing: Some(why),
+            answer: Err(why),
         }
     }
 
@@ -143,14 +142,23 @@ impl Lookup {
             ip,
             class,
             source,
-            reputation: Some(reputation),
-            missing: None,
+            answer: Ok(reputation),
         }
+    }
+
+    /// The reputation, when there is one.
+    pub fn reputation(&self) -> Option<&Reputation> {
+        self.answer.as_ref().ok()
+    }
+
+    /// Why there is no reputation, when there is none.
+    pub fn missing(&self) -> Option<&NoReputation> {
+        self.answer.as_ref().err()
     }
 
     /// The score, when there is a reputation.
     pub fn score(&self) -> Option<u8> {
-        self.reputation.as_ref().map(|r| r.abuse_confidence_score)
+        self.reputation().map(|r| r.abuse_confidence_score)
     }
 
     /// The JSON shape of the `repute check --format json` contract (also used to enrich
@@ -161,9 +169,9 @@ impl Lookup {
             ip: self.ip,
             class: self.class,
             source: self.source,
-            reputation: self.reputation.as_ref(),
-            reason: self.missing.as_ref().map(NoReputation::code),
-            detail: self.missing.as_ref().map(ToString::to_string),
+            reputation: self.reputation(),
+            reason: self.missing().map(NoReputation::code),
+            detail: self.missing().map(ToString::to_string),
         }
     }
 }
@@ -247,6 +255,52 @@ pub struct Engine {
     policy: Policy,
     cache: Box<dyn Cache>,
     provider: Option<Box<dyn Provider>>,
+    breaker: Mutex<Breaker>,
+}
+
+/// Failed lookups in a row after which an engine stops asking the provider.
+pub const GIVE_UP_AFTER: u32 = 3;
+
+/// The engine's circuit breaker: a provider that is down (or refuses the key) would cost every
+/// remaining address of a long run (`repute scan --enrich`, `repute check` of many addresses,
+/// a daemon) its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is not asked
+/// again by this engine; cached answers are still served, and misses carry the last failure.
+/// A per-alert process makes one lookup, so it never trips.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures_in_a_row: u32,
+    last_failure: Option<NoReputation>,
+}
+
+impl Breaker {
+    /// Why the provider is not asked, when the breaker is open.
+    fn open(&self) -> Option<NoReputation> {
+        (self.failures_in_a_row >= GIVE_UP_AFTER)
+            .then(|| self.last_failure.as_ref().map(given_up))
+            .flatten()
+    }
+
+    fn note(&mut self, lookup: &Lookup) {
+        match (&lookup.source, lookup.missing()) {
+            (Source::Api, _) => self.failures_in_a_row = 0,
+            (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
+                self.failures_in_a_row += 1;
+                self.last_failure = Some(why.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The reason given to an address the provider was not asked about, after `last` failures.
+fn given_up(last: &NoReputation) -> NoReputation {
+    match last {
+        NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
+            status: *status,
+            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
+        },
+        other => other.clone(),
+    }
 }
 
 impl fmt::Debug for Engine {
@@ -326,6 +380,7 @@ impl Engine {
             policy: Policy::from_config(config),
             cache,
             provider,
+            breaker: Mutex::default(),
         }
     }
 
@@ -334,8 +389,26 @@ impl Engine {
         self.policy.max_age_days
     }
 
-    /// The answer for one address; never fails, never looks up a non-public address.
+    /// The answer for one address; never fails, never looks up a non-public address, and
+    /// stops asking a provider that failed [`GIVE_UP_AFTER`] times in a row (the breaker).
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
+        let open = self
+            .breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open();
+        if let Some(why) = open {
+            return self.lookup_cached(ip, why);
+        }
+        let lookup = self.lookup_unguarded(ip);
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(&lookup);
+        lookup
+    }
+
+    fn lookup_unguarded(&self, ip: IpAddr) -> Lookup {
         let (ip, class, key) = match self.answer_without_provider(ip) {
             Ok(answer) => return answer,
             Err(miss) => miss,
@@ -350,8 +423,8 @@ impl Engine {
     }
 
     /// As [`Engine::lookup`], but a cache miss costs no call and answers `instead`: for a
-    /// caller that has given up on the provider for now (`repute scan --enrich` after
-    /// repeated failures), so cached answers are still served.
+    /// caller that has given up on the provider for now (the breaker, after repeated
+    /// failures), so cached answers are still served.
     pub fn lookup_cached(&self, ip: IpAddr, instead: NoReputation) -> Lookup {
         match self.answer_without_provider(ip) {
             Ok(answer) => answer,
@@ -734,13 +807,52 @@ mod tests {
             let l = e.lookup(ip(text));
             assert_eq!(l.source, Source::Skipped, "{text}");
             assert!(
-                matches!(l.missing, Some(NoReputation::NotPublic(_))),
+                matches!(l.missing().cloned(), Some(NoReputation::NotPublic(_))),
                 "{text}"
             );
-            assert!(l.reputation.is_none());
+            assert!(l.reputation().is_none());
         }
         assert_eq!(fake.calls(), 0);
         assert_eq!(e.lookup(ip("::ffff:192.168.1.20")).ip, ip("192.168.1.20"));
+    }
+
+    /// Every caller (check, scan, a daemon) gets the breaker: after three failures in a row
+    /// the provider is not asked again, cached answers are still served, and an answer from
+    /// the provider closes it again.
+    #[test]
+    fn a_failing_provider_is_left_alone_after_three_failures_in_a_row() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        assert!(e.lookup(ip("45.155.205.60")).reputation().is_some());
+        fake.fail(Some(ApiError::Server {
+            status: 503,
+            detail: "down".into(),
+        }));
+        for last in 61..=63 {
+            assert!(
+                e.lookup(ip(&format!("45.155.205.{last}")))
+                    .missing()
+                    .is_some()
+            );
+        }
+        assert_eq!(fake.calls(), 4);
+        let given_up = e.lookup(ip("45.155.205.64"));
+        assert_eq!(fake.calls(), 4, "not asked after {GIVE_UP_AFTER} failures");
+        let why = given_up
+            .missing()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(why.contains("not asked again"), "{why}");
+        assert_eq!(
+            e.lookup(ip("45.155.205.60")).source,
+            Source::Cache,
+            "cached answers are still served"
+        );
+        // Another engine (another process) asks again.
+        fake.fail(None);
+        let other = engine(dir.path(), &fake);
+        assert_eq!(other.lookup(ip("45.155.205.65")).source, Source::Api);
     }
 
     #[test]
@@ -750,7 +862,7 @@ mod tests {
         let e = engine(dir.path(), &fake);
         for text in ["1.1.1.1", "1.1.1.200", "9.9.9.9"] {
             assert_eq!(
-                e.lookup(ip(text)).missing,
+                e.lookup(ip(text)).missing().cloned(),
                 Some(NoReputation::Allowlisted),
                 "{text}"
             );
@@ -807,14 +919,17 @@ mod tests {
         }));
         let l = e.lookup(ip("185.220.101.10"));
         assert!(matches!(
-            l.missing,
+            l.missing().cloned(),
             Some(NoReputation::QuotaExhausted { until: Some(_) })
         ));
         fake.fail(None);
         let other = engine(dir.path(), &fake);
         let l = other.lookup(ip("185.220.101.11"));
         assert!(
-            matches!(l.missing, Some(NoReputation::QuotaExhausted { .. })),
+            matches!(
+                l.missing().cloned(),
+                Some(NoReputation::QuotaExhausted { .. })
+            ),
             "{l:?}"
         );
         assert_eq!(fake.calls(), 1, "no call while the quota is spent");
@@ -835,7 +950,7 @@ mod tests {
         assert_eq!(e.lookup(ip("185.220.101.20")).source, Source::Api);
         let l = e.lookup(ip("185.220.101.21"));
         assert!(matches!(
-            l.missing,
+            l.missing().cloned(),
             Some(NoReputation::QuotaExhausted { .. })
         ));
         assert_eq!(
@@ -856,13 +971,10 @@ mod tests {
             detail: "down".into(),
         }));
         let l = e.lookup(ip("185.220.101.30"));
-        assert_eq!(
-            l.missing.as_ref().map(NoReputation::code),
-            Some("provider-failed")
-        );
+        assert_eq!(l.missing().map(NoReputation::code), Some("provider-failed"));
         // Another process right after: the failure note answers, no second call.
         let other = engine(dir.path(), &fake);
-        match other.lookup(ip("185.220.101.30")).missing {
+        match other.lookup(ip("185.220.101.30")).missing().cloned() {
             Some(NoReputation::ProviderFailed { status, detail }) => {
                 assert_eq!(status, Some(503));
                 assert!(
@@ -879,11 +991,11 @@ mod tests {
             detail: "no".into(),
         }));
         assert_eq!(
-            e.lookup(ip("185.220.101.31")).missing,
+            e.lookup(ip("185.220.101.31")).missing().cloned(),
             Some(NoReputation::Unauthorized)
         );
         assert_eq!(
-            other.lookup(ip("185.220.101.31")).missing,
+            other.lookup(ip("185.220.101.31")).missing().cloned(),
             Some(NoReputation::Unauthorized)
         );
         assert_eq!(fake.calls(), 2);
@@ -915,10 +1027,7 @@ mod tests {
         });
         let l = e.lookup(ip("185.220.101.90"));
         failer.join().expect("thread");
-        assert_eq!(
-            l.missing.as_ref().map(NoReputation::code),
-            Some("provider-failed")
-        );
+        assert_eq!(l.missing().map(NoReputation::code), Some("provider-failed"));
         assert_eq!(fake.calls(), 0);
     }
 
@@ -936,7 +1045,7 @@ mod tests {
         let keyless = Engine::new(&config(dir.path())).expect("engine");
         assert_eq!(keyless.lookup(ip("185.220.101.40")).source, Source::Cache);
         assert_eq!(
-            keyless.lookup(ip("185.220.101.41")).missing,
+            keyless.lookup(ip("185.220.101.41")).missing().cloned(),
             Some(NoReputation::NoApiKey)
         );
     }
@@ -997,7 +1106,7 @@ mod tests {
         assert!(Engine::new(&cfg).is_err());
         let e = Engine::new_or_uncached(&cfg);
         assert_eq!(
-            e.lookup(ip("185.220.101.91")).missing,
+            e.lookup(ip("185.220.101.91")).missing().cloned(),
             Some(NoReputation::NoApiKey)
         );
     }

@@ -27,8 +27,12 @@
 //!   keeps answers and that quota state in SQLite (shared safely by many processes) so a storm
 //!   costs one lookup per address, or nowhere on disk when caching is off.
 //! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
-//!   provider, policy. [`config`] builds the settings every door uses (file, environment, flags),
-//!   and keeps the API key out of every output.
+//!   provider (behind a circuit breaker every caller shares), policy; its `Lookup` carries a
+//!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
+//!   use (defaults, Wazuh-home defaults, `/etc/repute/repute.toml`, environment, then the
+//!   integration's options JSON and each command's flags), picks the one store every process
+//!   on the host shares, and keeps the API key out of every output; [`duration`] is its one
+//!   duration parser (`1h30m`).
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff) and back out, and the active-response protocol.
@@ -59,6 +63,7 @@ pub mod block;
 pub mod cache;
 pub mod config;
 pub mod decisions;
+pub mod duration;
 pub mod engine;
 pub mod fleet;
 pub mod policy;

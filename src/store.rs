@@ -19,6 +19,12 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DIR_MODE: u32 = 0o2770;
 /// Mode of a store file this module creates; SQLite gives `-wal`/`-shm` the same mode.
 pub const FILE_MODE: u32 = 0o660;
+/// The WAL is checkpointed into the database once it holds this many pages (SQLite's default
+/// is 1000). Every per-alert process is the store's first connection, so it rebuilds the WAL
+/// index by reading and checksumming the whole WAL: at 1000 pages (4 MB) that was the largest
+/// cost of a cache hit after process start (`docs/benchmarks-integration.md`). A checkpoint
+/// costs two fsyncs, once every hundred pages (a dozen or so cache misses).
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 100;
 
 /// Opens (creating it and its directory when missing) the store at `path`. Only the last
 /// directory is ever created (`/var/lib/repute`, `<wazuh>/var/repute`): when its parent is
@@ -37,7 +43,12 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     switch_to_wal(&conn)?;
+    // In WAL mode NORMAL syncs only at checkpoints: a commit is in the WAL (the OS's page
+    // cache) when the statement returns, so it survives the process being killed; only a
+    // power loss or kernel crash can take back the last commits, which for a cache costs a
+    // lookup again, never a corrupt file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     // A per-alert process is usually the only connection, so closing would checkpoint and
     // delete the WAL (two fsyncs), and the next writer would recreate it (two more): half the
     // cost of a cache miss. The WAL is checkpointed by size instead (wal_autocheckpoint).
@@ -130,6 +141,20 @@ mod tests {
         assert_eq!(mode(&path), FILE_MODE);
         // The temporary directory existed already and keeps its own mode.
         assert_ne!(mode(tmp.path()), DIR_MODE);
+    }
+
+    #[test]
+    fn the_wal_is_kept_short_and_commits_do_not_sync() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let conn = open(&tmp.path().join("repute.sqlite")).expect("open");
+        let pages: u32 = conn
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(pages, WAL_AUTOCHECKPOINT_PAGES);
+        let sync: u32 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(sync, 1, "NORMAL");
     }
 
     #[test]

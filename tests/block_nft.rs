@@ -425,7 +425,7 @@ fn bad_input_is_one_line_and_blocks_nothing() {
         ),
         (
             vec!["block", "add", V4, "--for", "0s"],
-            "must be at least one second",
+            "must be more than zero",
         ),
         (
             vec!["block", "del", "nonsense"],

@@ -655,3 +655,66 @@ fn a_cache_that_cannot_be_opened_still_gives_an_answer_and_says_so_in_the_log() 
     assert!(log.contains("cache unavailable"), "{log}");
     assert!(!log.contains(KEY));
 }
+
+/// The settings file of every command (`REPUTE_CONFIG`, or `--config` on the explicit
+/// subcommand) reaches the integration: its allowlist stops the lookup.
+#[test]
+fn the_settings_file_allowlist_is_honoured() {
+    let s = Setup::new();
+    let toml = s.tree.path().join("tmp/repute.toml");
+    std::fs::write(&toml, "allowlist = [\"49.88.112.0/24\"]\n").unwrap();
+    let file = s.tree.write_alert("f.alert", &alert("49.88.112.73", AGENT));
+    let f = file.to_str().unwrap();
+    let url = s.mock.check_url();
+    let mut cmd = s
+        .tree
+        .integratord_command(NAME, &[f, KEY, &url, "", "", "10", "3"]);
+    cmd.env("REPUTE_CONFIG", &toml);
+    let (out, _) = run_bounded(cmd, WAIT);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(s.tree.log().contains("allowlisted"), "{}", s.tree.log());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_repute"));
+    cmd.arg("--config")
+        .arg(&toml)
+        .args(["wazuh", "integration", f, KEY, &url, "", "", "10", "3"])
+        .current_dir(s.tree.path());
+    for var in support::wazuh_tree::SETTINGS_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("WAZUH_HOME", s.tree.path());
+    let (out, _) = run_bounded(cmd, WAIT);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        s.mock.count("check"),
+        0,
+        "no lookup for an allowlisted address"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.tree.received().is_empty());
+}
+
+/// On a Wazuh manager, `repute check` uses the store the integration fills
+/// (`<wazuh>/var/repute`), so an address the integration looked up costs nothing again.
+#[test]
+fn check_on_a_manager_answers_from_the_cache_the_integration_filled() {
+    let s = Setup::new();
+    // An address no other test uses, so no other store could hold it.
+    let ip = "185.224.128.17";
+    s.mock.set_answer(ip, &ANSWER.replace("49.88.112.73", ip));
+    assert_eq!(s.run_alert(&alert(ip, AGENT)).status.code(), Some(0));
+    assert_eq!(s.tree.wait_for(1, WAIT).len(), 1);
+    assert_eq!(s.mock.checks_for(ip), 1);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_repute"));
+    cmd.args(["check", "--format", "json", ip]);
+    for var in support::wazuh_tree::SETTINGS_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("WAZUH_HOME", s.tree.path())
+        .env("ABUSEIPDB_API_KEY", KEY)
+        .env("ABUSEIPDB_API_URL", s.mock.base_url());
+    let (out, _) = run_bounded(cmd, WAIT);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(answer["source"], "cache", "{answer}");
+    assert_eq!(s.mock.checks_for(ip), 1, "no second lookup");
+}

@@ -10,8 +10,8 @@
 //! [`Blocker`] puts the pieces together for the doors (`repute block`, the Wazuh active
 //! response): it refuses unsafe addresses ([`safety`]), enforces the entry limit, applies the
 //! block, and records why in the SQLite store ([`state`]), which `list` reconciles with the
-//! kernel. [`command`] runs the tools; [`duration`] reads block durations (`1h30m`);
-//! [`teardown`] takes everything of ours back out.
+//! kernel. [`command`] runs the tools; [`parse_duration`] reads block durations (`1h30m`) with
+//! the crate's one duration parser; [`teardown`] takes everything of ours back out.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 pub mod blocker;
 pub mod command;
-pub mod duration;
+pub use crate::duration;
 pub mod ipset;
 pub mod nft;
 pub mod safety;
@@ -27,10 +27,23 @@ pub mod state;
 pub mod teardown;
 
 pub use blocker::{Added, ArAdded, ArDeleted, Blocker, Listed, Request};
-pub use duration::parse_duration;
 pub use safety::{Refusal, SafetyPolicy};
 
 use crate::config::BlockSettings;
+use crate::duration::DurationError;
+
+/// A block duration: the crate's one duration parser ([`crate::duration::parse_duration`]),
+/// in whole seconds, the unit of the kernel's set timeouts.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let duration = crate::duration::parse_duration(text)?;
+    if duration.subsec_nanos() != 0 {
+        return Err(DurationError {
+            input: text.to_string(),
+            why: "a block lasts whole seconds",
+        });
+    }
+    Ok(duration)
+}
 
 /// Why a block operation failed.
 #[derive(Debug, thiserror::Error)]

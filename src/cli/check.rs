@@ -81,13 +81,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if lookups
         .iter()
-        .any(|l| l.missing == Some(NoReputation::NoApiKey))
+        .any(|l| l.missing() == Some(&NoReputation::NoApiKey))
     {
         eprintln!("repute: {NO_KEY_HINT}");
     }
     let failed = lookups
         .iter()
-        .any(|l| l.missing.as_ref().is_some_and(|m| !m.is_deliberate()));
+        .any(|l| l.missing().is_some_and(|m| !m.is_deliberate()));
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -157,8 +157,8 @@ fn write_table(out: &mut impl Write, lookups: &[Lookup]) -> anyhow::Result<()> {
 fn table_row(l: &Lookup) -> [String; 7] {
     let source = l.source.as_str().to_string();
     let dash = || "-".to_string();
-    match (&l.reputation, &l.missing) {
-        (Some(r), _) => [
+    match &l.answer {
+        Ok(r) => [
             l.ip.to_string(),
             l.class.to_string(),
             source,
@@ -171,14 +171,14 @@ fn table_row(l: &Lookup) -> [String; 7] {
                 .collect::<Vec<_>>()
                 .join(" / "),
         ],
-        (None, why) => [
+        Err(why) => [
             l.ip.to_string(),
             l.class.to_string(),
             source,
             dash(),
             dash(),
             dash(),
-            why.as_ref().map(|w| w.to_string()).unwrap_or_default(),
+            why.to_string(),
         ],
     }
 }

@@ -48,7 +48,7 @@ use repute::wazuh::active_response::{
     ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, READ_TIMEOUT, Reply, TimedStdin,
     check_keys_message, parse_extra_args, parse_reply, read_line_bounded,
 };
-use repute::wazuh::home::{HomeClues, in_active_response_bin, wazuh_home};
+use repute::wazuh::home::{HomeClues, HomeFrom, in_active_response_bin, wazuh_home};
 
 use super::Global;
 
@@ -131,6 +131,16 @@ fn this_wazuh_home() -> Option<PathBuf> {
     wazuh_home(&HomeClues::of_process()).map(|home| home.path)
 }
 
+/// The Wazuh home whose defaults the settings take (its store, its key file): the one execd
+/// runs the program from, or `WAZUH_HOME`; run by hand elsewhere, the host's, as for every
+/// command (a working directory is no evidence of a home).
+fn settings_home() -> Option<PathBuf> {
+    match wazuh_home(&HomeClues::of_process()) {
+        Some(home) if home.from != HomeFrom::WorkingDirectory => Some(home.path),
+        _ => repute::config::host_wazuh_home(&|name| std::env::var(name).ok()),
+    }
+}
+
 fn respond(args: &Args, global: &Global) -> ExitCode {
     let program = program_name();
     let log = ArLog::new(this_wazuh_home().as_deref(), &program);
@@ -182,8 +192,13 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         let message = Message::parse(&line).map_err(|e| e.to_string())?;
         let ip = message.srcip().map_err(|e| e.to_string())?;
         let extra = parse_extra_args(&message.extra_args()).map_err(|e| e.to_string())?;
-        let config = Config::load(self.global.config.as_deref())
-            .map_err(|e| format!("configuration: {e}"))?;
+        let config = Config::load_layered(
+            self.global.config.as_deref(),
+            settings_home().as_deref(),
+            |name| std::env::var(name).ok(),
+            &repute::config::Overrides::default(),
+        )
+        .map_err(|e| format!("configuration: {e}"))?;
         let blocker = Blocker::for_config(&config).map_err(|e| e.to_string())?;
         match message.command {
             Command::Delete => self.delete(&blocker, &config, ip),
@@ -417,10 +432,9 @@ fn gate(
             .map_err(|e| e.to_string())
             .and_then(|engine| {
                 let lookup = engine.lookup(ip);
-                match (lookup.score(), lookup.missing) {
-                    (Some(score), _) => Ok((score, lookup.source.as_str())),
-                    (None, Some(why)) => Err(why.to_string()),
-                    (None, None) => Err("no answer".into()),
+                match &lookup.answer {
+                    Ok(rep) => Ok((rep.abuse_confidence_score, lookup.source.as_str())),
+                    Err(why) => Err(why.to_string()),
                 }
             }),
     };

@@ -9,7 +9,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use repute::wazuh::home;
@@ -67,24 +67,25 @@ pub fn run_as_integratord_child(args: &[OsString]) -> ExitCode {
         .and_then(integration_name)
         .or_else(|| argv0_name(args).as_deref().and_then(integration_name))
         .unwrap_or_else(|| "custom-abuseipdb".into());
-    let report = run_integration(args.get(1..).unwrap_or_default(), name, true);
+    let report = run_integration(args.get(1..).unwrap_or_default(), name, None);
     exit_with(report)
 }
 
-pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    let report = run_integration(&args.args, "custom-abuseipdb".into(), true);
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let report = run_integration(&args.args, "custom-abuseipdb".into(), global.config.clone());
     Ok(exit_with(report))
 }
 
-fn run_integration(argv: &[OsString], name: String, exit_on_deadline: bool) -> Report {
+fn run_integration(argv: &[OsString], name: String, config_file: Option<PathBuf>) -> Report {
     let home = home::current_wazuh_home();
     log_library_warnings(&home);
     let ctx = Context {
         home,
         name,
         env: Env::from_process(),
+        config_file,
         open: &integration::open_engine,
-        exit_on_deadline,
+        exit_on_deadline: true,
     };
     integration::run(argv, &ctx)
 }

@@ -79,8 +79,8 @@ pub fn cells(lookup: Option<&Lookup>) -> ReputationCells {
             usage: dash(),
         };
     };
-    match (&lookup.reputation, &lookup.missing) {
-        (Some(r), _) => ReputationCells {
+    match &lookup.answer {
+        Ok(r) => ReputationCells {
             score: r.abuse_confidence_score.to_string(),
             // Provider text: escaped and cut, as attacker text is.
             country: r
@@ -93,10 +93,8 @@ pub fn cells(lookup: Option<&Lookup>) -> ReputationCells {
                 .as_deref()
                 .map_or_else(dash, |u| shown_text(u, USAGE_SHOWN_CHARS)),
         },
-        (None, why) => ReputationCells {
-            score: why
-                .as_ref()
-                .map_or_else(dash, |w| format!("- {}", short_reason(w))),
+        Err(why) => ReputationCells {
+            score: format!("- {}", short_reason(why)),
             country: dash(),
             reports: dash(),
             usage: dash(),
@@ -124,7 +122,7 @@ impl Tally {
     }
 
     pub fn add(&mut self, lookup: &Lookup) {
-        match (lookup.source, &lookup.missing) {
+        match (lookup.source, lookup.missing()) {
             (Source::Cache, _) => self.cache += 1,
             (Source::Api, _) => self.api += 1,
             (Source::Skipped, None) => *self.skipped.entry("unknown").or_default() += 1,
@@ -180,44 +178,23 @@ impl Tally {
     }
 }
 
-/// Failed lookups in a row after which a scan stops asking the provider.
-pub const GIVE_UP_AFTER: u32 = 3;
+pub use crate::engine::GIVE_UP_AFTER;
 
-/// The lookups of one scan. A provider that is down (or refuses the key) would cost every
-/// remaining address its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is
-/// not asked again; cached answers are still served, and misses carry the last failure.
+/// The lookups of one scan. The circuit breaker that leaves a failing provider alone for the
+/// rest of the scan lives in the [`Engine`] now, for every caller; this only keeps the
+/// scan's calls in one place.
 pub struct ScanLookups<'e> {
     engine: &'e Engine,
-    failures_in_a_row: u32,
-    last_failure: Option<NoReputation>,
 }
 
 impl<'e> ScanLookups<'e> {
     pub fn new(engine: &'e Engine) -> Self {
-        ScanLookups {
-            engine,
-            failures_in_a_row: 0,
-            last_failure: None,
-        }
+        ScanLookups { engine }
     }
 
     /// The answer for one address (see [`Engine::lookup`]).
     pub fn lookup(&mut self, ip: IpAddr) -> Lookup {
-        if self.failures_in_a_row >= GIVE_UP_AFTER
-            && let Some(why) = &self.last_failure
-        {
-            return self.engine.lookup_cached(ip, given_up(why));
-        }
-        let lookup = self.engine.lookup(ip);
-        match (&lookup.source, &lookup.missing) {
-            (Source::Api, _) => self.failures_in_a_row = 0,
-            (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
-                self.failures_in_a_row += 1;
-                self.last_failure = Some(why.clone());
-            }
-            _ => {}
-        }
-        lookup
+        self.engine.lookup(ip)
     }
 
     /// One lookup per distinct (canonical) address.
@@ -233,17 +210,6 @@ impl<'e> ScanLookups<'e> {
             }
         }
         answers
-    }
-}
-
-/// The reason given to an address the provider was not asked about, after `last` failures.
-fn given_up(last: &NoReputation) -> NoReputation {
-    match last {
-        NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
-            status: *status,
-            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
-        },
-        other => other.clone(),
     }
 }
 
@@ -307,8 +273,7 @@ mod tests {
             ip: ip(text),
             class: AddrClass::Public,
             source,
-            reputation: Some(reputation),
-            missing: None,
+            answer: Ok(reputation),
         }
     }
 
@@ -317,8 +282,7 @@ mod tests {
             ip: ip(text),
             class,
             source: Source::Skipped,
-            reputation: None,
-            missing: Some(why),
+            answer: Err(why),
         }
     }
 

@@ -654,7 +654,7 @@ impl Core {
             .inc();
         if !paused
             && matches!(
-                lookup.missing,
+                lookup.missing(),
                 Some(
                     NoReputation::ProviderFailed { .. }
                         | NoReputation::QuotaExhausted { .. }
@@ -663,7 +663,7 @@ impl Core {
             )
         {
             tracing::warn!(
-                why = %lookup.missing.as_ref().map(ToString::to_string).unwrap_or_default(),
+                why = %lookup.missing().map(ToString::to_string).unwrap_or_default(),
                 "reputation unavailable; counting without it for a minute"
             );
             self.lookups_paused_until = Some(Instant::now() + LOOKUP_PAUSE);

@@ -147,7 +147,8 @@ pub fn load(path: Option<&Path>) -> Result<WatchFileSettings, SettingsError> {
             Some(parse_listen(addr).map_err(|m| err(format!("metrics_listen: {m}")))?);
     }
     if let Some(t) = &section.poll_interval {
-        let d = crate::config::parse_duration(t).map_err(|m| err(format!("poll_interval: {m}")))?;
+        let d =
+            crate::duration::parse_duration(t).map_err(|m| err(format!("poll_interval: {m}")))?;
         settings.poll_interval = Some(d.clamp(Duration::from_millis(10), Duration::from_secs(10)));
     }
     settings.files = section.files.unwrap_or_default();

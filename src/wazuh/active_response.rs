@@ -367,7 +367,7 @@ impl ArLog {
 
     /// Logs one line; a log that cannot be written falls back to stderr, never fails the run.
     pub fn log(&self, message: &str) {
-        let line = log_line(&jiff::ZonedDateTime::now(), &self.program, message);
+        let line = log_line(&super::log::local_now(), &self.program, message);
         let written = self
             .path
             .as_ref()

@@ -37,10 +37,11 @@ use thiserror::Error;
 use super::active_response::{self as ar, COMMAND_NAME};
 use super::diff;
 use super::home::{ACTIVE_RESPONSE_BIN_DIR, INTEGRATIONS_DIR};
-use super::options::{DEFAULT_KEY_FILE, read_key_file};
+use super::options::DEFAULT_KEY_FILE;
 use super::ossec_conf::OssecConf;
 use super::ruleset::{self, INTEGRATION_BLOCK, RULE_FILES, TRIGGER_RULE};
 use super::xml;
+use crate::config::read_key_file;
 
 /// The name integratord runs unless ossec.conf already names another.
 pub const DEFAULT_NAME: &str = "custom-abuseipdb";

@@ -101,6 +101,8 @@ pub struct Context<'a> {
     /// The integration's name, for the log (`custom-abuseipdb`).
     pub name: String,
     pub env: Env,
+    /// The settings file given as `--config` (else `REPUTE_CONFIG`, else the default file).
+    pub config_file: Option<PathBuf>,
     pub open: OpenLookup<'a>,
     /// When the budget runs out: `true` ends the process after sending the timeout event
     /// (the integratord child), `false` only sends it (library callers).
@@ -286,8 +288,14 @@ impl Run<'_, '_> {
             Some(path) => Options::read(path).map_err(|e| shown_options_error(path, e))?,
             None => Options::default(),
         };
-        options::settings(&self.ctx.home, self.args, &options, &self.ctx.env)
-            .map_err(|e| e.to_string())
+        options::settings(
+            &self.ctx.home,
+            self.ctx.config_file.as_deref(),
+            self.args,
+            &options,
+            &self.ctx.env,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// A settings problem is still answered with an error event, so that it shows on the
@@ -348,8 +356,8 @@ impl Run<'_, '_> {
         let answer = lookup.lookup(ip);
         self.debug(&format!("answer: {}", describe_lookup(&answer)));
         let source = SourceAlert::from_alert(alert);
-        let mut event = match (&answer.reputation, &answer.missing) {
-            (Some(rep), _) if rep.abuse_confidence_score < settings.min_score => {
+        let mut event = match &answer.answer {
+            Ok(rep) if rep.abuse_confidence_score < settings.min_score => {
                 return self.finish(
                     Exit::Done,
                     format!(
@@ -358,17 +366,11 @@ impl Run<'_, '_> {
                     ),
                 );
             }
-            (Some(rep), _) => Event::found(source, rep, answer.source),
-            (None, Some(why)) => match Event::for_missing(source, ip, why) {
+            Ok(rep) => Event::found(source, rep, answer.source),
+            Err(why) => match Event::for_missing(source, ip, why) {
                 Some(e) => e,
                 None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
             },
-            (None, None) => Event::error(
-                source,
-                Some(ip),
-                ErrorCode::Code("internal"),
-                "no answer".into(),
-            ),
         };
         self.deliver(responder, &mut event, what, &describe_lookup(&answer))
     }
@@ -478,14 +480,13 @@ fn describe_lookup(l: &Lookup) -> String {
         Source::Api => "api",
         Source::Skipped => "skipped",
     };
-    match (&l.reputation, &l.missing) {
-        (Some(r), _) => format!(
+    match &l.answer {
+        Ok(r) => format!(
             "score {}, {} reports ({from})",
             r.abuse_confidence_score,
             r.total_reports.map_or("?".into(), |n| n.to_string())
         ),
-        (None, Some(why)) => format!("no reputation: {why}"),
-        (None, None) => "no reputation".into(),
+        Err(why) => format!("no reputation: {why}"),
     }
 }
 
@@ -561,8 +562,7 @@ mod tests {
                 ip,
                 class: AddrClass::Public,
                 source: Source::Api,
-                reputation: None,
-                missing: Some(NoReputation::ProviderFailed {
+                answer: Err(NoReputation::ProviderFailed {
                     status: Some(500),
                     detail: "too late".into(),
                 }),
@@ -592,6 +592,7 @@ mod tests {
             home: home.path().to_path_buf(),
             name: "custom-abuseipdb".into(),
             env: Env::default(),
+            config_file: None,
             open: &wedged,
             exit_on_deadline: false,
         };

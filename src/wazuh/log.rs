@@ -73,9 +73,28 @@ impl IntegrationLog {
 }
 
 fn timestamp() -> String {
-    jiff::ZonedDateTime::now()
-        .strftime("%Y/%m/%d %H:%M:%S")
-        .to_string()
+    local_now().strftime("%Y/%m/%d %H:%M:%S").to_string()
+}
+
+/// Now, in the host's local time, as Wazuh writes its logs: for the integration's and the
+/// active response's log lines, which start once per alert.
+///
+/// Not `ZonedDateTime::now()`: to give the zone a *name*, jiff lists the whole zoneinfo
+/// database (42 directory reads and a file per zone here, the largest cost of a run), and a
+/// log line needs only the offset. `/etc/localtime`, read as TZif, has the same rules. `TZ`,
+/// when set, still goes through jiff, which honours it.
+pub fn local_now() -> jiff::ZonedDateTime {
+    jiff::Timestamp::now().to_zoned_datetime(local_zone())
+}
+
+fn local_zone() -> jiff::tz::TimeZone {
+    if std::env::var_os("TZ").is_some_and(|tz| !tz.is_empty()) {
+        return jiff::tz::TimeZone::system();
+    }
+    std::fs::read("/etc/localtime")
+        .ok()
+        .and_then(|tzif| jiff::tz::TimeZone::tzif("localtime", &tzif).ok())
+        .unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 #[cfg(test)]
@@ -100,6 +119,14 @@ mod tests {
         assert!(lines[1].contains("debug: key was [redacted] second line"));
         assert!(!text.contains("0123456789abcdef"));
         assert!(!text.contains("step one"));
+    }
+
+    #[test]
+    fn the_local_time_is_the_system_zones() {
+        // Same offset as jiff's own (slow) resolution of the system zone.
+        let ours = local_now();
+        let jiffs = jiff::ZonedDateTime::now();
+        assert_eq!(ours.offset(), jiffs.offset());
     }
 
     #[test]
