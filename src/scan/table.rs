@@ -159,7 +159,6 @@ fn write_totals(
     };
     let grouping = summary.grouping();
     let grouped = grouping.groups_ipv6() && rows.iter().any(|r| !r.source.is_single_address());
-    let noun = if grouped { "sources" } else { "addresses" };
     let mut notes = String::new();
     if grouped {
         notes += &format!(
@@ -174,16 +173,51 @@ fn write_totals(
             summary.max_sources()
         );
     }
+    let n = rows.len() as u64;
+    let noun = match (grouped, n) {
+        (true, 1) => "source",
+        (true, _) => "sources",
+        (false, _) => {
+            if n == 1 {
+                "address"
+            } else {
+                "addresses"
+            }
+        }
+    };
     writeln!(
         out,
-        "total: {attempts} attempts ({failures} failures) from {n}{scope} {noun}{more}, \
-         {public} public; {lines} lines read, {events} sshd events, \
-         {noaddr} attacks without an address{notes}",
-        n = rows.len(),
-        lines = t.lines,
-        events = t.events,
-        noaddr = t.attacks_without_address,
+        "total: {} ({}) from {}{scope} {noun}{more}, {} public; {}, {}, {}{notes}",
+        counted(attempts, "attempt", "attempts"),
+        counted(failures, "failure", "failures"),
+        thousands(n),
+        thousands(public as u64),
+        counted(t.lines, "line read", "lines read"),
+        counted(t.events, "sshd event", "sshd events"),
+        counted(
+            t.attacks_without_address,
+            "attack without an address",
+            "attacks without an address"
+        ),
     )
+}
+
+/// `1 attempt`, `12,345 attempts`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// `1234567` as `1,234,567`, as a person reads a total.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `2026-03-01 10:00:00Z`. Written digit by digit from the Unix time: a table of 13,000 rows
@@ -297,6 +331,19 @@ mod tests {
             let want = t.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
             assert_eq!(time_cell(Some(t)), want);
         }
+    }
+
+    #[test]
+    fn totals_say_one_in_the_singular_and_group_thousands() {
+        assert_eq!(counted(1, "attempt", "attempts"), "1 attempt");
+        assert_eq!(counted(0, "attempt", "attempts"), "0 attempts");
+        assert_eq!(
+            counted(1_234_567, "line read", "lines read"),
+            "1,234,567 lines read"
+        );
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(100_000), "100,000");
     }
 
     #[test]
