@@ -423,7 +423,7 @@ fn truncated_gzip_keeps_what_was_read_and_is_reported() {
         let text = String::from_utf8(table.stdout).unwrap();
         let total = text.lines().last().unwrap();
         assert!(
-            total.contains(&format!("{} sshd events", events.len())),
+            total.contains(&format!("{} sshd events", thousands(events.len()))),
             "{total}"
         );
     }
@@ -560,7 +560,7 @@ fn threads_do_not_change_the_table() {
         .output()
         .unwrap();
     assert_eq!(one.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&one.stdout).contains(&format!("{i} lines read")));
+    assert!(String::from_utf8_lossy(&one.stdout).contains(&format!("{} lines read", thousands(i as usize))));
     assert_eq!(one.stdout, two.stdout);
     assert_eq!(one.stdout, three.stdout);
 }
@@ -796,4 +796,17 @@ fn a_prefix_length_out_of_range_is_refused() {
             "{err}"
         );
     }
+}
+
+/// `19926` as the totals line writes it: `19,926`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
