@@ -3,6 +3,7 @@
 //! installed integration then works with the installed key. With `--active-response`: the
 //! program in `active-response/bin/`, the `<command>` and `<active-response>` blocks, and the
 //! installed program driven once as execd drives it, inside a private network namespace.
+//! With `--agent`, on an agent's home: the program alone, no key, rules or ossec.conf change.
 
 mod block_support;
 mod need;
@@ -15,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::mock_abuseipdb::MockAbuseIpdb;
-use support::wazuh_tree::{OSSEC_CONF, WazuhTree, args_4_8, split_message};
+use support::wazuh_tree::{AGENT_OSSEC_CONF, OSSEC_CONF, WazuhTree, args_4_8, split_message};
 
 const KEY: &str = "install0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 
@@ -860,4 +861,126 @@ fn the_installed_active_response_blocks_as_execd_drives_it() {
     assert_eq!(delete.code, Some(0));
     assert_eq!(delete.check_keys, None);
     assert!(netns.nft_elements("repute").is_empty());
+}
+
+#[test]
+fn install_agent_puts_only_the_program_then_nothing_to_do() {
+    let tree = WazuhTree::agent();
+    let before = snapshot(tree.path());
+
+    // --dry-run: says what it would do, does nothing.
+    let dry = install(&tree, &["--agent", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    let said = text(&dry);
+    assert!(
+        said.contains("# create active-response/bin/repute-block: this program"),
+        "{said}"
+    );
+    assert!(said.contains("nothing was changed"), "{said}");
+    assert_eq!(snapshot(tree.path()), before, "dry run changed files");
+
+    let first = install(&tree, &["--agent"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let said = text(&first);
+    assert!(
+        said.contains("installed active-response/bin/repute-block"),
+        "{said}"
+    );
+    assert!(said.contains("--active-response on the manager"), "{said}");
+    assert!(
+        !said.contains("no API key"),
+        "an agent is not asked for a key: {said}"
+    );
+
+    // The program: this binary, 0750, root:wazuh when run as root.
+    let program = tree.path().join("active-response/bin/repute-block");
+    assert_eq!(
+        std::fs::read(&program).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_repute")).unwrap()
+    );
+    let meta = program.metadata().unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o750);
+    // Owners are set only as root (/proc/self belongs to this process's user).
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root && group_gid("wazuh").is_some() {
+        assert_eq!((meta.uid(), Some(meta.gid())), (0, group_gid("wazuh")));
+    }
+
+    // Nothing else: no key, no rules, no integration, ossec.conf byte-identical.
+    let mut after = snapshot(tree.path());
+    assert!(after.remove("active-response/bin/repute-block").is_some());
+    assert_eq!(after, before, "only the program was added");
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("etc/ossec.conf")).unwrap(),
+        AGENT_OSSEC_CONF
+    );
+
+    // Second run: nothing to do, nothing touched.
+    let before = snapshot(tree.path());
+    let second = install(&tree, &["--agent"]);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(text(&second).contains("nothing to do"), "{}", text(&second));
+    assert_eq!(snapshot(tree.path()), before);
+}
+
+#[test]
+fn an_api_key_with_agent_is_refused_in_one_line() {
+    let tree = WazuhTree::agent();
+    let key_path = tree.path().join("etc/abuseipdb.key");
+    std::fs::write(&key_path, format!("{KEY}\n")).unwrap();
+    let before = snapshot(tree.path());
+    let out = install(
+        &tree,
+        &["--agent", "--api-key-file", key_path.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--api-key-file") && err.contains("--agent"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY));
+    assert!(out.stdout.is_empty());
+    assert_eq!(snapshot(tree.path()), before, "nothing written");
+}
+
+#[test]
+fn agent_is_recognised_by_client_or_wazuh_agentd_and_a_manager_is_refused() {
+    // A manager's home (no <client>, no bin/wazuh-agentd): refused in one line, untouched.
+    let tree = WazuhTree::new();
+    let before = snapshot(tree.path());
+    let out = install(&tree, &["--agent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("agent home") && err.contains("<client>"),
+        "{err}"
+    );
+    assert_eq!(snapshot(tree.path()), before, "nothing written");
+
+    // An agent whose ossec.conf lost its <client> is still one by bin/wazuh-agentd.
+    let agent = WazuhTree::agent();
+    std::fs::write(agent.path().join("etc/ossec.conf"), OSSEC_CONF).unwrap();
+    std::fs::write(agent.path().join("bin/wazuh-agentd"), b"\x7fELF").unwrap();
+    let out = install(&agent, &["--agent"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        agent
+            .path()
+            .join("active-response/bin/repute-block")
+            .is_file()
+    );
+}
+
+/// The id of a group, from /etc/group.
+fn group_gid(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name))
+            .then(|| fields.nth(1)?.parse().ok())
+            .flatten()
+    })
 }

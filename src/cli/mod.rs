@@ -154,6 +154,14 @@ const INSTALL_HELP: &str = "\
 Exit status: 0 installed or nothing to do (also with --dry-run), 2 error. Nothing is restarted: \
 restart the manager afterwards.
 
+Agents: on each agent, `repute wazuh install --agent` puts this program at \
+active-response/bin/repute-block (root:wazuh 0750) and nothing else. The manager side is \
+`repute wazuh install --active-response` on the manager: its <active-response> block has \
+<location>local</location>, which runs repute-block on the agent whose log the attack came \
+from. To block on every agent, edit that block in the manager's etc/ossec.conf to \
+<location>all</location>; for one agent, <location>defined-agent</location> with \
+<agent_id>ID</agent_id>; then restart the manager.
+
 Environment: none read; the key comes from --api-key-file.";
 
 #[derive(Debug, Subcommand)]
@@ -256,9 +264,12 @@ fn without_error_code(text: &str) -> &str {
 /// What to do about an error, when the error alone does not say.
 fn hint(err: &anyhow::Error) -> &'static str {
     use repute::wazuh::install::InstallError;
-    let not_wazuh = err
-        .chain()
-        .any(|c| matches!(c.downcast_ref(), Some(InstallError::NotWazuh(..))));
+    let not_wazuh = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref(),
+            Some(InstallError::NotWazuh(..) | InstallError::NotAgent(..))
+        )
+    });
     if not_wazuh {
         "; use --wazuh-dir to name the Wazuh home"
     } else {

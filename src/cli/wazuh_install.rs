@@ -1,7 +1,8 @@
 //! `repute wazuh install`: put this binary, the rules, the key and the `<integration>` block
 //! into a Wazuh manager home, idempotently (see [`repute::wazuh::install`]). With
 //! `--active-response`, also the binary as `active-response/bin/repute-block` and the
-//! `<command>` and `<active-response>` blocks that run it on the enrichment rules.
+//! `<command>` and `<active-response>` blocks that run it on the enrichment rules. With
+//! `--agent`, into an agent home: only `active-response/bin/repute-block`.
 //!
 //! Exit codes: 0 installed or nothing to do (also for `--dry-run`), 2 error.
 
@@ -17,7 +18,7 @@ use super::Global;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The Wazuh manager home.
+    /// The Wazuh home (the manager's; an agent's with --agent).
     #[arg(long, value_name = "DIR", default_value = "/var/ossec")]
     pub wazuh_dir: PathBuf,
     /// A file holding the AbuseIPDB API key, installed as etc/repute/abuseipdb.key.
@@ -37,6 +38,12 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100),
           requires = "active_response")]
     pub ar_min_score: Option<u8>,
+    /// The home is a Wazuh agent's (its etc/ossec.conf has a <client> section, or it has
+    /// bin/wazuh-agentd): install only active-response/bin/repute-block, which execd runs
+    /// when the manager's <active-response> reaches this agent. No API key, rules or
+    /// ossec.conf change.
+    #[arg(long, conflicts_with = "active_response")]
+    pub agent: bool,
     /// Print what would change, as a unified diff, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -53,6 +60,7 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
             min_score: args.ar_min_score,
             ..ActiveResponse::default()
         }),
+        agent: args.agent,
     };
     let plan = install::plan(&request)?;
     let mut out = std::io::stdout().lock();
@@ -74,6 +82,14 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
     }
     for line in plan.apply()? {
         writeln!(out, "{line}")?;
+    }
+    if args.agent {
+        // execd starts the program afresh for every alert: nothing on the agent to restart.
+        writeln!(
+            out,
+            "The manager must run it: repute wazuh install --active-response on the manager (see --help for <location>)"
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
     writeln!(
         out,

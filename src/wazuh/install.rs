@@ -22,6 +22,13 @@
 //! | `active-response/bin/repute-block` | 0750 | this binary, which execd runs |
 //! | `etc/ossec.conf` | kept | the `<command>` named `repute-block` and an `<active-response>` running it on the enrichment rules (see [`super::active_response::DEFAULT_BLOCK_RULES`]), each unless one exists |
 //!
+//! With `--agent` ([`Request::agent`]), for a Wazuh agent home, only the `active-response/`
+//! rows above: the program execd runs there when the manager's `<active-response>` reaches
+//! that agent. No key (the manager's enrichment already judged the address; `--api-key-file`
+//! is refused), no rules, no `<integration>`, and `etc/ossec.conf` is not touched. A home is
+//! an agent's when its `etc/ossec.conf` has a `<client>` section (where an agent finds its
+//! manager) or it has `bin/wazuh-agentd`.
+//!
 //! The key goes to a file, not to `<api_key>`: integratord passes `<api_key>` on the command
 //! line (visible in `ps`) and prints the whole command line into `ossec.log` when the program
 //! cannot be executed. The integration reads the file when ossec.conf gives no key. Nothing
@@ -55,6 +62,14 @@ const LAST_RULE: u32 = 110_118;
 pub enum InstallError {
     #[error("{0} does not look like a Wazuh manager home: {1} is missing")]
     NotWazuh(String, String),
+    #[error(
+        "{0} does not look like a Wazuh agent home: etc/ossec.conf has no <client> section and bin/wazuh-agentd is missing"
+    )]
+    NotAgent(String),
+    #[error(
+        "--api-key-file is refused with --agent: an agent needs no API key (the manager's enrichment already judged the address)"
+    )]
+    KeyOnAgent,
     #[error("{path}: {detail}")]
     Invalid { path: String, detail: String },
     #[error("{path}: {source}")]
@@ -81,6 +96,8 @@ pub struct Request {
     pub binary: PathBuf,
     /// Also install the program as an active response.
     pub active_response: Option<ActiveResponse>,
+    /// The home is an agent's: install only `active-response/bin/repute-block`.
+    pub agent: bool,
 }
 
 /// The active response to wire up.
@@ -190,6 +207,9 @@ struct SeedIds {
 
 /// Works out what differs from the installed state.
 pub fn plan(req: &Request) -> Result<Plan, InstallError> {
+    if req.agent {
+        return plan_agent(req);
+    }
     let home = &req.wazuh_dir;
     let conf_path = home.join("etc/ossec.conf");
     if !conf_path.is_file() {
@@ -232,6 +252,40 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
     plan.plan_rules()?;
     plan.plan_key(req.api_key_file.as_deref())?;
     plan.plan_dir(CACHE_DIR, 0o2770)?;
+    Ok(plan)
+}
+
+/// An agent home: the active-response program and its directories, nothing else.
+fn plan_agent(req: &Request) -> Result<Plan, InstallError> {
+    if req.api_key_file.is_some() {
+        return Err(InstallError::KeyOnAgent);
+    }
+    let home = &req.wazuh_dir;
+    let conf_path = home.join("etc/ossec.conf");
+    let has_client = fs::read_to_string(&conf_path)
+        .ok()
+        .and_then(|text| OssecConf::parse(&text).ok())
+        .is_some_and(|conf| conf.has_client());
+    if !has_client && !home.join("bin/wazuh-agentd").is_file() {
+        return Err(InstallError::NotAgent(home.display().to_string()));
+    }
+    let ownership = resolve_ownership(&conf_path);
+    let mut plan = Plan {
+        home: home.clone(),
+        steps: Vec::new(),
+        notes: ownership_notes(&ownership),
+        name: COMMAND_NAME.into(),
+        ownership,
+        version: detect_version(home),
+    };
+    if let Some(v) = &plan.version {
+        plan.notes
+            .push(format!("Wazuh {} (read from {})", v.text, v.source));
+    }
+    let binary = fs::read(&req.binary).map_err(io_err(&req.binary))?;
+    plan.plan_dir("active-response", 0o750)?;
+    plan.plan_dir(ACTIVE_RESPONSE_BIN_DIR, 0o750)?;
+    plan.plan_program(ACTIVE_RESPONSE_BIN_DIR, COMMAND_NAME, &binary)?;
     Ok(plan)
 }
 

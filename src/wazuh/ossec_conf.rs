@@ -86,6 +86,11 @@ impl OssecConf {
             .collect()
     }
 
+    /// True when a `<client>` section names a manager: the file of an agent.
+    pub fn has_client(&self) -> bool {
+        self.sections("client").next().is_some()
+    }
+
     /// The names of the `<command>` blocks.
     pub fn commands(&self) -> Vec<String> {
         self.sections("command")

@@ -2,6 +2,7 @@
 //! `queue/sockets/queue` datagram socket with a thread collecting what arrives (as analysisd
 //! would), and a way to run the binary exactly as integratord does (installed under
 //! `integrations/<name>`, argv[0] `integrations`, cwd the home, a clean environment).
+//! [`WazuhTree::agent`] is an agent's home instead.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -70,6 +71,33 @@ pub const OSSEC_CONF: &str = r#"<!--
 </ossec_config>
 "#;
 
+/// An agent's ossec.conf: the `<client>` section that points it at its manager.
+pub const AGENT_OSSEC_CONF: &str = r#"<!--
+  Wazuh - Agent - Default configuration for ubuntu 22.04
+-->
+
+<ossec_config>
+  <client>
+    <server>
+      <address>192.0.2.10</address>
+      <port>1514</port>
+      <protocol>tcp</protocol>
+    </server>
+    <config-profile>ubuntu, ubuntu22, ubuntu22.04</config-profile>
+  </client>
+
+  <active-response>
+    <disabled>no</disabled>
+    <ca_store>etc/wpk_root.pem</ca_store>
+  </active-response>
+
+  <localfile>
+    <log_format>syslog</log_format>
+    <location>/var/log/auth.log</location>
+  </localfile>
+</ossec_config>
+"#;
+
 /// A fake Wazuh home with a listening queue socket.
 pub struct WazuhTree {
     dir: tempfile::TempDir,
@@ -109,6 +137,29 @@ impl WazuhTree {
             std::fs::create_dir_all(dir.path().join(sub)).expect("create tree");
         }
         std::fs::write(dir.path().join("etc/ossec.conf"), OSSEC_CONF).expect("ossec.conf");
+        WazuhTree {
+            dir,
+            received: Arc::new(Mutex::new(Vec::new())),
+            socket: None,
+        }
+    }
+
+    /// An agent's home: `active-response/bin/` (0750, with one of Wazuh's own scripts),
+    /// `bin/`, `etc/`, `logs/`, `var/`, and an `etc/ossec.conf` with a `<client>` section.
+    /// No socket, no `integrations/`, no rules.
+    pub fn agent() -> WazuhTree {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["active-response/bin", "bin", "etc", "logs", "var"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("create tree");
+        }
+        for sub in ["active-response", "active-response/bin"] {
+            std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o750))
+                .expect("chmod");
+        }
+        let script = dir.path().join("active-response/bin/restart.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("restart.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        std::fs::write(dir.path().join("etc/ossec.conf"), AGENT_OSSEC_CONF).expect("ossec.conf");
         WazuhTree {
             dir,
             received: Arc::new(Mutex::new(Vec::new())),
