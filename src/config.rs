@@ -665,6 +665,15 @@ impl Builder {
             && !may_create_in(&c.state_dir)
             && let Some(dir) = self.user_state_dir.take()
         {
+            // The XDG base (`~/.cache`) may not exist on a fresh account: XDG says to make it,
+            // 0700. The store then makes `repute` in it (only the last directory, as always).
+            if let Some(base) = dir.parent() {
+                use std::os::unix::fs::DirBuilderExt;
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(base);
+            }
             c.state_dir = dir;
             c.per_user_state = true;
         }

@@ -36,6 +36,7 @@ impl FakeWazuh {
     fn copied(netns: &Netns) -> FakeWazuh {
         let wazuh = FakeWazuh::empty(netns);
         std::fs::copy(env!("CARGO_BIN_EXE_repute"), wazuh.program()).expect("copy");
+        support::wait_until_executable(&wazuh.program());
         wazuh
     }
 

@@ -7,8 +7,13 @@ use std::process::Output;
 use assert_cmd::Command;
 
 fn repute(args: &[&str]) -> Output {
+    // A store of its own: never the host's /var/lib/repute.
+    let state = tempfile::tempdir().expect("tmp");
     let mut cmd = Command::cargo_bin("repute").expect("binary");
-    cmd.env_remove("ABUSEIPDB_API_KEY")
+    cmd.env("REPUTE_STATE_DIR", state.path())
+        .env_remove("REPUTE_CACHE")
+        .env_remove("REPUTE_STORE")
+        .env_remove("ABUSEIPDB_API_KEY")
         .env_remove("ABUSEIPDB_API_KEY_FILE")
         .env("REPUTE_CONFIG", "/dev/null")
         .args(args);

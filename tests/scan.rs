@@ -560,7 +560,10 @@ fn threads_do_not_change_the_table() {
         .output()
         .unwrap();
     assert_eq!(one.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&one.stdout).contains(&format!("{} lines read", thousands(i as usize))));
+    assert!(
+        String::from_utf8_lossy(&one.stdout)
+            .contains(&format!("{} lines read", thousands(i as usize)))
+    );
     assert_eq!(one.stdout, two.stdout);
     assert_eq!(one.stdout, three.stdout);
 }

@@ -6,3 +6,6 @@
 pub mod mock_abuseipdb;
 pub mod redis_server;
 pub mod wazuh_tree;
+
+#[allow(unused_imports)]
+pub use wazuh_tree::wait_until_executable;

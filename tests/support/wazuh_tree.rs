@@ -184,6 +184,7 @@ impl WazuhTree {
             std::fs::copy(source, &target).expect("copy the binary");
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o750))
                 .expect("chmod");
+            wait_until_executable(&target);
         }
         target
     }
@@ -292,4 +293,25 @@ pub fn split_message(message: &str) -> (String, serde_json::Value) {
         location,
         serde_json::from_str(payload).expect("payload is JSON"),
     )
+}
+
+/// Waits (bounded) until a program just copied can be executed. While the copy was being
+/// written, another test thread may have forked: its child holds the copy open for writing
+/// until it execs, and executing the copy then fails with ETXTBSY ("Text file busy").
+pub fn wait_until_executable(program: &std::path::Path) {
+    for _ in 0..500 {
+        match std::process::Command::new(program)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
+    panic!("{} stayed busy (ETXTBSY) for 5 s", program.display());
 }
