@@ -49,7 +49,8 @@
 //!   a window, probes weighed less, reputation at the first attack, growing ban times, IPv6
 //!   per /64, bounded memory).
 //! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
-//!   metrics and the status `repute status` shows.
+//!   metrics and the status `repute status` shows; with a Redis store it shares its bans
+//!   and enforces the fleet's ([`decisions`]), and with `[report]` it reports new bans.
 
 pub mod addr;
 pub mod attempt;

@@ -14,6 +14,10 @@
 //! refused) only the cache is asked for a minute, so a flood during an outage is counted at
 //! full speed. `--dry-run` opens no firewall, saves no position and says what it would do.
 //!
+//! With a shared store (Redis) [`fleet`] records this host's bans and follows the others',
+//! which `Core::apply_fleet` enforces each round; with `[report] enabled` [`reports`] sends
+//! each new ban to AbuseIPDB on its own thread. Neither runs in a dry run.
+//!
 //! [`policy`]: crate::policy
 
 pub mod fleet;

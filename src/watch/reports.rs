@@ -1,5 +1,5 @@
 //! Watch's reports to AbuseIPDB (`[report] enabled = true`): the evidence of each attacking
-//! address kept as counts ([`report::Evidence`], never log text), and each NEW ban reported
+//! address kept as counts ([`crate::report::Evidence`], never log text), and each NEW ban reported
 //! on a thread of its own, so that the API's latency never holds up reading and deciding.
 //!
 //! Only bans the policy decides here are reported: a ban restored after a restart, or one
