@@ -63,7 +63,7 @@ fn memory() {
         for n in 0..1_000_000u32 {
             // 45.0.0.0/8 onwards: public addresses, all distinct.
             let ip = std::net::IpAddr::from((0x2d00_0000u32 + n).to_be_bytes());
-            policy.observe(ip, Kind::FailedPassword, Outcome::Failure, None, true, 0);
+            policy.observe(ip, Kind::FailedPassword, Outcome::Failure, 1, None, true, 0);
         }
         let took = start.elapsed();
         let grown = peak_rss_kib().saturating_sub(before);
@@ -111,6 +111,8 @@ fn parts(engine: Option<Engine>, out: Box<dyn Write + Send>) -> Parts {
         store: None,
         metrics: Arc::new(Metrics::new()),
         out,
+        decisions: None,
+        reporter: None,
     }
 }
 

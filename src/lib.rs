@@ -55,7 +55,8 @@
 //!   grouped per prefix (a /64 by default), at most a set number of sources, the least active
 //!   dropped past that; `scan`'s per-source table is built on it.
 //! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
-//!   metrics and the status `repute status` shows.
+//!   metrics and the status `repute status` shows; with a Redis store it shares its bans
+//!   and enforces the fleet's ([`decisions`]), and with `[report]` it reports new bans.
 
 pub mod addr;
 pub mod attempt;

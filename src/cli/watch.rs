@@ -227,6 +227,19 @@ fn parts(config: &Config, dry_run: bool, metrics: Arc<Metrics>) -> anyhow::Resul
         store: Some(config.store_path()),
         metrics,
         out: Box::new(BufWriter::new(std::io::stdout())),
+        reporter: if dry_run || !config.report.enabled {
+            None
+        } else {
+            Some(
+                repute::report::Reporter::for_config(config, "watch")
+                    .context("reporting ([report] enabled)")?,
+            )
+        },
+        decisions: if dry_run {
+            None
+        } else {
+            repute::decisions::shared(config)
+        },
     })
 }
 

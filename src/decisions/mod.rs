@@ -160,6 +160,17 @@ pub fn when_shared<T>(
     }
 }
 
+/// The shared decisions when the configuration names a shared store (Redis), for `watch`
+/// to record its bans in and follow the others' from; `None` for this host's own store.
+pub fn shared(config: &Config) -> Option<std::sync::Arc<dyn Decisions>> {
+    match &config.cache {
+        CacheSetting::Redis(target) => {
+            Some(std::sync::Arc::new(RedisDecisions::new(target.clone())))
+        }
+        _ => None,
+    }
+}
+
 /// The current set and the cursor to follow from (the head is read first, so a change made
 /// between the two reads is seen twice, never missed; applying a change is idempotent).
 pub fn sync(decisions: &dyn Decisions) -> Result<(Cursor, Vec<Ban>), StoreError> {

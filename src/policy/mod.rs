@@ -3,12 +3,13 @@
 //!
 //! - **Counting.** Every attack (failure or probe) from an address adds points in a sliding
 //!   window of `find_time`: a try (a refused password, key, user) weighs [`TRY_POINTS`], a
-//!   probe (scan, aborted handshake, timeout) [`PROBE_POINTS`]. Lines that only repeat a try
-//!   the same connection already logged (PAM's lines beside `Failed password`, the
-//!   `maximum authentication attempts` and `Too many authentication failures` summaries, the
-//!   close of a connection whose user was already refused) weigh nothing: on sshd with PAM one
-//!   try writes up to five lines, and `max_retry = 5` must mean five tries. The address is
-//!   banned when its points reach `max_retry × TRY_POINTS`: five tries, or ten probes.
+//!   probe (scan, aborted handshake, timeout) [`PROBE_POINTS`]. What is counted is attempts,
+//!   never lines: the parser's per-connection logic ([`crate::sshd::Event::attempts`], shared
+//!   with `scan`) says how many attempts each line adds, and a line that only repeats a try
+//!   its connection already counted (PAM's lines, `Failed password` after `Invalid user`, the
+//!   close of a refused connection, the summaries) adds none: on sshd with PAM one try writes
+//!   up to five lines, and `max_retry = 5` must mean five tries. The address is banned when
+//!   its points reach `max_retry × TRY_POINTS`: five tries, or ten probes.
 //! - **Reputation.** An address is looked up (by the caller, through the engine) at its
 //!   first failure; with a score at or above `ban_score` it is banned there.
 //!   Without an answer (provider down, quota spent) counting goes on as if none was asked.
@@ -75,28 +76,14 @@ impl Default for PolicySettings {
     }
 }
 
-/// What an attack weighs (see the module documentation).
-pub fn points(kind: Kind, outcome: Outcome) -> u32 {
+/// What one attempt of a line weighs: a try [`TRY_POINTS`], a probe [`PROBE_POINTS`]. How
+/// many attempts a line adds is the parser's per-connection logic ([`crate::sshd::Event::attempts`]),
+/// not this table: the policy never counts lines.
+pub fn attempt_points(kind: Kind, outcome: Outcome) -> u32 {
     match (kind, outcome) {
         (_, Outcome::Success | Outcome::Info) => 0,
-        // Echoes of a try already counted on its own `Failed …` line, or summaries of them.
-        (
-            Kind::PamAuthFailure
-            | Kind::PamMoreFailures
-            | Kind::PamUserUnknown
-            | Kind::PamError
-            | Kind::MaxAuthTries
-            | Kind::TooManyAuthFailures,
-            _,
-        ) => 0,
-        // The close of a connection whose user was refused: the refusal was counted.
-        (
-            Kind::ConnClosedPreauth | Kind::ConnResetPreauth | Kind::DisconnectedPreauth,
-            Outcome::Failure,
-        ) => 0,
-        // `Invalid user` comes before that user's `Failed …` lines: a probe's weight, so a
-        // scan of user names without any password still adds up.
-        (Kind::InvalidUser | Kind::FailedNone, _) => PROBE_POINTS,
+        // A client asking which methods exist tried nothing yet.
+        (Kind::FailedNone, _) => PROBE_POINTS,
         (_, Outcome::Failure) => TRY_POINTS,
         (_, Outcome::Probe) => PROBE_POINTS,
     }
@@ -216,17 +203,20 @@ impl Policy {
     }
 
     /// Counts one attack (`score`: the answer of a lookup made for it, if any) and says
-    /// whether it earns a ban.
+    /// whether it earns a ban. `attempts` is what the line adds ([`crate::sshd::Event::attempts`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         ip: IpAddr,
         kind: Kind,
         outcome: Outcome,
+        attempts: u32,
         score: Option<u8>,
         looked_up: bool,
         now: i64,
     ) -> Option<Ban> {
-        let weight = points(kind, outcome);
+        let unit = attempt_points(kind, outcome);
+        let weight = unit.saturating_mul(attempts);
         if !outcome.is_attack() {
             return None;
         }
@@ -265,13 +255,16 @@ impl Policy {
         while track.hits.front().is_some_and(|(t, _)| now - *t >= window) {
             track.hits.pop_front();
         }
-        if weight > 0 {
-            track
-                .hits
-                .push_back((now, u8::try_from(weight).unwrap_or(u8::MAX)));
-        }
         // Only the newest hits can matter: a full window never needs more than the threshold.
         let threshold = settings.max_retry.max(1).saturating_mul(TRY_POINTS);
+        // One hit per attempt (a login ending tries of several names adds several).
+        if weight > 0 {
+            for _ in 0..attempts.min(threshold) {
+                track
+                    .hits
+                    .push_back((now, u8::try_from(unit).unwrap_or(u8::MAX)));
+            }
+        }
         while track.hits.len() > threshold as usize {
             track.hits.pop_front();
         }
@@ -339,6 +332,29 @@ impl Policy {
         track.looked_up = true;
         if per_network && !track.members.contains(&ip) && track.members.len() < MAX_MEMBERS {
             track.members.push(ip);
+        }
+    }
+
+    /// When the running ban covering `ip` ends (Unix seconds), if one runs.
+    pub fn banned_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
+        let ip = crate::addr::canonical(ip);
+        self.tracks.get(&self.network_of(ip)).and_then(|t| {
+            t.banned_until
+                .filter(|u| *u > now && (t.members.is_empty() || t.members.contains(&ip)))
+        })
+    }
+
+    /// Ends the ban covering `ip` now (revoked elsewhere); true when one was running. Its
+    /// end is not announced again by [`Policy::expired`].
+    pub fn end_ban(&mut self, ip: IpAddr, now: i64) -> bool {
+        let ip = crate::addr::canonical(ip);
+        let network = self.network_of(ip);
+        match self.tracks.get_mut(&network) {
+            Some(t) if t.banned_until.is_some_and(|u| u > now) => {
+                t.banned_until = None;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -16,6 +16,7 @@ fn fail(p: &mut Policy, addr: &str, now: i64) -> Option<Ban> {
         ip(addr),
         Kind::FailedPassword,
         Outcome::Failure,
+        1,
         None,
         false,
         now,
@@ -32,6 +33,7 @@ fn five_tries_within_find_time_ban_and_pam_echoes_do_not_count() {
             ip("45.155.205.233"),
             Kind::PamAuthFailure,
             Outcome::Failure,
+            0,
             None,
             false,
             i,
@@ -63,6 +65,7 @@ fn probes_weigh_half_a_try() {
             ip("45.155.205.233"),
             Kind::KexIdentification,
             Outcome::Probe,
+            1,
             None,
             false,
             i,
@@ -73,6 +76,7 @@ fn probes_weigh_half_a_try() {
         ip("45.155.205.233"),
         Kind::KexIdentification,
         Outcome::Probe,
+        1,
         None,
         false,
         9,
@@ -134,6 +138,7 @@ fn a_bad_score_bans_at_the_first_attack_and_no_score_keeps_counting() {
         ip("45.155.205.233"),
         Kind::FailedPassword,
         Outcome::Failure,
+        1,
         Some(100),
         true,
         0,
@@ -145,6 +150,7 @@ fn a_bad_score_bans_at_the_first_attack_and_no_score_keeps_counting() {
             ip("185.220.101.4"),
             Kind::FailedPassword,
             Outcome::Failure,
+            1,
             None,
             true,
             0
@@ -163,6 +169,7 @@ fn a_bad_score_bans_at_the_first_attack_and_no_score_keeps_counting() {
             ip("203.0.113.77"),
             Kind::FailedPassword,
             Outcome::Failure,
+            1,
             Some(10),
             true,
             0
@@ -182,13 +189,22 @@ fn memory_is_bounded_and_the_least_recently_active_goes_first() {
     }
     for n in 0..1000u32 {
         let addr = IpAddr::from((0x2d00_0000u32 + n).to_be_bytes());
-        p.observe(addr, Kind::FailedPassword, Outcome::Failure, None, false, 5);
+        p.observe(
+            addr,
+            Kind::FailedPassword,
+            Outcome::Failure,
+            1,
+            None,
+            false,
+            5,
+        );
         // The busy address keeps being active.
         if n % 50 == 0 {
             p.observe(
                 ip("45.155.205.233"),
                 Kind::Postponed,
                 Outcome::Info,
+                0,
                 None,
                 false,
                 5,
@@ -216,4 +232,54 @@ fn a_restored_ban_is_not_decided_again_and_its_end_is_announced() {
         .find_map(|t| fail(&mut p, "45.155.205.233", 200 + t))
         .expect("ban");
     assert_eq!(again.duration, Duration::from_secs(1200));
+}
+
+/// Five password tries of unknown users, written as Debian 12's sshd with PAM writes them
+/// (five lines a try, PAM's from a pid of its own), through the parser's per-connection
+/// logic: `max_retry = 5` bans at the fifth try, not at the fifth line or the fourth try.
+#[test]
+fn five_tries_as_sshd_and_pam_write_them_ban_at_the_fifth_try() {
+    let mut parser = crate::sshd::Parser::default();
+    let mut p = Policy::new(settings());
+    let addr = "45.155.205.233";
+    let mut banned_at = None;
+    let mut lines_seen = 0;
+    for t in 1..=5u32 {
+        let (pid, pam, port) = (4100 + t, 9100 + t, 50_000 + t);
+        let stamp = format!("Nov 30 06:00:0{t} web1");
+        let lines = [
+            format!("{stamp} sshd[{pid}]: Invalid user admin{t} from {addr} port {port}"),
+            format!("{stamp} sshd[{pam}]: pam_unix(sshd:auth): check pass; user unknown"),
+            format!(
+                "{stamp} sshd[{pam}]: pam_unix(sshd:auth): authentication failure; logname= \
+                 uid=0 euid=0 tty=ssh ruser= rhost={addr}"
+            ),
+            format!(
+                "{stamp} sshd[{pid}]: Failed password for invalid user admin{t} from {addr} \
+                 port {port} ssh2"
+            ),
+            format!(
+                "{stamp} sshd[{pid}]: Connection closed by invalid user admin{t} {addr} port \
+                 {port} [preauth]"
+            ),
+        ];
+        for line in &lines {
+            lines_seen += 1;
+            let Some(ev) = parser.parse_line_ref(line) else {
+                continue;
+            };
+            let Some(src) = ev.srcip else { continue };
+            let ban = p.observe(src, ev.kind, ev.outcome, ev.attempts, None, false, 100);
+            if let Some(ban) = ban {
+                assert!(banned_at.is_none(), "banned twice");
+                banned_at = Some((t, lines_seen, ban.evidence.failures));
+            }
+        }
+    }
+    let (try_no, line_no, failures) = banned_at.expect("five tries ban");
+    assert_eq!(
+        try_no, 5,
+        "banned at try {try_no} (line {line_no}), not the fifth"
+    );
+    assert_eq!(failures, 5);
 }

@@ -71,6 +71,9 @@ struct Held {
     /// PAM failure lines already counted (after a second user name): the `Failed` line of
     /// the same try counts none.
     counted: u32,
+    /// Tries of this address already counted by the line that opened them (`Invalid user`)
+    /// and not yet closed by their `Failed` line: a PAM failure line meanwhile is one of them.
+    open: u32,
     users: UserSet,
 }
 
@@ -226,7 +229,13 @@ impl Connections {
         {
             let slot = &mut self.conns[Self::conn_index(pid, line.host)];
             if slot.pid1 == pid.wrapping_add(1) && slot.host == line.host {
+                let was_open = slot.try_open;
                 *slot = Conn::default();
+                // A try opened and never closed by a `Failed` line (a scan of user names).
+                if was_open && let Some(ip) = line.srcip {
+                    let h = self.held(ip, line.host, line.secs);
+                    h.open = h.open.saturating_sub(1);
+                }
             }
         }
         n
@@ -239,10 +248,16 @@ impl Connections {
             Kind::Accepted => self.accepted(line),
             _ if !line.outcome.is_attack() => 0,
             Kind::InvalidUser | Kind::NotAllowed | Kind::AccountLocked | Kind::RootLoginRefused => {
-                self.with_conn(line, |c| {
+                let (opened, n) = self.with_conn_state(line, |c| {
+                    let opened = !c.try_open;
                     c.try_open = true;
-                    1
-                })
+                    (opened, 1)
+                });
+                if opened && let Some(ip) = line.srcip {
+                    let h = self.held(ip, line.host, line.secs);
+                    h.open = h.open.saturating_add(1);
+                }
+                n
             }
             Kind::FailedPassword
             | Kind::FailedPublickey
@@ -260,7 +275,11 @@ impl Connections {
                     Some(ip) => {
                         let h = self.held(ip, line.host, line.secs);
                         h.users.add(line.user);
-                        if h.counted > 0 {
+                        if try_open && h.open > 0 {
+                            // Its PAM line, if any, was not held (see `pam_failure`).
+                            h.open -= 1;
+                            0
+                        } else if h.counted > 0 {
                             h.counted -= 1;
                             0
                         } else {
@@ -315,7 +334,11 @@ impl Connections {
     fn pam_failure(&mut self, line: &Line<'_>) -> u32 {
         let Some(ip) = line.srcip else { return 0 };
         let h = self.held(ip, line.host, line.secs);
-        if h.users.several_with(line.user) {
+        if h.open > 0 {
+            // The try an `Invalid user` line of this address opened and counted.
+            h.users.add(line.user);
+            0
+        } else if h.users.several_with(line.user) {
             h.users.add(line.user);
             let n = h.held + 1;
             h.held = 0;

@@ -34,6 +34,16 @@ pub struct Metrics {
     pub evicted: Counter,
     pub quota_remaining: Gauge,
     pub decision_latency: Histogram,
+    /// Fleet: bans decided elsewhere and enforced here.
+    pub fleet_bans: Counter,
+    /// Fleet: store errors (following or recording); each is retried with backoff.
+    pub fleet_errors: Counter,
+    /// Fleet: 1 while the shared store answers, 0 while it fails (-1: no shared store).
+    pub fleet_connected: Gauge,
+    /// Fleet: own bans waiting to be recorded in the shared store.
+    pub fleet_unshared: Gauge,
+    /// Reports sent to AbuseIPDB, by result.
+    pub reports: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -99,7 +109,41 @@ impl Metrics {
             Unit::Seconds,
             decision_latency.clone(),
         );
+        let (fleet_bans, fleet_errors) = (Counter::default(), Counter::default());
+        let (fleet_connected, fleet_unshared) = (Gauge::default(), Gauge::default());
+        let reports = Family::<Labels, Counter>::default();
+        registry.register(
+            "fleet_bans",
+            "Bans decided by another host (or by hand) and enforced here",
+            fleet_bans.clone(),
+        );
+        registry.register(
+            "fleet_store_errors",
+            "Errors of the shared decision store (retried with backoff)",
+            fleet_errors.clone(),
+        );
+        registry.register(
+            "fleet_store_up",
+            "1 while the shared decision store answers, 0 while it fails, -1 with none",
+            fleet_connected.clone(),
+        );
+        fleet_connected.set(-1);
+        registry.register(
+            "fleet_unshared_bans",
+            "Own bans waiting to be recorded in the shared store",
+            fleet_unshared.clone(),
+        );
+        registry.register(
+            "reports",
+            "Reports of banned addresses to AbuseIPDB, by result",
+            reports.clone(),
+        );
         Metrics {
+            fleet_bans,
+            fleet_errors,
+            fleet_connected,
+            fleet_unshared,
+            reports,
             registry,
             lines,
             events,

@@ -14,9 +14,15 @@
 //! refused) only the cache is asked for a minute, so a flood during an outage is counted at
 //! full speed. `--dry-run` opens no firewall, saves no position and says what it would do.
 //!
+//! With a shared store (Redis) [`fleet`] records this host's bans and follows the others',
+//! which `Core::apply_fleet` enforces each round; with `[report] enabled` [`reports`] sends
+//! each new ban to AbuseIPDB on its own thread. Neither runs in a dry run.
+//!
 //! [`policy`]: crate::policy
 
+pub mod fleet;
 pub mod metrics;
+pub mod reports;
 pub mod settings;
 pub mod status;
 
@@ -31,6 +37,7 @@ use serde::Serialize;
 
 use crate::addr;
 use crate::block::{BlockError, Blocker, Request, SafetyPolicy};
+use crate::decisions::{self, Change, Decisions, Update};
 use crate::engine::{Engine, NoReputation};
 use crate::policy::{Ban, Policy, PolicySettings, Unban};
 use crate::source::journal::Parsed;
@@ -38,7 +45,9 @@ use crate::source::{FileFollower, JournalOptions, JournalSource, PositionStore, 
 use crate::sshd::{Event, Parser};
 use crate::{Kind, Outcome};
 
+use fleet::Fleet;
 use metrics::Metrics;
+use reports::Reports;
 use status::{Counters, StatusStore};
 
 /// After the provider failed, lookups use only the cache for this long.
@@ -106,6 +115,12 @@ pub struct Parts {
     pub store: Option<PathBuf>,
     pub metrics: Arc<Metrics>,
     pub out: Box<dyn Write + Send>,
+    /// The fleet's shared decisions (Redis): own bans recorded there, the others' enforced
+    /// here. `None`: this host decides alone (and always in a dry run).
+    pub decisions: Option<Arc<dyn Decisions>>,
+    /// Reports new bans to AbuseIPDB (`[report] enabled`); `None`: no reports (and always
+    /// in a dry run).
+    pub reporter: Option<crate::report::Reporter>,
 }
 
 struct FileSource {
@@ -147,6 +162,8 @@ struct Core {
     /// its labels, which cost more than the parsing at full speed.
     event_counters:
         std::collections::HashMap<(Kind, Outcome), prometheus_client::metrics::counter::Counter>,
+    fleet: Option<Fleet>,
+    reports: Option<Reports>,
 }
 
 /// A running watch; see the module documentation.
@@ -167,6 +184,12 @@ pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -242,8 +265,16 @@ impl Watch {
             pending: Vec::new(),
             counters,
             event_counters: std::collections::HashMap::new(),
+            fleet: None,
+            reports: match parts.reporter {
+                Some(reporter) if !options.dry_run => Some(Reports::start(reporter)),
+                _ => None,
+            },
         };
         core.restore_bans();
+        if save && let Some(store) = parts.decisions {
+            core.fleet = Some(Fleet::start(store, Arc::clone(&core.metrics)));
+        }
         Ok(Watch {
             files,
             journal,
@@ -326,6 +357,8 @@ impl Watch {
         if let Some(journal) = self.journal.as_mut() {
             read += journal_round(journal, &mut self.core, read_at, now)?;
         }
+        self.core.apply_fleet(now).map_err(WatchError::Output)?;
+        self.core.write_reports(false).map_err(WatchError::Output)?;
         self.core.expire(now).map_err(WatchError::Output)?;
         self.core.flush().map_err(WatchError::Output)?;
         if self
@@ -379,6 +412,11 @@ impl Watch {
             }
         };
         let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        // Reports already handed over are finished and said.
+        self.core
+            .write_reports(true)
+            .and_then(|()| self.core.flush())
+            .map_err(WatchError::Output)?;
         let now = unix_now();
         // Whatever stopped the loop, what was decided is saved.
         self.save_positions(now)?;
@@ -544,6 +582,9 @@ struct DecisionRecord<'a> {
     evidence: Option<crate::policy::Evidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
+    /// The host that decided a ban enforced from the fleet's shared decisions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
     dry_run: bool,
     /// The firewall holds it now (false in a dry run, or when refused or failed).
     applied: bool,
@@ -602,6 +643,9 @@ impl Core {
             self.pending.push(b'\n');
             self.write_when_full()?;
         }
+        if let (Some(reports), Some(ip), true) = (self.reports.as_mut(), srcip, public) {
+            reports.observe(ip, ev);
+        }
         let Some(ip) = srcip.filter(|_| public && ev.outcome.is_attack()) else {
             return Ok(());
         };
@@ -619,7 +663,7 @@ impl Core {
         };
         let ban = self
             .policy
-            .observe(ip, ev.kind, ev.outcome, score, looked_up, now);
+            .observe(ip, ev.kind, ev.outcome, ev.attempts, score, looked_up, now);
         self.metrics.tracked.set(self.policy.tracked() as i64);
         if let Some(ban) = ban {
             self.metrics
@@ -682,6 +726,7 @@ impl Core {
                 reason: &ban.reason,
                 evidence: Some(ban.evidence),
                 source: Some(source),
+                origin: None,
                 dry_run: self.dry_run,
                 applied: false,
                 refused: None,
@@ -697,7 +742,21 @@ impl Core {
                     force: false,
                 };
                 match blocker.add(&request) {
-                    Ok(_) => record.applied = true,
+                    Ok(_) => {
+                        record.applied = true;
+                        if let Some(reports) = self.reports.as_mut() {
+                            reports.report(address);
+                        }
+                        if let Some(fleet) = &self.fleet {
+                            fleet.share(decisions::Ban {
+                                ip: address,
+                                until_ms: ban.until.saturating_mul(1000),
+                                reason: ban.reason.clone(),
+                                origin: fleet.origin.clone(),
+                                decided_at_ms: now_ms(),
+                            });
+                        }
+                    }
                     Err(BlockError::Refused { reason, .. }) => {
                         record.refused = Some(reason.to_string());
                     }
@@ -722,6 +781,225 @@ impl Core {
         Ok(())
     }
 
+    /// Enforces what the fleet's follower read since the last round: bans decided elsewhere
+    /// (or this host's own, echoed back: already enforced, skipped), revocations, and after
+    /// a snapshot (start, reconnect) the removal of fleet bans the store no longer holds.
+    fn apply_fleet(&mut self, now: i64) -> io::Result<()> {
+        let Some(updates) = self.fleet.as_ref().map(Fleet::updates) else {
+            return Ok(());
+        };
+        for update in updates {
+            match update {
+                Update::Snapshot(bans) => {
+                    let live: std::collections::HashSet<IpAddr> =
+                        bans.iter().map(|b| addr::canonical(b.ip)).collect();
+                    for ban in &bans {
+                        self.enforce_fleet_ban(ban, now)?;
+                    }
+                    let gone: Vec<IpAddr> = self
+                        .fleet
+                        .as_ref()
+                        .map(|f| f.remote.difference(&live).copied().collect())
+                        .unwrap_or_default();
+                    for ip in gone {
+                        self.lift_fleet_ban(ip, "no longer in the fleet's decisions", None, now)?;
+                    }
+                }
+                Update::Changes(changes) => {
+                    for change in changes {
+                        match change {
+                            Change::Ban(ban) => self.enforce_fleet_ban(&ban, now)?,
+                            Change::Unban { ip, origin, .. } => self.lift_fleet_ban(
+                                addr::canonical(ip),
+                                "revoked in the fleet",
+                                Some(&origin),
+                                now,
+                            )?,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one shared decision into the local firewall with its time left, so that it
+    /// ends here when it ends everywhere; remembered by the policy as a restored ban (never
+    /// decided or reported again here).
+    fn enforce_fleet_ban(&mut self, ban: &decisions::Ban, now: i64) -> io::Result<()> {
+        let ip = addr::canonical(ban.ip);
+        // Whole seconds, rounded up: the kernel's timeout never ends before the decision.
+        let until = ban.until_ms.saturating_add(999).div_euclid(1000);
+        if until <= now
+            || self
+                .policy
+                .banned_until(ip, now)
+                .is_some_and(|u| u >= until)
+        {
+            return Ok(());
+        }
+        let duration = Duration::from_secs(u64::try_from(until - now).unwrap_or(1));
+        let reason = format!("repute watch: fleet ban by {}: {}", ban.origin, ban.reason);
+        let mut record = DecisionRecord {
+            decision: "ban",
+            address: ip,
+            network: ipnet::IpNet::from(ip).to_string(),
+            duration: Some(duration.as_secs()),
+            until: Some(rfc3339(until)),
+            reason: &reason,
+            evidence: None,
+            source: Some("fleet"),
+            origin: Some(&ban.origin),
+            dry_run: self.dry_run,
+            applied: false,
+            refused: None,
+            error: None,
+        };
+        if let Err(refusal) = self.safety.check(ip) {
+            record.refused = Some(refusal.to_string());
+        } else if let Some(blocker) = &self.blocker {
+            let request = Request {
+                ip,
+                duration,
+                reason: Some(reason.clone()),
+                force: false,
+            };
+            match blocker.add(&request) {
+                Ok(_) => record.applied = true,
+                Err(BlockError::Refused { reason, .. }) => {
+                    record.refused = Some(reason.to_string());
+                }
+                Err(e) => {
+                    tracing::error!(%ip, error = %e, "fleet ban failed");
+                    record.error = Some(e.to_string());
+                }
+            }
+        }
+        if record.refused.is_some() {
+            self.counters.refused += 1;
+            self.metrics.refused.inc();
+        } else {
+            self.policy.restore_ban(ip, until);
+            self.metrics.fleet_bans.inc();
+            if let Some(fleet) = self.fleet.as_mut() {
+                fleet.remote.insert(ip);
+            }
+        }
+        self.write_decision(&record)?;
+        self.metrics
+            .bans_active
+            .set(self.policy.active_bans(now).len() as i64);
+        Ok(())
+    }
+
+    /// Ends a ban here because the fleet ended it (`repute block del` on any host).
+    fn lift_fleet_ban(
+        &mut self,
+        ip: IpAddr,
+        why: &str,
+        origin: Option<&str>,
+        now: i64,
+    ) -> io::Result<()> {
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.remote.remove(&ip);
+        }
+        if !self.policy.end_ban(ip, now) {
+            return Ok(());
+        }
+        let mut record = DecisionRecord {
+            decision: "unban",
+            address: ip,
+            network: ipnet::IpNet::from(ip).to_string(),
+            duration: None,
+            until: None,
+            reason: why,
+            evidence: None,
+            source: Some("fleet"),
+            origin,
+            dry_run: self.dry_run,
+            applied: false,
+            refused: None,
+            error: None,
+        };
+        if let Some(blocker) = &self.blocker {
+            match blocker.del(ip) {
+                Ok(_) => record.applied = true,
+                Err(e) => {
+                    tracing::error!(%ip, error = %e, "lifting a fleet ban failed");
+                    record.error = Some(e.to_string());
+                }
+            }
+        }
+        self.counters.unbans += 1;
+        self.metrics.unbans.inc();
+        self.write_decision(&record)?;
+        self.metrics
+            .bans_active
+            .set(self.policy.active_bans(now).len() as i64);
+        Ok(())
+    }
+
+    /// Says what became of the reports finished since the last round (`all`: waits for
+    /// those still under way, at a stop).
+    fn write_reports(&mut self, all: bool) -> io::Result<()> {
+        let Some(reports) = self.reports.as_mut() else {
+            return Ok(());
+        };
+        let finished = if all {
+            reports.finish()
+        } else {
+            reports.finished()
+        };
+        for done in finished {
+            let result = if done.reported {
+                "reported"
+            } else if done.error.is_some() {
+                "failed"
+            } else {
+                "not_reported"
+            };
+            self.metrics
+                .reports
+                .get_or_create(&vec![("result", result.to_string())])
+                .inc();
+            match self.format {
+                OutputFormat::Jsonl => {
+                    #[derive(Serialize)]
+                    struct ReportRecord<'a> {
+                        decision: &'static str,
+                        #[serde(flatten)]
+                        done: &'a reports::Done,
+                        dry_run: bool,
+                    }
+                    let record = ReportRecord {
+                        decision: "report",
+                        done: &done,
+                        dry_run: false,
+                    };
+                    serde_json::to_writer(&mut self.pending, &record)?;
+                    self.pending.push(b'\n');
+                }
+                OutputFormat::Text => {
+                    let categories: Vec<String> =
+                        done.categories.iter().map(ToString::to_string).collect();
+                    let why = done.not_reported.map(str::to_string).or(done.error.clone());
+                    match why {
+                        None => writeln!(
+                            self.pending,
+                            "report {} ({})",
+                            done.address,
+                            categories.join(",")
+                        )?,
+                        Some(why) => {
+                            writeln!(self.pending, "report {}: not sent, {why}", done.address)?
+                        }
+                    }
+                }
+            }
+        }
+        self.write_when_full()
+    }
+
     /// Announces the bans whose time is over (the kernel drops the entries by itself).
     fn expire(&mut self, now: i64) -> io::Result<()> {
         let ended: Vec<Unban> = self.policy.expired(now);
@@ -730,6 +1008,9 @@ impl Core {
         }
         for unban in &ended {
             for &address in &unban.addresses {
+                if let Some(fleet) = self.fleet.as_mut() {
+                    fleet.remote.remove(&address);
+                }
                 self.counters.unbans += 1;
                 self.metrics.unbans.inc();
                 let record = DecisionRecord {
@@ -741,6 +1022,7 @@ impl Core {
                     reason: "ban time over",
                     evidence: None,
                     source: None,
+                    origin: None,
                     dry_run: self.dry_run,
                     applied: false,
                     refused: None,
