@@ -35,8 +35,7 @@ impl FakeWazuh {
     /// Installed as a copy (so the home comes from the executable's own path).
     fn copied(netns: &Netns) -> FakeWazuh {
         let wazuh = FakeWazuh::empty(netns);
-        std::fs::copy(env!("CARGO_BIN_EXE_repute"), wazuh.program()).expect("copy");
-        support::wait_until_executable(&wazuh.program());
+        support::copy_program(env!("CARGO_BIN_EXE_repute").as_ref(), &wazuh.program());
         wazuh
     }
 

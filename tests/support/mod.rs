@@ -8,4 +8,4 @@ pub mod redis_server;
 pub mod wazuh_tree;
 
 #[allow(unused_imports)]
-pub use wazuh_tree::wait_until_executable;
+pub use wazuh_tree::copy_program;

@@ -181,10 +181,9 @@ impl WazuhTree {
         let target = self.path().join("integrations").join(name);
         let source = Path::new(env!("CARGO_BIN_EXE_repute"));
         if std::fs::hard_link(source, &target).is_err() {
-            std::fs::copy(source, &target).expect("copy the binary");
+            copy_program(source, &target);
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o750))
                 .expect("chmod");
-            wait_until_executable(&target);
         }
         target
     }
@@ -295,23 +294,17 @@ pub fn split_message(message: &str) -> (String, serde_json::Value) {
     )
 }
 
-/// Waits (bounded) until a program just copied can be executed. While the copy was being
-/// written, another test thread may have forked: its child holds the copy open for writing
-/// until it execs, and executing the copy then fails with ETXTBSY ("Text file busy").
-pub fn wait_until_executable(program: &std::path::Path) {
-    for _ in 0..500 {
-        match std::process::Command::new(program)
-            .arg("--version")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => return,
-        }
-    }
-    panic!("{} stayed busy (ETXTBSY) for 5 s", program.display());
+/// Copies a program with `cp`, in a child process. Written by this process, the copy could
+/// not be run for a moment: another test thread that forks while the copy is open for writing
+/// hands that descriptor to its child until the child execs, and executing the copy meanwhile
+/// fails with ETXTBSY ("Text file busy"). `cp` holds the only writing descriptor, and it has
+/// exited when this returns.
+pub fn copy_program(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
