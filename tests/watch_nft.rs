@@ -74,6 +74,7 @@ fn failures_ban_in_the_kernel_set_and_the_ban_ends_on_time() {
     assert_eq!(event["line"], 1);
     assert_eq!(event["outcome"], "failure");
     assert_eq!(event["public"], true);
+    assert_eq!(event["attempts"], 1, "scan's `attempts` too: {event}");
     assert_eq!(event["source"], format!("file:{}", log.display()));
 
     watch.wait_json("the unban decision", |v| is_decision(v, "unban", V4));

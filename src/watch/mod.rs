@@ -560,6 +560,7 @@ struct EventRecord<'a> {
     user: Option<&'a str>,
     public: bool,
     wazuh_rule: Option<u32>,
+    attempts: u32,
     source: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<&'a str>,
@@ -636,6 +637,7 @@ impl Core {
                 user: ev.user,
                 public,
                 wazuh_rule: ev.wazuh_rule,
+                attempts: ev.attempts,
                 source,
                 cursor,
             };
