@@ -80,11 +80,25 @@ pub enum InstallError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
     move |source| InstallError::Io {
         path: path.display().to_string(),
         source,
     }
+}
+
+/// The manager home's `etc/ossec.conf`: its path and text, or why `home` is no manager home.
+/// Shared by install and uninstall, so both refuse the same directories in the same words.
+pub(crate) fn read_manager_conf(home: &Path) -> Result<(PathBuf, String), InstallError> {
+    let conf_path = home.join("etc/ossec.conf");
+    if !conf_path.is_file() {
+        return Err(InstallError::NotWazuh(
+            home.display().to_string(),
+            "etc/ossec.conf".into(),
+        ));
+    }
+    let text = fs::read_to_string(&conf_path).map_err(io_err(&conf_path))?;
+    Ok((conf_path, text))
 }
 
 /// What the user asked for.
@@ -211,14 +225,7 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
         return plan_agent(req);
     }
     let home = &req.wazuh_dir;
-    let conf_path = home.join("etc/ossec.conf");
-    if !conf_path.is_file() {
-        return Err(InstallError::NotWazuh(
-            home.display().to_string(),
-            "etc/ossec.conf".into(),
-        ));
-    }
-    let conf_text = fs::read_to_string(&conf_path).map_err(io_err(&conf_path))?;
+    let (conf_path, conf_text) = read_manager_conf(home)?;
     let conf = OssecConf::parse(&conf_text).map_err(|detail| InstallError::Invalid {
         path: conf_path.display().to_string(),
         detail,

@@ -22,7 +22,7 @@ use memchr::memmem;
 use super::active_response::COMMAND_NAME;
 use super::diff;
 use super::home::{ACTIVE_RESPONSE_BIN_DIR, INTEGRATIONS_DIR};
-use super::install::{CACHE_DIR, DEFAULT_NAME, InstallError};
+use super::install::{CACHE_DIR, DEFAULT_NAME, InstallError, io_err, read_manager_conf};
 use super::options::DEFAULT_KEY_FILE;
 use super::ruleset::RULE_FILES;
 use super::xml::{self, Element};
@@ -59,14 +59,7 @@ pub struct Plan {
 /// Works out what to take out of the Wazuh home.
 pub fn plan(req: &Request) -> Result<Plan, InstallError> {
     let home = &req.wazuh_dir;
-    let conf_path = home.join("etc/ossec.conf");
-    if !conf_path.is_file() {
-        return Err(InstallError::NotWazuh(
-            home.display().to_string(),
-            "etc/ossec.conf".into(),
-        ));
-    }
-    let text = fs::read_to_string(&conf_path).map_err(io_err(&conf_path))?;
+    let (conf_path, text) = read_manager_conf(home)?;
     let roots = xml::parse(&text).map_err(|detail| InstallError::Invalid {
         path: conf_path.display().to_string(),
         detail,
@@ -377,13 +370,6 @@ fn remove_cache(dir: &Path) -> Result<(), InstallError> {
     }
     let _ = fs::remove_dir(dir);
     Ok(())
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
-    move |source| InstallError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 #[cfg(test)]
