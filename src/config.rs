@@ -1004,10 +1004,19 @@ pub fn parse_cache(
             .map(CacheSetting::Redis)
             .map_err(|m| ConfigError::invalid(origin, m));
     }
-    if let Some((scheme, _)) = v.split_once("://") {
-        let msg =
-            format!("`{scheme}://` is not a store; give a SQLite path, a redis:// URL or `none`");
-        return Err(ConfigError::invalid(origin, msg));
+    // Named as given, but for a `user:pass@`, which is never repeated.
+    let not_a_store = |why: &str| {
+        let msg = format!(
+            "`{}` {why}; give a SQLite path, a redis:// URL or `none`",
+            redact_userinfo(v)
+        );
+        ConfigError::invalid(origin, msg)
+    };
+    if v.is_empty() {
+        return Err(not_a_store("is empty"));
+    }
+    if v.contains("://") {
+        return Err(not_a_store("is not a store"));
     }
     Ok(CacheSetting::Sqlite(PathBuf::from(v)))
 }

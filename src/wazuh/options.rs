@@ -38,7 +38,7 @@ use thiserror::Error;
 
 use super::args::IntegrationArgs;
 use crate::config::{CacheSetting, Config, ConfigError, Overrides};
-use crate::fleet::{OnStoreFailure, RedisOptions, RedisTarget};
+use crate::fleet::{OnStoreFailure, RedisOptions};
 
 /// Where `repute wazuh install` puts the API key, read when ossec.conf carries none.
 pub const DEFAULT_KEY_FILE: &str = crate::config::WAZUH_KEY_FILE;
@@ -106,6 +106,13 @@ impl Options {
             return Err(err(format!("max_age_days {days} is outside 1..=365")));
         }
         options.allowlist_nets().map_err(err)?;
+        // The store's form is checked here, by the loader's own parser (as `REPUTE_STORE` and
+        // the file's `store`), so that a typo is named before anything runs; its files (a
+        // Redis password, a CA) are read once the home is known.
+        if let Some(store) = &options.cache {
+            crate::config::parse_cache(store, "key `store` (or `cache`)", &RedisOptions::default())
+                .map_err(|e| err(e.to_string()))?;
+        }
         Ok(options)
     }
 
@@ -246,19 +253,18 @@ fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<
     Ok(())
 }
 
+/// The options' store through the loader's parser ([`crate::config::parse_cache`]); a
+/// relative SQLite path is under the home.
 fn cache_setting(
     home: &Path,
     value: &str,
     redis: &RedisOptions,
 ) -> Result<CacheSetting, OptionsError> {
-    if value.eq_ignore_ascii_case("none") {
-        Ok(CacheSetting::Disabled)
-    } else if crate::fleet::target::is_redis_url(value) {
-        RedisTarget::parse(value, redis)
-            .map(CacheSetting::Redis)
-            .map_err(|detail| OptionsError::Store { detail })
-    } else {
-        Ok(CacheSetting::Sqlite(home.join(value)))
+    match crate::config::parse_cache(value, "options `store`", redis) {
+        Ok(CacheSetting::Sqlite(path)) => Ok(CacheSetting::Sqlite(home.join(path))),
+        Ok(other) => Ok(other),
+        Err(ConfigError::Invalid { message, .. }) => Err(OptionsError::Store { detail: message }),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -406,7 +412,12 @@ mod tests {
             "a tenth of the budget"
         );
         std::fs::write(&path, r#"{"store":"redis://u:pw@h"}"#).unwrap();
-        let options = Options::read(&path).unwrap();
+        let e = Options::read(&path).unwrap_err();
+        assert!(e.to_string().contains("store_password_file"), "{e}");
+        let options = Options {
+            cache: Some("redis://u:pw@h".into()),
+            ..Options::default()
+        };
         let e = settings(home.path(), None, &a, &options, &Env::default()).unwrap_err();
         assert!(e.to_string().contains("store_password_file"), "{e}");
     }
@@ -474,6 +485,43 @@ mod tests {
         );
         std::fs::write(&path, "\n").unwrap();
         assert_eq!(Options::read(&path).unwrap(), Options::default());
+    }
+
+    #[test]
+    fn a_store_the_loader_would_refuse_is_named_with_its_value_and_no_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.options");
+        for (json, shown) in [
+            (
+                r#"{"cache": "memcached://u:hunter2@cache:11211"}"#,
+                "memcached://***@cache:11211",
+            ),
+            (r#"{"store": "ftp://x/y"}"#, "ftp://x/y"),
+            (r#"{"cache": " "}"#, "is empty"),
+            (
+                r#"{"store": "redis://u:hunter2@cache:6379"}"#,
+                "store_password_file",
+            ),
+            (r#"{"store": "redis://a:1,b:2"}"#, "redis-cluster://"),
+        ] {
+            std::fs::write(&path, json).unwrap();
+            let e = Options::read(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("x.options") && e.contains("`store`"),
+                "{json}: {e}"
+            );
+            assert!(e.contains(shown), "{json}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains('\n'), "{json}: {e}");
+        }
+        for good in [
+            "none",
+            "var/repute/x.sqlite",
+            "/srv/x.sqlite",
+            "redis://repute@h:6379/1",
+        ] {
+            std::fs::write(&path, format!(r#"{{"store": "{good}"}}"#)).unwrap();
+            assert!(Options::read(&path).is_ok(), "{good}");
+        }
     }
 
     #[test]
