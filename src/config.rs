@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod reference;
+pub mod show;
+
 /// The AbuseIPDB API key. Its `Debug` and `Display` never show it; only
 /// [`ApiKey::expose`] does, for the one header that needs it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -105,6 +108,8 @@ impl Default for BlockSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub api_key: Option<ApiKey>,
+    /// The file the key was read from, when it came from one (`repute config show` says so).
+    pub api_key_file: Option<PathBuf>,
     /// API base, e.g. `https://api.abuseipdb.com/api/v2` (a URL ending in `/check` is accepted
     /// and trimmed).
     pub api_url: String,
@@ -147,6 +152,7 @@ impl Default for Config {
         let state_dir = PathBuf::from(DEFAULT_STATE_DIR);
         Config {
             api_key: None,
+            api_key_file: None,
             api_url: "https://api.abuseipdb.com/api/v2".into(),
             cache: CacheSetting::Sqlite(state_dir.join("repute.sqlite")),
             state_dir,
@@ -359,23 +365,36 @@ impl Config {
         flags: &Overrides,
     ) -> Result<Config, ConfigError> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let file = settings_file(path, &env);
+        Config::load_layers(file.as_deref(), wazuh_home, env, flags)
+    }
+
+    /// [`Config::load_layered`] once the settings file is known (`repute config show` runs it
+    /// with layers left out, to tell which layer set what).
+    fn load_layers(
+        file: Option<&Path>,
+        wazuh_home: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let mut builder = Builder::default();
         if let Some(home) = wazuh_home {
             builder.apply_wazuh_home(home);
         }
-        let file = match path {
-            Some(p) => Some(p.to_path_buf()),
-            None => env("REPUTE_CONFIG")
-                .map(PathBuf::from)
-                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists())),
-        };
         if let Some(file) = file {
-            builder.apply_file(&file)?;
-            builder.config.settings_file = Some(file);
+            builder.apply_file(file)?;
+            builder.config.settings_file = Some(file.to_path_buf());
         }
         builder.apply_env(&env)?;
         builder.apply_flags(flags)?;
         builder.finish()
+    }
+
+    /// Reads the key from `path` and remembers which file it was.
+    fn set_key_file(&mut self, path: PathBuf) -> Result<(), ConfigError> {
+        self.api_key = Some(read_key_file(&path)?);
+        self.api_key_file = Some(path);
+        Ok(())
     }
 
     /// A one-line description of the settings, for `--debug` logs: never the key itself.
@@ -437,6 +456,13 @@ impl Builder {
             path: path.to_path_buf(),
             source,
         })?;
+        // Every key must be in the settings table, the one list of names (the `[watch]`
+        // section's too, though `watch::settings` reads its values).
+        reference::check_file_keys(&text).map_err(|(line, message)| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        })?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             line: e
@@ -448,9 +474,10 @@ impl Builder {
         let c = &mut self.config;
         if let Some(k) = file.api_key {
             c.api_key = Some(non_empty_key(k.0, &origin("api_key"))?);
+            c.api_key_file = None;
         }
         if let Some(p) = file.api_key_file {
-            c.api_key = Some(read_key_file(&resolve_beside(path, &p))?);
+            c.set_key_file(resolve_beside(path, &p))?;
         }
         if let Some(u) = file.api_url {
             c.api_url = normalize_api_url(&u, &origin("api_url"))?;
@@ -528,9 +555,10 @@ impl Builder {
         let c = &mut self.config;
         if let Some(k) = env("ABUSEIPDB_API_KEY") {
             c.api_key = Some(non_empty_key(k, &origin("ABUSEIPDB_API_KEY"))?);
+            c.api_key_file = None;
         }
         if let Some(p) = env("ABUSEIPDB_API_KEY_FILE") {
-            c.api_key = Some(read_key_file(Path::new(&p))?);
+            c.set_key_file(PathBuf::from(p))?;
         }
         if let Some(u) = env("ABUSEIPDB_API_URL") {
             c.api_url = normalize_api_url(&u, &origin("ABUSEIPDB_API_URL"))?;
@@ -608,9 +636,10 @@ impl Builder {
                 k.expose().to_string(),
                 "the API key argument",
             )?);
+            c.api_key_file = None;
         }
         if let Some(p) = &flags.api_key_file {
-            c.api_key = Some(read_key_file(p)?);
+            c.set_key_file(p.clone())?;
         }
         if let Some(u) = &flags.api_url {
             c.api_url = normalize_api_url(u, "the API URL argument")?;
@@ -677,8 +706,8 @@ impl Builder {
             c.state_dir = dir;
             c.per_user_state = true;
         }
-        if let (None, Some(path)) = (&c.api_key, &self.fallback_key_file) {
-            c.api_key = Some(read_key_file(path)?);
+        if let (None, Some(path)) = (&c.api_key, self.fallback_key_file.take()) {
+            c.set_key_file(path)?;
         }
         c.cache = match self.cache {
             Some((value, origin)) => parse_cache(&value, &origin, &self.redis)?,
@@ -701,6 +730,21 @@ impl Builder {
             tracing::debug!("negative_ttl is longer than positive_ttl; keeping both as given");
         }
         Ok(self.config)
+    }
+}
+
+/// The settings file the loader reads: `path` (a `--config`), else `REPUTE_CONFIG`, else
+/// [`DEFAULT_CONFIG_PATH`] when it exists.
+pub fn settings_file(
+    path: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => env("REPUTE_CONFIG")
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists())),
     }
 }
 

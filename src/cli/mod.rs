@@ -13,6 +13,7 @@ mod active_response_report;
 mod block;
 mod check;
 mod completions;
+mod config;
 mod man;
 mod report;
 mod scan;
@@ -116,6 +117,9 @@ enum Command {
     Watch(watch::Args),
     /// What `repute watch` is doing: sources, bans, counters.
     Status(status::Args),
+    /// The effective settings and where each comes from; the reference of every setting.
+    #[command(subcommand)]
+    Config(config::Command),
 }
 
 const BLOCK_HELP: &str = "\
@@ -213,6 +217,7 @@ pub fn main() -> ExitCode {
         Command::Man(a) => man::run(a),
         Command::Watch(a) => watch::run(a, &cli.global),
         Command::Status(a) => status::run(a, &cli.global),
+        Command::Config(c) => config::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,

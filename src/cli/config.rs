@@ -1,0 +1,67 @@
+//! `repute config show` and `repute config reference`: the effective settings and the layer
+//! that set each, and the reference of every setting, both from the loader's own table
+//! ([`repute::config::reference`]).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use repute::config::{reference, show};
+
+use super::Global;
+
+const SHOW_HELP: &str = "\
+Every setting a command reads (the Wazuh integration adds its <options> JSON and arguments), \
+its effective value and the layer that set it: default, wazuh-home, file or environment. The \
+API key and a Redis password are shown only as set or unset; a user:pass@ in a URL as ***@.
+
+Exit status: 0 shown, 2 the settings do not load (the one-line error every command would \
+give).
+
+Environment: REPUTE_CONFIG (default /etc/repute/repute.toml), WAZUH_HOME, and every variable \
+of `repute config reference` (ABUSEIPDB_API_KEY_FILE, REPUTE_STORE, REPUTE_STATE_DIR, …).";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Every setting's effective value and which layer set it.
+    #[command(after_help = SHOW_HELP)]
+    Show(ShowArgs),
+    /// Print the reference of every setting (Markdown): file key, environment variable,
+    /// options key, flags, default, meaning.
+    #[command(after_help = "Exit status: 0 printed, 2 error.\n\nEnvironment: none read.")]
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per setting, for people.
+    Text,
+    /// One JSON object per setting, one per line (`jsonl` is an alias).
+    #[value(alias = "jsonl")]
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Reference => out.write_all(reference::markdown().as_bytes())?,
+        Command::Show(args) => {
+            let env = |name: &str| std::env::var(name).ok();
+            let settings = show::effective(global.config.as_deref(), env)?;
+            let file = repute::config::settings_file(global.config.as_deref(), &env);
+            let text = match args.format {
+                Format::Text => show::text(&settings, file.as_ref()),
+                Format::Json => show::json_lines(&settings),
+            };
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
