@@ -397,30 +397,15 @@ impl Config {
         Ok(())
     }
 
-    /// A one-line description of the settings, for `--debug` logs: never the key itself.
+    /// A one-line description of the settings, for `--debug` logs: every top-level setting of
+    /// the table as `repute config show` prints it (never the key itself, only set/unset).
     pub fn summary(&self) -> String {
-        format!(
-            "api_url={} key={} cache={:?} max_age_days={} ttl={}s/{}s timeout={}s/{}s retries={} proxy={} ca_file={}",
-            redact_userinfo(&self.api_url),
-            if self.api_key.is_some() {
-                "set"
-            } else {
-                "unset"
-            },
-            self.cache,
-            self.max_age_days,
-            self.positive_ttl.as_secs(),
-            self.negative_ttl.as_secs(),
-            self.connect_timeout.as_secs_f32(),
-            self.timeout.as_secs_f32(),
-            self.retries,
-            self.proxy
-                .as_ref()
-                .map_or("environment".into(), |p| redact_userinfo(p.as_str())),
-            self.ca_file
-                .as_deref()
-                .map_or("none".into(), |p| p.display().to_string()),
-        )
+        reference::SETTINGS
+            .iter()
+            .filter(|s| !s.file.is_empty() && s.section().is_empty())
+            .map(|s| format!("{}={}", s.name(), show::value(s, self)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -471,13 +456,30 @@ impl Builder {
             message: e.message().trim().replace('\n', " "),
         })?;
         let origin = |key: &str| format!("config file {} key `{key}`", path.display());
+        self.apply_settings(file, Some(path), &origin)
+    }
+
+    /// The settings of one layer, as the file writes them (the environment's are turned into
+    /// the same form, so both layers parse and check every value the same way). `base` is the
+    /// settings file, beside which relative paths are resolved; `origin` names a key's source
+    /// in errors.
+    fn apply_settings(
+        &mut self,
+        file: FileConfig,
+        base: Option<&Path>,
+        origin: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let resolve = |p: PathBuf| match base {
+            Some(base) => resolve_beside(base, &p),
+            None => p,
+        };
         let c = &mut self.config;
         if let Some(k) = file.api_key {
             c.api_key = Some(non_empty_key(k.0, &origin("api_key"))?);
             c.api_key_file = None;
         }
         if let Some(p) = file.api_key_file {
-            c.set_key_file(resolve_beside(path, &p))?;
+            c.set_key_file(resolve(p))?;
         }
         if let Some(u) = file.api_url {
             c.api_url = normalize_api_url(&u, &origin("api_url"))?;
@@ -495,9 +497,9 @@ impl Builder {
             .map(|t| t.resolve(&origin("store_timeout")))
             .transpose()?;
         self.redis.overlay(crate::fleet::RedisOptions {
-            password_file: file.store_password_file.map(|p| resolve_beside(path, &p)),
+            password_file: file.store_password_file.map(resolve),
             prefix: file.store_prefix,
-            ca_file: file.store_ca_file.map(|p| resolve_beside(path, &p)),
+            ca_file: file.store_ca_file.map(resolve),
             timeout,
             on_failure: failure,
         });
@@ -543,89 +545,59 @@ impl Builder {
             c.proxy = Some(check_proxy(&p, &origin("proxy"))?);
         }
         if let Some(p) = file.ca_file {
-            let p = resolve_beside(path, &p);
+            let p = resolve(p);
             check_ca_file(&p, &origin("ca_file"))?;
             c.ca_file = Some(p);
         }
         Ok(())
     }
 
+    /// The environment: each variable of the settings table that is set becomes its file key,
+    /// its text read as the row's example is typed (a number, a comma-separated list, text),
+    /// and the whole goes through [`Builder::apply_settings`] as a file would. The first of a
+    /// setting's variables wins over its aliases (`REPUTE_STORE` over `REPUTE_CACHE`).
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let origin = |name: &str| format!("environment {name}");
-        let c = &mut self.config;
-        if let Some(k) = env("ABUSEIPDB_API_KEY") {
-            c.api_key = Some(non_empty_key(k, &origin("ABUSEIPDB_API_KEY"))?);
-            c.api_key_file = None;
-        }
-        if let Some(p) = env("ABUSEIPDB_API_KEY_FILE") {
-            c.set_key_file(PathBuf::from(p))?;
-        }
-        if let Some(u) = env("ABUSEIPDB_API_URL") {
-            c.api_url = normalize_api_url(&u, &origin("ABUSEIPDB_API_URL"))?;
-        }
-        for name in ["REPUTE_CACHE", "REPUTE_STORE"] {
-            if let Some(v) = env(name) {
-                self.cache = Some((v, origin(name)));
+        let mut table = toml::Table::new();
+        let mut names: HashMap<&'static str, &'static str> = HashMap::new();
+        for setting in reference::SETTINGS.iter() {
+            let (Some(key), Some((name, text))) = (
+                setting.file.first(),
+                setting
+                    .env
+                    .iter()
+                    .map(|name| (*name, env(name)))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .find_map(|(name, value)| Some((name, value?))),
+            ) else {
+                continue;
+            };
+            let origin = format!("environment {name}");
+            let value = setting
+                .env_value(&text)
+                .map_err(|m| ConfigError::invalid(&origin, m))?;
+            let mut one = toml::Table::new();
+            insert_key(&mut one, key, value.clone());
+            // Alone first, so that a value of the wrong type is named by its variable.
+            if let Err(e) = one.try_into::<FileConfig>() {
+                let message = e.message().trim().replace('\n', " ");
+                return Err(ConfigError::invalid(
+                    &origin,
+                    format!("`{text}`: {message}"),
+                ));
             }
+            insert_key(&mut table, key, value);
+            names.insert(key, name);
         }
-        let failure = env("REPUTE_STORE_FAILURE")
-            .map(|f| crate::fleet::OnStoreFailure::parse(&f))
-            .transpose()
-            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_FAILURE"), m))?;
-        let timeout = env("REPUTE_STORE_TIMEOUT")
-            .map(|t| crate::duration::parse_duration(&t).map_err(|e| e.to_string()))
-            .transpose()
-            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_TIMEOUT"), m))?;
-        self.redis.overlay(crate::fleet::RedisOptions {
-            password_file: env("REPUTE_STORE_PASSWORD_FILE").map(PathBuf::from),
-            prefix: env("REPUTE_STORE_PREFIX"),
-            ca_file: env("REPUTE_STORE_CA_FILE").map(PathBuf::from),
-            timeout,
-            on_failure: failure,
-        });
-        if let Some(d) = env("REPUTE_STATE_DIR") {
-            c.state_dir = PathBuf::from(d);
-            self.state_dir_given = true;
-        }
+        let file: FileConfig = table.try_into().map_err(|e| {
+            ConfigError::invalid("environment", e.message().trim().replace('\n', " "))
+        })?;
+        let origin = |key: &str| match names.get(key) {
+            Some(name) => format!("environment {name}"),
+            None => format!("environment ({key})"),
+        };
+        self.apply_settings(file, None, &origin)?;
         self.user_state_dir = user_state_dir(env);
-        if let Some(n) = env("REPUTE_MAX_AGE_DAYS") {
-            let o = origin("REPUTE_MAX_AGE_DAYS");
-            c.max_age_days = max_age(int(&n, &o)?, &o)?;
-        }
-        for (name, slot) in [
-            ("REPUTE_POSITIVE_TTL", &mut c.positive_ttl),
-            ("REPUTE_NEGATIVE_TTL", &mut c.negative_ttl),
-            ("REPUTE_CONNECT_TIMEOUT", &mut c.connect_timeout),
-            ("REPUTE_TIMEOUT", &mut c.timeout),
-        ] {
-            if let Some(v) = env(name) {
-                *slot = crate::duration::parse_duration(&v)
-                    .map_err(|e| ConfigError::invalid(origin(name), e.to_string()))?;
-            }
-        }
-        if let Some(r) = env("REPUTE_RETRIES") {
-            let o = origin("REPUTE_RETRIES");
-            c.retries = u32::try_from(int(&r, &o)?)
-                .map_err(|_| ConfigError::invalid(&o, format!("`{r}` is not a retry count")))?;
-        }
-        if let Some(s) = env("REPUTE_ALERT_MIN_SCORE") {
-            let o = origin("REPUTE_ALERT_MIN_SCORE");
-            c.alert_min_score = score(int(&s, &o)?, &o)?;
-        }
-        if let Some(list) = env("REPUTE_ALLOWLIST") {
-            c.allowlist = parse_allowlist(
-                list.split(',').map(str::trim).filter(|s| !s.is_empty()),
-                &origin("REPUTE_ALLOWLIST"),
-            )?;
-        }
-        if let Some(p) = env("REPUTE_PROXY") {
-            c.proxy = Some(check_proxy(&p, &origin("REPUTE_PROXY"))?);
-        }
-        if let Some(p) = env("REPUTE_CA_FILE") {
-            let p = PathBuf::from(p);
-            check_ca_file(&p, &origin("REPUTE_CA_FILE"))?;
-            c.ca_file = Some(p);
-        }
         Ok(())
     }
 
@@ -748,6 +720,23 @@ pub fn settings_file(
     }
 }
 
+/// Puts `value` at `key` (`section.key` inside its section's table).
+fn insert_key(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        Some((section, inner)) => {
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(inner.to_string(), value);
+            }
+        }
+        None => {
+            table.insert(key.to_string(), value);
+        }
+    }
+}
+
 /// The per-user state directory: `$XDG_CACHE_HOME/repute`, else `$HOME/.cache/repute`
 /// (relative values are ignored, as the XDG specification says).
 fn user_state_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
@@ -816,12 +805,6 @@ fn set_duration(
         *slot = v.resolve(origin)?;
     }
     Ok(())
-}
-
-fn int(text: &str, origin: &str) -> Result<i64, ConfigError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ConfigError::invalid(origin, format!("`{text}` is not a whole number")))
 }
 
 fn max_age(n: i64, origin: &str) -> Result<u16, ConfigError> {

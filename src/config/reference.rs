@@ -26,7 +26,9 @@ pub struct Setting {
     pub default: &'static str,
     /// What it does, one sentence or two.
     pub meaning: &'static str,
-    /// A value the loader accepts, written as TOML (tests load every example).
+    /// A value the loader accepts, written as TOML (tests load every example). Its type is
+    /// also how the environment's text is read ([`Setting::env_value`]): a number, a list
+    /// (comma-separated), a boolean, else text (durations are text: `"10m"`).
     pub example: &'static str,
 }
 
@@ -38,6 +40,33 @@ impl Setting {
             .or(self.options.first())
             .copied()
             .unwrap_or_default()
+    }
+
+    /// The environment's `text` as the value the settings file would hold.
+    pub fn env_value(&self, text: &str) -> Result<toml::Value, String> {
+        let typed = toml::from_str::<toml::Table>(&format!("v = {}", self.example))
+            .ok()
+            .and_then(|mut t| t.remove("v"));
+        Ok(match typed {
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("`{text}` is not a whole number"))?,
+            ),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("`{text}` is not true or false"))?,
+            ),
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(text.to_string()),
+        })
     }
 
     /// The section of the settings file (`block`, `report`, `watch`), or `""` for the top.
@@ -199,7 +228,7 @@ pub const SETTINGS: &[Setting] = &[
         default: "`6h`",
         meaning: "How long an answer about an address AbuseIPDB knows nothing against is \
                   reused.",
-        example: "600",
+        example: r#""10m""#,
     },
     Setting {
         file: &["allowlist"],
