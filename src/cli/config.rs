@@ -65,3 +65,34 @@ pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::reference::SETTINGS;
+
+    #[test]
+    fn every_flag_of_the_settings_table_is_a_flag_of_its_command() {
+        let cli = super::super::Cli::command();
+        let mut checked = 0;
+        for setting in SETTINGS {
+            for (path, flag) in setting.flags {
+                let mut command = &cli;
+                for word in path.split(' ') {
+                    command = command
+                        .find_subcommand(word)
+                        .unwrap_or_else(|| panic!("{}: no command `{path}`", setting.name()));
+                }
+                let long = flag.trim_start_matches("--");
+                assert!(
+                    command.get_arguments().any(|a| a.get_long() == Some(long)),
+                    "{}: `repute {path}` has no {flag}",
+                    setting.name()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked}");
+    }
+}
