@@ -1348,11 +1348,19 @@ store_failure = "error"
         assert_eq!(
             Config {
                 settings_file: None,
-                ..shipped
+                ..shipped.clone()
             },
             defaults,
             "as shipped, the sample is all defaults"
         );
+        // Installed as /etc/repute/repute.toml, it must keep `repute wazuh install
+        // --active-response`'s promise (a score of 50 blocks) and need no file a newcomer lacks.
+        assert!(
+            shipped.block.min_score.is_none_or(|s| s <= 50),
+            "[block] min_score above 50 overrides the install promise"
+        );
+        assert_eq!(shipped.api_key_file, None, "a key file a newcomer lacks");
+        assert_eq!(shipped.ca_file, None, "a CA file a newcomer lacks");
         // Uncommented, each `# key = value` line is a valid setting (the key file made to exist).
         std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
         let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("ca");
@@ -1378,6 +1386,7 @@ store_failure = "error"
         );
         assert_eq!(c.cache, CacheSetting::Disabled);
         assert_eq!(c.block.min_score, Some(50));
+        crate::watch::settings::load(Some(&path)).expect("every commented [watch] line");
     }
 
     #[test]

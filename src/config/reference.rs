@@ -940,6 +940,45 @@ mod tests {
         assert!(checked >= 25, "only {checked} defaults checked");
     }
 
+    /// `examples/repute.toml` shows every key of the file, in its section: commented out at
+    /// its default, or as an `Example:` where the default is no value.
+    #[test]
+    fn the_sample_file_shows_every_key_of_the_table() {
+        let sample =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/repute.toml"))
+                .expect("examples/repute.toml");
+        let mut section = "";
+        let mut shown = BTreeSet::new();
+        for line in sample.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = SECTIONS
+                    .iter()
+                    .find(|s| **s == name)
+                    .copied()
+                    .unwrap_or("?");
+                continue;
+            }
+            let Some(text) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let assignment = text.rsplit_once("Example: ").map_or(text, |(_, a)| a);
+            if let Some((key, _)) = assignment.split_once(" = ") {
+                let key = key.trim();
+                shown.insert(match section {
+                    "" => key.to_string(),
+                    s => format!("{s}.{key}"),
+                });
+            }
+        }
+        let missing: Vec<&str> = SETTINGS
+            .iter()
+            .filter_map(|s| s.file.first().copied())
+            // Deliberately not shown: the key belongs in `api_key_file`, not in this file.
+            .filter(|k| *k != "api_key" && !shown.contains(*k))
+            .collect();
+        assert!(missing.is_empty(), "examples/repute.toml lacks {missing:?}");
+    }
+
     /// The README's reference between the markers is [`markdown`]'s text.
     #[test]
     fn the_readme_reference_is_generated_from_the_table() {
