@@ -1,9 +1,11 @@
 //! Settings from the TOML file, the environment and flags, and the API key kept secret.
 //!
-//! Every door builds its [`Config`] the same way, later layers winning: built-in defaults, the
-//! TOML file (`--config FILE`, which must exist, else `/etc/repute/repute.toml` when it
-//! exists), the environment (`ABUSEIPDB_API_KEY`, `ABUSEIPDB_API_KEY_FILE`,
-//! `ABUSEIPDB_API_URL`, `REPUTE_*`), then the door's own flags ([`Overrides`]). The key is best
+//! Every command builds its [`Config`] the same way, later layers winning: built-in defaults,
+//! a Wazuh home's defaults, the TOML file (`--config FILE`, which must exist, else
+//! `REPUTE_CONFIG`, else `/etc/repute/repute.toml` when it exists), the environment, then the
+//! command's own flags ([`Overrides`]). Which keys and variables exist is said once, in
+//! [`reference::SETTINGS`]; the environment is read through it and parsed as the file is.
+//! [`show`] tells which layer set each value (`repute config show`). The key is best
 //! given as a file (`api_key_file`, `ABUSEIPDB_API_KEY_FILE`) so it never sits in argv, and
 //! [`ApiKey`] keeps it out of every `Debug`, `Display`, log line and error.
 
