@@ -81,7 +81,8 @@ but found or did nothing it was asked for, 2 error (one line on stderr).
 Environment: ABUSEIPDB_API_KEY_FILE (a file holding the key) or ABUSEIPDB_API_KEY, \
 ABUSEIPDB_API_URL, REPUTE_CONFIG (default /etc/repute/repute.toml), REPUTE_STATE_DIR (default \
 /var/lib/repute; $XDG_CACHE_HOME/repute for a user who cannot write it), REPUTE_CACHE (a \
-SQLite file or `none`), RUST_LOG (log level, default warn)."
+SQLite file or `none`), RUST_LOG (log level, default warn). Every setting with its variable: \
+`repute config reference`; the values in effect: `repute config show`."
 )]
 struct Cli {
     #[command(flatten)]

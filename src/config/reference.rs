@@ -540,19 +540,61 @@ pub fn check_file_keys(text: &str) -> Result<(), (Option<usize>, String)> {
                 for (inner, _) in table {
                     let full = format!("{key_text}.{}", inner.get_ref());
                     if by_file_key(&full).is_none() {
-                        let msg = format!("unknown key `{}` in [{key_text}]", inner.get_ref());
+                        let msg = format!(
+                            "unknown key `{}` in [{key_text}]{}",
+                            inner.get_ref(),
+                            hint(&full)
+                        );
                         return Err((line_of(inner.span()), msg));
                     }
                 }
             }
             _ if section => {}
             _ if by_file_key(key_text).is_none() => {
-                return Err((line_of(key.span()), format!("unknown key `{key_text}`")));
+                let msg = format!("unknown key `{key_text}`{}", hint(key_text));
+                return Err((line_of(key.span()), msg));
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// `; did you mean `x`?` for the known key of the same section closest to `key` (a typo, a
+/// plural), else a pointer to the list.
+fn hint(key: &str) -> String {
+    let split = |k: &'static str| k.split_once('.').unwrap_or(("", k));
+    let (section, name) = key.split_once('.').unwrap_or(("", key));
+    let closest = SETTINGS
+        .iter()
+        .flat_map(|s| s.file.iter().map(|k| split(k)))
+        .filter(|(s, _)| *s == section)
+        .map(|(_, known)| (edit_distance(known, name), known))
+        .min();
+    match closest {
+        Some((distance, known)) if distance <= (name.chars().count() / 3).max(1) => {
+            format!("; did you mean `{known}`?")
+        }
+        _ => " (`repute config reference` lists every key)".into(),
+    }
+}
+
+/// Levenshtein distance, for keys of a few dozen bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// The settings reference in Markdown: one table per section of the file, then the
@@ -879,10 +921,23 @@ mod tests {
         let err = check_file_keys("max_age_days = 3\n\n[watch]\nmax_retries = 3\n").unwrap_err();
         assert_eq!(
             err,
-            (Some(4), "unknown key `max_retries` in [watch]".to_string())
+            (
+                Some(4),
+                "unknown key `max_retries` in [watch]; did you mean `max_retry`?".to_string()
+            )
         );
         let err = check_file_keys("cache_ttl = 5\n").unwrap_err();
-        assert_eq!(err, (Some(1), "unknown key `cache_ttl`".to_string()));
+        assert_eq!(
+            err,
+            (
+                Some(1),
+                "unknown key `cache_ttl` (`repute config reference` lists every key)".to_string()
+            )
+        );
+        let err = check_file_keys("[block]\nmin_scor = 5\n").unwrap_err();
+        assert!(err.1.ends_with("did you mean `min_score`?"), "{err:?}");
+        let err = check_file_keys("timout = 5\n").unwrap_err();
+        assert!(err.1.ends_with("did you mean `timeout`?"), "{err:?}");
         assert_eq!(
             check_file_keys("cache = \"none\"\n[block]\nmin_score = 5\n"),
             Ok(())

@@ -131,11 +131,15 @@ pub struct Env(HashMap<String, String>);
 
 impl Env {
     pub fn from_process() -> Env {
-        let ours = |k: &str| k.starts_with("ABUSEIPDB_") || k.starts_with("REPUTE_");
         Env(std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| ours(k) || k == "WAZUH_HOME")
+            .filter(|(k, _)| Env::keeps(k))
             .collect())
+    }
+
+    /// The variables kept: every one of the settings table starts so (a test holds it).
+    fn keeps(name: &str) -> bool {
+        name.starts_with("ABUSEIPDB_") || name.starts_with("REPUTE_") || name == "WAZUH_HOME"
     }
 
     /// An environment made of these pairs (tests).
@@ -552,6 +556,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("abuseipdb.key"));
+    }
+
+    #[test]
+    fn every_variable_of_the_settings_table_reaches_the_integration() {
+        let lost: Vec<&str> = crate::config::reference::SETTINGS
+            .iter()
+            .flat_map(|s| s.env.iter().copied())
+            .chain(["REPUTE_CONFIG", "WAZUH_HOME"])
+            .filter(|name| !Env::keeps(name))
+            .collect();
+        assert!(lost.is_empty(), "the integration never sees {lost:?}");
     }
 
     #[test]
