@@ -249,13 +249,20 @@ pub fn text(settings: &[Effective], file: Option<&PathBuf>) -> String {
         .map(|e| e.setting.name().len())
         .max()
         .unwrap_or(0);
+    // Long values (a path, a list) are not padded for: they would push every line out.
+    let value_width = settings
+        .iter()
+        .map(|e| e.value.chars().count())
+        .filter(|n| *n <= 40)
+        .max()
+        .unwrap_or(0);
     for e in settings {
         let from = match &e.source {
             Some(s) => format!("{} {s}", e.layer.as_str()),
             None => e.layer.as_str().to_string(),
         };
         out.push_str(&format!(
-            "{:width$}  {}  [{from}]\n",
+            "{:width$}  {:value_width$}  [{from}]\n",
             e.setting.name(),
             e.value
         ));
