@@ -179,3 +179,70 @@ fn the_reference_lists_every_variable() {
         assert!(text.contains(name), "{name}: {text}");
     }
 }
+
+#[test]
+fn with_the_integration_options_their_values_win_and_are_said_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = wazuh_home(dir.path());
+    let toml = dir.path().join("repute.toml");
+    std::fs::write(&toml, "allowlist = [\"192.0.2.0/24\"]\nmax_age_days = 30\n").expect("toml");
+    let options = dir.path().join("custom-abuseipdb.options");
+    std::fs::write(
+        &options,
+        r#"{"store":"none","ttl_seconds":60,"threshold":25,"allowlist":["198.51.100.7"]}"#,
+    )
+    .expect("options");
+    let out = repute(
+        &[
+            "config",
+            "show",
+            "--format",
+            "json",
+            "--wazuh-options",
+            options.to_str().expect("utf-8"),
+            "--wazuh-dir",
+            home.to_str().expect("utf-8"),
+        ],
+        &[("REPUTE_CONFIG", toml.to_str().expect("utf-8"))],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = by_setting(&out);
+    let options_text = options.to_str().expect("utf-8");
+    let row = |name: &str| s.get(name).unwrap_or_else(|| panic!("{name}")).clone();
+    for (name, value) in [
+        ("store", "none"),
+        ("positive_ttl", "1m"),
+        ("min_score", "25"),
+        ("allowlist", "192.0.2.0/24, 198.51.100.7/32"),
+    ] {
+        let v = row(name);
+        assert_eq!(v["value"], value, "{v}");
+        assert_eq!(v["layer"], "options", "{v}");
+        assert_eq!(v["source"], options_text, "{v}");
+    }
+    assert_eq!(row("max_age_days")["layer"], "file");
+    assert_eq!(row("state_dir")["layer"], "wazuh-home");
+    // A store the loader refuses is named as the integration would name it.
+    std::fs::write(&options, r#"{"store":"memcached://u:hunter2@x"}"#).expect("options");
+    let out = repute(
+        &[
+            "config",
+            "show",
+            "--wazuh-options",
+            options_text,
+            "--wazuh-dir",
+            home.to_str().expect("utf-8"),
+        ],
+        &[("REPUTE_CONFIG", "/dev/null")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("memcached://***@x") && !err.contains("hunter2"),
+        "{err}"
+    );
+}

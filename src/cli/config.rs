@@ -3,6 +3,7 @@
 //! ([`repute::config::reference`]).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use repute::config::{reference, show};
@@ -11,8 +12,8 @@ use super::Global;
 
 const SHOW_HELP: &str = "\
 Every setting a command reads (the Wazuh integration adds its <options> JSON and arguments), \
-its effective value and the layer that set it: default, wazuh-home, file or environment. The \
-API key and a Redis password are shown only as set or unset; a user:pass@ in a URL as ***@.
+its effective value and the layer that set it: default, wazuh-home, file, environment, or \
+with --wazuh-options the integration's options. The API key and a Redis password are shown only as set or unset; a user:pass@ in a URL as ***@.
 
 Exit status: 0 shown, 2 the settings do not load (the one-line error every command would \
 give).
@@ -45,6 +46,13 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Show what the Wazuh integration uses with this `<options>` JSON file (as integratord
+    /// writes it from ossec.conf): its values win, and its `min_score` is listed.
+    #[arg(long, value_name = "FILE")]
+    pub wazuh_options: Option<PathBuf>,
+    /// The Wazuh home of --wazuh-options (default: WAZUH_HOME, else /var/ossec).
+    #[arg(long, value_name = "DIR", requires = "wazuh_options")]
+    pub wazuh_dir: Option<PathBuf>,
 }
 
 pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
@@ -53,7 +61,22 @@ pub fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
         Command::Reference => out.write_all(reference::markdown().as_bytes())?,
         Command::Show(args) => {
             let env = |name: &str| std::env::var(name).ok();
-            let settings = show::effective(global.config.as_deref(), env)?;
+            let settings = match &args.wazuh_options {
+                None => show::effective(global.config.as_deref(), env)?,
+                Some(options) => {
+                    let home = args
+                        .wazuh_dir
+                        .clone()
+                        .or_else(|| {
+                            env("WAZUH_HOME")
+                                .filter(|h| !h.trim().is_empty())
+                                .map(PathBuf::from)
+                        })
+                        .unwrap_or_else(|| PathBuf::from(repute::config::DEFAULT_WAZUH_HOME));
+                    let env = repute::wazuh::options::Env::from_process();
+                    show::effective_for_integration(&home, global.config.as_deref(), options, &env)?
+                }
+            };
             let file = repute::config::settings_file(global.config.as_deref(), &env);
             let text = match args.format {
                 Format::Text => show::text(&settings, file.as_ref()),

@@ -21,6 +21,8 @@ pub enum Layer {
     WazuhHome,
     File,
     Environment,
+    /// The integration's `<options>` JSON (and the budget of its run).
+    Options,
 }
 
 impl Layer {
@@ -30,6 +32,7 @@ impl Layer {
             Layer::WazuhHome => "wazuh-home",
             Layer::File => "file",
             Layer::Environment => "environment",
+            Layer::Options => "options",
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum ShowError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Watch(#[from] crate::watch::settings::SettingsError),
+    #[error(transparent)]
+    Options(#[from] crate::wazuh::options::OptionsError),
 }
 
 /// The effective settings for the file `path` (a `--config`; else `REPUTE_CONFIG`, else the
@@ -61,9 +66,67 @@ pub fn effective(
     path: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Effective>, ShowError> {
+    let home = super::host_wazuh_home(&env);
+    effective_in(path, home, env)
+}
+
+/// As the integration of the Wazuh home `home` would run with the options file `options`:
+/// [`effective`] with that home, then what the options (and the budget of a run with no
+/// `<timeout>` argument, 10 s) change, and the options' own `min_score`.
+pub fn effective_for_integration(
+    home: &Path,
+    path: Option<&Path>,
+    options_file: &Path,
+    env: &crate::wazuh::options::Env,
+) -> Result<Vec<Effective>, ShowError> {
+    use crate::wazuh::options::{Options, settings};
+    let mut rows = effective_in(path, Some(home.to_path_buf()), |name| env.get(name))?;
+    let options = Options::read(options_file)?;
+    let args = crate::wazuh::args::IntegrationArgs {
+        alert_file: PathBuf::new(),
+        api_key: None,
+        hook_url: None,
+        debug: false,
+        options_file: Some(options_file.to_path_buf()),
+        timeout: None,
+        retries: None,
+    };
+    let run = settings(home, path, &args, &options, env)?;
+    let budget = ["connect_timeout", "timeout", "retries"];
+    for row in rows.iter_mut().filter(|r| r.setting.section() != "watch") {
+        let now = value(row.setting, &run.config);
+        if now != row.value {
+            row.value = now;
+            row.layer = Layer::Options;
+            row.source = Some(if budget.contains(&row.setting.name()) {
+                "the run's budget (integratord's <timeout> and <retries>, default 10 s)".into()
+            } else {
+                options_file.display().to_string()
+            });
+        }
+    }
+    if let Some(setting) = SETTINGS
+        .iter()
+        .find(|s| s.file.is_empty() && s.name() == "min_score")
+    {
+        let set = options.min_score.is_some();
+        rows.push(Effective {
+            setting,
+            value: run.min_score.to_string(),
+            layer: if set { Layer::Options } else { Layer::Default },
+            source: set.then(|| options_file.display().to_string()),
+        });
+    }
+    Ok(rows)
+}
+
+fn effective_in(
+    path: Option<&Path>,
+    home: Option<PathBuf>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Effective>, ShowError> {
     let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let file = super::settings_file(path, &env);
-    let home = super::host_wazuh_home(&env);
     // The per-user fallback depends on these, whatever the layer.
     let base_env = |name: &str| {
         ["HOME", "XDG_CACHE_HOME"]
@@ -113,7 +176,7 @@ pub fn effective(
             (value(setting, &full), layer)
         };
         let source = match layer {
-            Layer::Default => None,
+            Layer::Default | Layer::Options => None,
             Layer::WazuhHome => home.as_ref().map(|h| h.display().to_string()),
             Layer::File => file.as_ref().map(|f| f.display().to_string()),
             // None when no variable of its own is set: it follows one that is (`store`
