@@ -564,6 +564,8 @@ impl Builder {
         for setting in reference::SETTINGS.iter() {
             let (Some(key), Some((name, text))) = (
                 setting.file.first(),
+                // Every name is read (not only up to the first set), so that a test can hold
+                // the names read to the table's.
                 setting
                     .env
                     .iter()
@@ -580,13 +582,11 @@ impl Builder {
                 .map_err(|m| ConfigError::invalid(&origin, m))?;
             let mut one = toml::Table::new();
             insert_key(&mut one, key, value.clone());
-            // Alone first, so that a value of the wrong type is named by its variable.
+            // Alone first, so that a value of the wrong type is named by its variable (the
+            // text itself is not repeated: the message shows a number, and a key is text).
             if let Err(e) = one.try_into::<FileConfig>() {
                 let message = e.message().trim().replace('\n', " ");
-                return Err(ConfigError::invalid(
-                    &origin,
-                    format!("`{text}`: {message}"),
-                ));
+                return Err(ConfigError::invalid(&origin, message));
             }
             insert_key(&mut table, key, value);
             names.insert(key, name);
@@ -1310,6 +1310,8 @@ store_failure = "error"
             (&[("REPUTE_CACHE", "memcached://x")], "REPUTE_CACHE"),
             (&[("REPUTE_MAX_AGE_DAYS", "366")], "REPUTE_MAX_AGE_DAYS"),
             (&[("REPUTE_MAX_AGE_DAYS", "0")], "between 1 and 365"),
+            (&[("REPUTE_MAX_AGE_DAYS", "ninety")], "REPUTE_MAX_AGE_DAYS"),
+            (&[("REPUTE_RETRIES", "-1")], "REPUTE_RETRIES"),
             (&[("REPUTE_TIMEOUT", "5 parsecs")], "REPUTE_TIMEOUT"),
             (&[("REPUTE_TIMEOUT", "0")], "REPUTE_TIMEOUT"),
             (&[("ABUSEIPDB_API_URL", "ftp://x")], "ABUSEIPDB_API_URL"),
