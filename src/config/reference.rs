@@ -5,10 +5,12 @@
 //! ([`markdown`], `repute config reference`), `repute config show` lists what it lists, and
 //! tests prove that the loader's own structs, variables and options agree with it both ways.
 //!
-//! Adding a setting: a row here (the tests then say which loader parts still lack it), the
-//! field in [`super::Config`] with its default, and its parsing in the file and environment
-//! layers of [`super::Builder`] (and in `wazuh::options` when the integration's options
-//! JSON carries it).
+//! The environment layer is read through this table too: each variable set becomes its
+//! row's file key and is parsed as the file is. Adding a setting: a row here (the tests then
+//! say which loader parts still lack it), its field in `Config` with its default, its field
+//! in the file struct and its parsing in `Builder::apply_settings` (which serves the file and
+//! the environment), its arm in [`super::show::value`], and `wazuh::options` when the
+//! integration's options JSON carries it.
 
 /// One setting, as every layer names it.
 #[derive(Debug, Clone, Copy)]
