@@ -1,9 +1,11 @@
 //! Settings from the TOML file, the environment and flags, and the API key kept secret.
 //!
-//! Every door builds its [`Config`] the same way, later layers winning: built-in defaults, the
-//! TOML file (`--config FILE`, which must exist, else `/etc/repute/repute.toml` when it
-//! exists), the environment (`ABUSEIPDB_API_KEY`, `ABUSEIPDB_API_KEY_FILE`,
-//! `ABUSEIPDB_API_URL`, `REPUTE_*`), then the door's own flags ([`Overrides`]). The key is best
+//! Every command builds its [`Config`] the same way, later layers winning: built-in defaults,
+//! a Wazuh home's defaults, the TOML file (`--config FILE`, which must exist, else
+//! `REPUTE_CONFIG`, else `/etc/repute/repute.toml` when it exists), the environment, then the
+//! command's own flags ([`Overrides`]). Which keys and variables exist is said once, in
+//! [`reference::SETTINGS`]; the environment is read through it and parsed as the file is.
+//! [`show`] tells which layer set each value (`repute config show`). The key is best
 //! given as a file (`api_key_file`, `ABUSEIPDB_API_KEY_FILE`) so it never sits in argv, and
 //! [`ApiKey`] keeps it out of every `Debug`, `Display`, log line and error.
 
@@ -13,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub mod reference;
+pub mod show;
 
 /// The AbuseIPDB API key. Its `Debug` and `Display` never show it; only
 /// [`ApiKey::expose`] does, for the one header that needs it.
@@ -105,6 +110,8 @@ impl Default for BlockSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub api_key: Option<ApiKey>,
+    /// The file the key was read from, when it came from one (`repute config show` says so).
+    pub api_key_file: Option<PathBuf>,
     /// API base, e.g. `https://api.abuseipdb.com/api/v2` (a URL ending in `/check` is accepted
     /// and trimmed).
     pub api_url: String,
@@ -147,6 +154,7 @@ impl Default for Config {
         let state_dir = PathBuf::from(DEFAULT_STATE_DIR);
         Config {
             api_key: None,
+            api_key_file: None,
             api_url: "https://api.abuseipdb.com/api/v2".into(),
             cache: CacheSetting::Sqlite(state_dir.join("repute.sqlite")),
             state_dir,
@@ -359,49 +367,47 @@ impl Config {
         flags: &Overrides,
     ) -> Result<Config, ConfigError> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let file = settings_file(path, &env);
+        Config::load_layers(file.as_deref(), wazuh_home, env, flags)
+    }
+
+    /// [`Config::load_layered`] once the settings file is known (`repute config show` runs it
+    /// with layers left out, to tell which layer set what).
+    fn load_layers(
+        file: Option<&Path>,
+        wazuh_home: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let mut builder = Builder::default();
         if let Some(home) = wazuh_home {
             builder.apply_wazuh_home(home);
         }
-        let file = match path {
-            Some(p) => Some(p.to_path_buf()),
-            None => env("REPUTE_CONFIG")
-                .map(PathBuf::from)
-                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists())),
-        };
         if let Some(file) = file {
-            builder.apply_file(&file)?;
-            builder.config.settings_file = Some(file);
+            builder.apply_file(file)?;
+            builder.config.settings_file = Some(file.to_path_buf());
         }
         builder.apply_env(&env)?;
         builder.apply_flags(flags)?;
         builder.finish()
     }
 
-    /// A one-line description of the settings, for `--debug` logs: never the key itself.
+    /// Reads the key from `path` and remembers which file it was.
+    fn set_key_file(&mut self, path: PathBuf) -> Result<(), ConfigError> {
+        self.api_key = Some(read_key_file(&path)?);
+        self.api_key_file = Some(path);
+        Ok(())
+    }
+
+    /// A one-line description of the settings, for `--debug` logs: every top-level setting of
+    /// the table as `repute config show` prints it (never the key itself, only set/unset).
     pub fn summary(&self) -> String {
-        format!(
-            "api_url={} key={} cache={:?} max_age_days={} ttl={}s/{}s timeout={}s/{}s retries={} proxy={} ca_file={}",
-            redact_userinfo(&self.api_url),
-            if self.api_key.is_some() {
-                "set"
-            } else {
-                "unset"
-            },
-            self.cache,
-            self.max_age_days,
-            self.positive_ttl.as_secs(),
-            self.negative_ttl.as_secs(),
-            self.connect_timeout.as_secs_f32(),
-            self.timeout.as_secs_f32(),
-            self.retries,
-            self.proxy
-                .as_ref()
-                .map_or("environment".into(), |p| redact_userinfo(p.as_str())),
-            self.ca_file
-                .as_deref()
-                .map_or("none".into(), |p| p.display().to_string()),
-        )
+        reference::SETTINGS
+            .iter()
+            .filter(|s| !s.file.is_empty() && s.section().is_empty())
+            .map(|s| format!("{}={}", s.name(), show::value(s, self)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -437,6 +443,13 @@ impl Builder {
             path: path.to_path_buf(),
             source,
         })?;
+        // Every key must be in the settings table, the one list of names (the `[watch]`
+        // section's too, though `watch::settings` reads its values).
+        reference::check_file_keys(&text).map_err(|(line, message)| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        })?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             line: e
@@ -445,12 +458,30 @@ impl Builder {
             message: e.message().trim().replace('\n', " "),
         })?;
         let origin = |key: &str| format!("config file {} key `{key}`", path.display());
+        self.apply_settings(file, Some(path), &origin)
+    }
+
+    /// The settings of one layer, as the file writes them (the environment's are turned into
+    /// the same form, so both layers parse and check every value the same way). `base` is the
+    /// settings file, beside which relative paths are resolved; `origin` names a key's source
+    /// in errors.
+    fn apply_settings(
+        &mut self,
+        file: FileConfig,
+        base: Option<&Path>,
+        origin: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let resolve = |p: PathBuf| match base {
+            Some(base) => resolve_beside(base, &p),
+            None => p,
+        };
         let c = &mut self.config;
         if let Some(k) = file.api_key {
             c.api_key = Some(non_empty_key(k.0, &origin("api_key"))?);
+            c.api_key_file = None;
         }
         if let Some(p) = file.api_key_file {
-            c.api_key = Some(read_key_file(&resolve_beside(path, &p))?);
+            c.set_key_file(resolve(p))?;
         }
         if let Some(u) = file.api_url {
             c.api_url = normalize_api_url(&u, &origin("api_url"))?;
@@ -468,9 +499,9 @@ impl Builder {
             .map(|t| t.resolve(&origin("store_timeout")))
             .transpose()?;
         self.redis.overlay(crate::fleet::RedisOptions {
-            password_file: file.store_password_file.map(|p| resolve_beside(path, &p)),
+            password_file: file.store_password_file.map(resolve),
             prefix: file.store_prefix,
-            ca_file: file.store_ca_file.map(|p| resolve_beside(path, &p)),
+            ca_file: file.store_ca_file.map(resolve),
             timeout,
             on_failure: failure,
         });
@@ -516,88 +547,59 @@ impl Builder {
             c.proxy = Some(check_proxy(&p, &origin("proxy"))?);
         }
         if let Some(p) = file.ca_file {
-            let p = resolve_beside(path, &p);
+            let p = resolve(p);
             check_ca_file(&p, &origin("ca_file"))?;
             c.ca_file = Some(p);
         }
         Ok(())
     }
 
+    /// The environment: each variable of the settings table that is set becomes its file key,
+    /// its text read as the row's example is typed (a number, a comma-separated list, text),
+    /// and the whole goes through [`Builder::apply_settings`] as a file would. The first of a
+    /// setting's variables wins over its aliases (`REPUTE_STORE` over `REPUTE_CACHE`).
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let origin = |name: &str| format!("environment {name}");
-        let c = &mut self.config;
-        if let Some(k) = env("ABUSEIPDB_API_KEY") {
-            c.api_key = Some(non_empty_key(k, &origin("ABUSEIPDB_API_KEY"))?);
-        }
-        if let Some(p) = env("ABUSEIPDB_API_KEY_FILE") {
-            c.api_key = Some(read_key_file(Path::new(&p))?);
-        }
-        if let Some(u) = env("ABUSEIPDB_API_URL") {
-            c.api_url = normalize_api_url(&u, &origin("ABUSEIPDB_API_URL"))?;
-        }
-        for name in ["REPUTE_CACHE", "REPUTE_STORE"] {
-            if let Some(v) = env(name) {
-                self.cache = Some((v, origin(name)));
+        let mut table = toml::Table::new();
+        let mut names: HashMap<&'static str, &'static str> = HashMap::new();
+        for setting in reference::SETTINGS.iter() {
+            let (Some(key), Some((name, text))) = (
+                setting.file.first(),
+                // Every name is read (not only up to the first set), so that a test can hold
+                // the names read to the table's.
+                setting
+                    .env
+                    .iter()
+                    .map(|name| (*name, env(name)))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .find_map(|(name, value)| Some((name, value?))),
+            ) else {
+                continue;
+            };
+            let origin = format!("environment {name}");
+            let value = setting
+                .env_value(&text)
+                .map_err(|m| ConfigError::invalid(&origin, m))?;
+            let mut one = toml::Table::new();
+            insert_key(&mut one, key, value.clone());
+            // Alone first, so that a value of the wrong type is named by its variable (the
+            // text itself is not repeated: the message shows a number, and a key is text).
+            if let Err(e) = one.try_into::<FileConfig>() {
+                let message = e.message().trim().replace('\n', " ");
+                return Err(ConfigError::invalid(&origin, message));
             }
+            insert_key(&mut table, key, value);
+            names.insert(key, name);
         }
-        let failure = env("REPUTE_STORE_FAILURE")
-            .map(|f| crate::fleet::OnStoreFailure::parse(&f))
-            .transpose()
-            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_FAILURE"), m))?;
-        let timeout = env("REPUTE_STORE_TIMEOUT")
-            .map(|t| crate::duration::parse_duration(&t).map_err(|e| e.to_string()))
-            .transpose()
-            .map_err(|m| ConfigError::invalid(origin("REPUTE_STORE_TIMEOUT"), m))?;
-        self.redis.overlay(crate::fleet::RedisOptions {
-            password_file: env("REPUTE_STORE_PASSWORD_FILE").map(PathBuf::from),
-            prefix: env("REPUTE_STORE_PREFIX"),
-            ca_file: env("REPUTE_STORE_CA_FILE").map(PathBuf::from),
-            timeout,
-            on_failure: failure,
-        });
-        if let Some(d) = env("REPUTE_STATE_DIR") {
-            c.state_dir = PathBuf::from(d);
-            self.state_dir_given = true;
-        }
+        let file: FileConfig = table.try_into().map_err(|e| {
+            ConfigError::invalid("environment", e.message().trim().replace('\n', " "))
+        })?;
+        let origin = |key: &str| match names.get(key) {
+            Some(name) => format!("environment {name}"),
+            None => format!("environment ({key})"),
+        };
+        self.apply_settings(file, None, &origin)?;
         self.user_state_dir = user_state_dir(env);
-        if let Some(n) = env("REPUTE_MAX_AGE_DAYS") {
-            let o = origin("REPUTE_MAX_AGE_DAYS");
-            c.max_age_days = max_age(int(&n, &o)?, &o)?;
-        }
-        for (name, slot) in [
-            ("REPUTE_POSITIVE_TTL", &mut c.positive_ttl),
-            ("REPUTE_NEGATIVE_TTL", &mut c.negative_ttl),
-            ("REPUTE_CONNECT_TIMEOUT", &mut c.connect_timeout),
-            ("REPUTE_TIMEOUT", &mut c.timeout),
-        ] {
-            if let Some(v) = env(name) {
-                *slot = crate::duration::parse_duration(&v)
-                    .map_err(|e| ConfigError::invalid(origin(name), e.to_string()))?;
-            }
-        }
-        if let Some(r) = env("REPUTE_RETRIES") {
-            let o = origin("REPUTE_RETRIES");
-            c.retries = u32::try_from(int(&r, &o)?)
-                .map_err(|_| ConfigError::invalid(&o, format!("`{r}` is not a retry count")))?;
-        }
-        if let Some(s) = env("REPUTE_ALERT_MIN_SCORE") {
-            let o = origin("REPUTE_ALERT_MIN_SCORE");
-            c.alert_min_score = score(int(&s, &o)?, &o)?;
-        }
-        if let Some(list) = env("REPUTE_ALLOWLIST") {
-            c.allowlist = parse_allowlist(
-                list.split(',').map(str::trim).filter(|s| !s.is_empty()),
-                &origin("REPUTE_ALLOWLIST"),
-            )?;
-        }
-        if let Some(p) = env("REPUTE_PROXY") {
-            c.proxy = Some(check_proxy(&p, &origin("REPUTE_PROXY"))?);
-        }
-        if let Some(p) = env("REPUTE_CA_FILE") {
-            let p = PathBuf::from(p);
-            check_ca_file(&p, &origin("REPUTE_CA_FILE"))?;
-            c.ca_file = Some(p);
-        }
         Ok(())
     }
 
@@ -608,9 +610,10 @@ impl Builder {
                 k.expose().to_string(),
                 "the API key argument",
             )?);
+            c.api_key_file = None;
         }
         if let Some(p) = &flags.api_key_file {
-            c.api_key = Some(read_key_file(p)?);
+            c.set_key_file(p.clone())?;
         }
         if let Some(u) = &flags.api_url {
             c.api_url = normalize_api_url(u, "the API URL argument")?;
@@ -677,8 +680,8 @@ impl Builder {
             c.state_dir = dir;
             c.per_user_state = true;
         }
-        if let (None, Some(path)) = (&c.api_key, &self.fallback_key_file) {
-            c.api_key = Some(read_key_file(path)?);
+        if let (None, Some(path)) = (&c.api_key, self.fallback_key_file.take()) {
+            c.set_key_file(path)?;
         }
         c.cache = match self.cache {
             Some((value, origin)) => parse_cache(&value, &origin, &self.redis)?,
@@ -701,6 +704,38 @@ impl Builder {
             tracing::debug!("negative_ttl is longer than positive_ttl; keeping both as given");
         }
         Ok(self.config)
+    }
+}
+
+/// The settings file the loader reads: `path` (a `--config`), else `REPUTE_CONFIG`, else
+/// [`DEFAULT_CONFIG_PATH`] when it exists.
+pub fn settings_file(
+    path: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => env("REPUTE_CONFIG")
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists())),
+    }
+}
+
+/// Puts `value` at `key` (`section.key` inside its section's table).
+fn insert_key(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        Some((section, inner)) => {
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(inner.to_string(), value);
+            }
+        }
+        None => {
+            table.insert(key.to_string(), value);
+        }
     }
 }
 
@@ -772,12 +807,6 @@ fn set_duration(
         *slot = v.resolve(origin)?;
     }
     Ok(())
-}
-
-fn int(text: &str, origin: &str) -> Result<i64, ConfigError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ConfigError::invalid(origin, format!("`{text}` is not a whole number")))
 }
 
 fn max_age(n: i64, origin: &str) -> Result<u16, ConfigError> {
@@ -1004,10 +1033,19 @@ pub fn parse_cache(
             .map(CacheSetting::Redis)
             .map_err(|m| ConfigError::invalid(origin, m));
     }
-    if let Some((scheme, _)) = v.split_once("://") {
-        let msg =
-            format!("`{scheme}://` is not a store; give a SQLite path, a redis:// URL or `none`");
-        return Err(ConfigError::invalid(origin, msg));
+    // Named as given, but for a `user:pass@`, which is never repeated.
+    let not_a_store = |why: &str| {
+        let msg = format!(
+            "`{}` {why}; give a SQLite path, a redis:// URL or `none`",
+            redact_userinfo(v)
+        );
+        ConfigError::invalid(origin, msg)
+    };
+    if v.is_empty() {
+        return Err(not_a_store("is empty"));
+    }
+    if v.contains("://") {
+        return Err(not_a_store("is not a store"));
     }
     Ok(CacheSetting::Sqlite(PathBuf::from(v)))
 }
@@ -1272,6 +1310,8 @@ store_failure = "error"
             (&[("REPUTE_CACHE", "memcached://x")], "REPUTE_CACHE"),
             (&[("REPUTE_MAX_AGE_DAYS", "366")], "REPUTE_MAX_AGE_DAYS"),
             (&[("REPUTE_MAX_AGE_DAYS", "0")], "between 1 and 365"),
+            (&[("REPUTE_MAX_AGE_DAYS", "ninety")], "REPUTE_MAX_AGE_DAYS"),
+            (&[("REPUTE_RETRIES", "-1")], "REPUTE_RETRIES"),
             (&[("REPUTE_TIMEOUT", "5 parsecs")], "REPUTE_TIMEOUT"),
             (&[("REPUTE_TIMEOUT", "0")], "REPUTE_TIMEOUT"),
             (&[("ABUSEIPDB_API_URL", "ftp://x")], "ABUSEIPDB_API_URL"),
@@ -1312,11 +1352,19 @@ store_failure = "error"
         assert_eq!(
             Config {
                 settings_file: None,
-                ..shipped
+                ..shipped.clone()
             },
             defaults,
             "as shipped, the sample is all defaults"
         );
+        // Installed as /etc/repute/repute.toml, it must keep `repute wazuh install
+        // --active-response`'s promise (a score of 50 blocks) and need no file a newcomer lacks.
+        assert!(
+            shipped.block.min_score.is_none_or(|s| s <= 50),
+            "[block] min_score above 50 overrides the install promise"
+        );
+        assert_eq!(shipped.api_key_file, None, "a key file a newcomer lacks");
+        assert_eq!(shipped.ca_file, None, "a CA file a newcomer lacks");
         // Uncommented, each `# key = value` line is a valid setting (the key file made to exist).
         std::fs::write(dir.path().join("abuseipdb.key"), "k".repeat(80)).expect("key");
         let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("ca");
@@ -1342,6 +1390,7 @@ store_failure = "error"
         );
         assert_eq!(c.cache, CacheSetting::Disabled);
         assert_eq!(c.block.min_score, Some(50));
+        crate::watch::settings::load(Some(&path)).expect("every commented [watch] line");
     }
 
     #[test]

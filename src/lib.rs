@@ -31,8 +31,10 @@
 //!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
 //!   use (defaults, Wazuh-home defaults, `/etc/repute/repute.toml`, environment, then the
 //!   integration's options JSON and each command's flags), picks the one store every process
-//!   on the host shares, and keeps the API key out of every output; [`duration`] is its one
-//!   duration parser (`1h30m`).
+//!   on the host shares, and keeps the API key out of every output; `config::reference` is its
+//!   one table of every setting (file key, variable, options key, flags, default), from which
+//!   the known keys, the environment layer, `repute config show` and the README's reference
+//!   come; [`duration`] is its one duration parser (`1h30m`).
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff) and back out, and the active-response protocol.

@@ -35,6 +35,8 @@ const COMMANDS: &[&[&str]] = &[
     &["wazuh", "uninstall"],
     &["wazuh", "rules"],
     &["completions"],
+    &["config", "show"],
+    &["config", "reference"],
 ];
 
 #[test]

@@ -13,6 +13,7 @@ mod active_response_report;
 mod block;
 mod check;
 mod completions;
+mod config;
 mod man;
 mod report;
 mod scan;
@@ -80,7 +81,8 @@ but found or did nothing it was asked for, 2 error (one line on stderr).
 Environment: ABUSEIPDB_API_KEY_FILE (a file holding the key) or ABUSEIPDB_API_KEY, \
 ABUSEIPDB_API_URL, REPUTE_CONFIG (default /etc/repute/repute.toml), REPUTE_STATE_DIR (default \
 /var/lib/repute; $XDG_CACHE_HOME/repute for a user who cannot write it), REPUTE_CACHE (a \
-SQLite file or `none`), RUST_LOG (log level, default warn)."
+SQLite file or `none`), RUST_LOG (log level, default warn). Every setting with its variable: \
+`repute config reference`; the values in effect: `repute config show`."
 )]
 struct Cli {
     #[command(flatten)]
@@ -116,6 +118,9 @@ enum Command {
     Watch(watch::Args),
     /// What `repute watch` is doing: sources, bans, counters.
     Status(status::Args),
+    /// The effective settings and where each comes from; the reference of every setting.
+    #[command(subcommand)]
+    Config(config::Command),
 }
 
 const BLOCK_HELP: &str = "\
@@ -213,6 +218,7 @@ pub fn main() -> ExitCode {
         Command::Man(a) => man::run(a),
         Command::Watch(a) => watch::run(a, &cli.global),
         Command::Status(a) => status::run(a, &cli.global),
+        Command::Config(c) => config::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,

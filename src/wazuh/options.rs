@@ -38,7 +38,7 @@ use thiserror::Error;
 
 use super::args::IntegrationArgs;
 use crate::config::{CacheSetting, Config, ConfigError, Overrides};
-use crate::fleet::{OnStoreFailure, RedisOptions, RedisTarget};
+use crate::fleet::{OnStoreFailure, RedisOptions};
 
 /// Where `repute wazuh install` puts the API key, read when ossec.conf carries none.
 pub const DEFAULT_KEY_FILE: &str = crate::config::WAZUH_KEY_FILE;
@@ -106,6 +106,13 @@ impl Options {
             return Err(err(format!("max_age_days {days} is outside 1..=365")));
         }
         options.allowlist_nets().map_err(err)?;
+        // The store's form is checked here, by the loader's own parser (as `REPUTE_STORE` and
+        // the file's `store`), so that a typo is named before anything runs; its files (a
+        // Redis password, a CA) are read once the home is known.
+        if let Some(store) = &options.cache {
+            crate::config::parse_cache(store, "key `store` (or `cache`)", &RedisOptions::default())
+                .map_err(|e| err(e.to_string()))?;
+        }
         Ok(options)
     }
 
@@ -124,11 +131,15 @@ pub struct Env(HashMap<String, String>);
 
 impl Env {
     pub fn from_process() -> Env {
-        let ours = |k: &str| k.starts_with("ABUSEIPDB_") || k.starts_with("REPUTE_");
         Env(std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| ours(k) || k == "WAZUH_HOME")
+            .filter(|(k, _)| Env::keeps(k))
             .collect())
+    }
+
+    /// The variables kept: every one of the settings table starts so (a test holds it).
+    fn keeps(name: &str) -> bool {
+        name.starts_with("ABUSEIPDB_") || name.starts_with("REPUTE_") || name == "WAZUH_HOME"
     }
 
     /// An environment made of these pairs (tests).
@@ -246,19 +257,18 @@ fn apply_options(config: &mut Config, home: &Path, options: &Options) -> Result<
     Ok(())
 }
 
+/// The options' store through the loader's parser ([`crate::config::parse_cache`]); a
+/// relative SQLite path is under the home.
 fn cache_setting(
     home: &Path,
     value: &str,
     redis: &RedisOptions,
 ) -> Result<CacheSetting, OptionsError> {
-    if value.eq_ignore_ascii_case("none") {
-        Ok(CacheSetting::Disabled)
-    } else if crate::fleet::target::is_redis_url(value) {
-        RedisTarget::parse(value, redis)
-            .map(CacheSetting::Redis)
-            .map_err(|detail| OptionsError::Store { detail })
-    } else {
-        Ok(CacheSetting::Sqlite(home.join(value)))
+    match crate::config::parse_cache(value, "options `store`", redis) {
+        Ok(CacheSetting::Sqlite(path)) => Ok(CacheSetting::Sqlite(home.join(path))),
+        Ok(other) => Ok(other),
+        Err(ConfigError::Invalid { message, .. }) => Err(OptionsError::Store { detail: message }),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -406,7 +416,12 @@ mod tests {
             "a tenth of the budget"
         );
         std::fs::write(&path, r#"{"store":"redis://u:pw@h"}"#).unwrap();
-        let options = Options::read(&path).unwrap();
+        let e = Options::read(&path).unwrap_err();
+        assert!(e.to_string().contains("store_password_file"), "{e}");
+        let options = Options {
+            cache: Some("redis://u:pw@h".into()),
+            ..Options::default()
+        };
         let e = settings(home.path(), None, &a, &options, &Env::default()).unwrap_err();
         assert!(e.to_string().contains("store_password_file"), "{e}");
     }
@@ -477,6 +492,43 @@ mod tests {
     }
 
     #[test]
+    fn a_store_the_loader_would_refuse_is_named_with_its_value_and_no_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.options");
+        for (json, shown) in [
+            (
+                r#"{"cache": "memcached://u:hunter2@cache:11211"}"#,
+                "memcached://***@cache:11211",
+            ),
+            (r#"{"store": "ftp://x/y"}"#, "ftp://x/y"),
+            (r#"{"cache": " "}"#, "is empty"),
+            (
+                r#"{"store": "redis://u:hunter2@cache:6379"}"#,
+                "store_password_file",
+            ),
+            (r#"{"store": "redis://a:1,b:2"}"#, "redis-cluster://"),
+        ] {
+            std::fs::write(&path, json).unwrap();
+            let e = Options::read(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("x.options") && e.contains("`store`"),
+                "{json}: {e}"
+            );
+            assert!(e.contains(shown), "{json}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains('\n'), "{json}: {e}");
+        }
+        for good in [
+            "none",
+            "var/repute/x.sqlite",
+            "/srv/x.sqlite",
+            "redis://repute@h:6379/1",
+        ] {
+            std::fs::write(&path, format!(r#"{{"store": "{good}"}}"#)).unwrap();
+            assert!(Options::read(&path).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn the_installed_key_file_is_used_when_ossec_conf_has_no_key() {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join("etc/repute")).unwrap();
@@ -504,6 +556,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("abuseipdb.key"));
+    }
+
+    #[test]
+    fn every_variable_of_the_settings_table_reaches_the_integration() {
+        let lost: Vec<&str> = crate::config::reference::SETTINGS
+            .iter()
+            .flat_map(|s| s.env.iter().copied())
+            .chain(["REPUTE_CONFIG", "WAZUH_HOME"])
+            .filter(|name| !Env::keeps(name))
+            .collect();
+        assert!(lost.is_empty(), "the integration never sees {lost:?}");
     }
 
     #[test]
