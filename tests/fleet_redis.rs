@@ -783,3 +783,74 @@ fn the_active_response_records_and_ends_shared_decisions() {
     assert_eq!(run.code, Some(0));
     assert_eq!(redis.cli(&["ZSCORE", "repute:{bans}:until", ip]), "");
 }
+
+/// On a single Redis, a cache miss writes twice, as on SQLite: one script takes the lease, one
+/// settles it (answer, lease, quota in one round trip). Counted with `MONITOR`, which shows
+/// each command a client sent (`[0 127.0.0.1:port]`) apart from those a script ran
+/// (`[0 lua]`).
+#[test]
+fn a_miss_on_redis_writes_in_two_round_trips() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    if !redis_tools() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mock = MockAbuseIpdb::start();
+    let config = repute::config::Config {
+        api_key: Some(repute::config::ApiKey::new(KEY)),
+        api_url: mock.base_url(),
+        cache: repute::config::CacheSetting::Redis(target(&redis.url(), &RedisOptions::default())),
+        ..repute::config::Config::default()
+    };
+    let engine = repute::engine::Engine::new(&config).expect("engine");
+    let mut monitor = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli monitor");
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = monitor.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(10)).as_deref(),
+        Ok("OK"),
+        "MONITOR started"
+    );
+    let miss = engine.lookup("45.33.32.156".parse().expect("ip"));
+    assert_eq!(miss.source, repute::engine::Source::Api, "{miss:?}");
+    redis.cli(&["ECHO", "end-of-miss"]);
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        if line.contains("end-of-miss") {
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let sent: Vec<&String> = seen
+        .iter()
+        .filter(|l| !l.contains(" lua] ") && l.contains("repute:"))
+        .collect();
+    let writes: Vec<&&String> = sent.iter().filter(|l| !l.contains("\"GET\"")).collect();
+    assert_eq!(
+        writes.len(),
+        2,
+        "one script takes the lease, one settles it: {sent:#?}"
+    );
+    assert!(writes.iter().all(|l| l.contains("\"EVAL\"")), "{writes:#?}");
+    // The settling script did store the answer and the quota.
+    assert_eq!(
+        engine.lookup("45.33.32.156".parse().expect("ip")).source,
+        repute::engine::Source::Cache
+    );
+    assert!(engine.quota_state().is_some(), "quota recorded");
+}

@@ -209,7 +209,8 @@ impl ReputationCache for RedisStore {
                 .arg(&lease_key)
                 .arg(holder)
                 .arg(what)
-                .arg(&text)
+                // The answer went in its own key above; only a note goes on the lease.
+                .arg(if what == "failed" { text.as_str() } else { "" })
                 .arg(ms)
                 .query::<i64>(c)
                 .map(drop)
