@@ -90,9 +90,15 @@ fn a_miss_costs_one_commit_for_the_lease_and_one_for_the_answer() {
 
     // Another engine on the same file (another process, as integratord runs them) is served
     // from the answer the settling commit stored.
+    // Opening an existing store (schema, WAL mode) commits nothing either.
     let other = Engine::new(&config).expect("second engine");
     assert_eq!(other.lookup(ip).source, Source::Cache);
     assert_eq!(mock.count("check"), 1);
+    assert_eq!(
+        wal_commits(&wal),
+        after_miss,
+        "opening and a hit commit nothing"
+    );
 }
 
 #[test]
