@@ -21,22 +21,22 @@ use crate::quota::{QuotaState, QuotaStore};
 use crate::reputation::Reputation;
 use crate::store::{StoreError, after_ms, now_ms};
 
-/// Takes the lease KEYS[1] as ARGV[1] for ARGV[2] ms, or answers what holds it (a holder's
+/// Takes the lease `KEYS[1]` as `ARGV[1]` for `ARGV[2]` ms, or answers what holds it (a holder's
 /// name or a failure note); nil when taken.
 const TAKE: &str = "local held = redis.call('GET', KEYS[1]) if held then return held end \
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
 
 /// Ends a lookup (KEYS: answer, lease[, quota]; ARGV: holder, what, text, ms, quota text):
-/// `answer` stores ARGV[3] for ARGV[4] ms then gives the lease back; `failed` turns the lease
-/// into the note ARGV[3] for ARGV[4] ms; `release` gives it back. The lease is touched only
-/// when ARGV[1] still holds it. A non-empty ARGV[5] is stored as the quota state.
+/// `answer` stores `ARGV[3]` for `ARGV[4]` ms then gives the lease back; `failed` turns the lease
+/// into the note `ARGV[3]` for `ARGV[4]` ms; `release` gives it back. The lease is touched only
+/// when `ARGV[1]` still holds it. A non-empty `ARGV[5]` is stored as the quota state.
 const SETTLE: &str = "if ARGV[2] == 'answer' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end \
 if redis.call('GET', KEYS[2]) == ARGV[1] then \
 if ARGV[2] == 'failed' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) \
 else redis.call('DEL', KEYS[2]) end end \
 if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5]) end return 1";
 
-/// The lease step alone (KEYS[1] the lease; ARGV as [`SETTLE`]'s), for a cluster.
+/// The lease step alone (`KEYS[1]` the lease; ARGV as [`SETTLE`]'s), for a cluster.
 const SETTLE_LEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 if ARGV[2] == 'failed' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) \
 else redis.call('DEL', KEYS[1]) end end return 1";
