@@ -348,11 +348,12 @@ fn evidence_for(ip: &str) -> Evidence {
     let mut parser = repute::sshd::Parser::new(now);
     let mut evidence = Evidence::new();
     let want: IpAddr = ip.parse().expect("ip");
+    // As `watch` and `scan` gather it: lines with their connection's attempt counts.
     for line in auth_log().lines() {
-        if let Some(attempt) = parser.parse_line(line)
-            && attempt.srcip == Some(want)
+        if let Some(event) = parser.parse_line_ref(line)
+            && event.srcip == Some(want)
         {
-            evidence.add_attempt(&attempt);
+            evidence.add_event(&event);
         }
     }
     evidence
@@ -404,7 +405,7 @@ fn a_ban_report_has_the_evidence_categories_and_a_redacted_comment() {
     let comment = sent[0].comment.clone().unwrap_or_default();
     assert!(
         comment.starts_with(
-            "sshd: 12 failed logins (6 failed password, 6 invalid user); 6 user names tried; over 5 s, "
+            "sshd: 6 failed login attempts (6 invalid user); 6 user names tried; over 5 s, "
         ),
         "{comment}"
     );
@@ -500,7 +501,7 @@ fn a_dry_run_and_an_empty_evidence_send_nothing_but_are_audited() {
     assert!(
         lines[1]["comment"]
             .as_str()
-            .is_some_and(|c| c.starts_with("sshd: 12 failed logins"))
+            .is_some_and(|c| c.starts_with("sshd: 6 failed login attempts"))
     );
 }
 
@@ -608,7 +609,7 @@ fn the_backlog_csv_parses_as_abuseipdbs_format_and_leaks_nothing() {
     assert_eq!(rows[0].1, "18,22");
     assert_eq!(rows[1].1, "14,22");
     assert!(
-        rows[0].3.starts_with("sshd: 12 failed logins"),
+        rows[0].3.starts_with("sshd: 6 failed login attempts"),
         "{}",
         rows[0].3
     );

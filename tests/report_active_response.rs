@@ -79,7 +79,9 @@ fn a_blocked_address_is_reported_once_on_the_alerts_evidence() {
     assert_eq!(sent[0].categories, "18,22");
     let comment = sent[0].comment.clone().unwrap_or_default();
     assert!(
-        comment.starts_with("sshd: 1 failed login (1 failed password); 1 user name tried; at "),
+        comment.starts_with(
+            "sshd: 1 failed login attempt (1 failed password); 1 user name tried; at "
+        ),
         "{comment}"
     );
     for ours in ["bastion", "root", IP] {

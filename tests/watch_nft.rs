@@ -184,6 +184,42 @@ fn after_a_restart_the_ban_is_back_and_no_line_is_read_twice() {
     assert_eq!(status["running"], false, "{status}");
 }
 
+/// Ban times grow per earlier ban (`ban_time × 2^(bans before)`); the count was only in
+/// memory, and the block state keeps running bans only, so after a restart a third ban was a
+/// first one again (1 s here instead of 4 s). The count is now in the store.
+#[test]
+fn ban_times_keep_growing_across_a_restart() {
+    let Some((netns, log)) = setup("") else {
+        return;
+    };
+    let args = ["--from-start", "--ban-time", "1s"];
+    let mut watch = start(&netns, &log, &args);
+    let mut durations = Vec::new();
+    for round in 0..2u32 {
+        let lines: Vec<String> = (0..3)
+            .map(|i| failure(V4, &format!("r{round}u{i}"), 6000 + round * 10 + i))
+            .collect();
+        append(&log, &lines);
+        let ban = watch.wait_json("a ban", |v| is_decision(v, "ban", V4));
+        durations.push(ban["duration"].as_u64().unwrap_or(0));
+        watch.wait_json("its end", |v| is_decision(v, "unban", V4));
+    }
+    let (status, _) = watch.terminate();
+    assert!(status.success());
+
+    let mut watch = start(&netns, &log, &args);
+    let lines: Vec<String> = (0..3)
+        .map(|i| failure(V4, &format!("r2u{i}"), 6100 + i))
+        .collect();
+    append(&log, &lines);
+    let ban = watch.wait_json("the third ban", |v| is_decision(v, "ban", V4));
+    durations.push(ban["duration"].as_u64().unwrap_or(0));
+    assert_eq!(durations, [1, 2, 4], "{:?}", watch.seen);
+    assert_eq!(ban["evidence"]["bans_before"], 2, "{ban}");
+    let (status, _) = watch.terminate();
+    assert!(status.success());
+}
+
 #[test]
 fn ipv6_attackers_of_one_64_are_counted_and_banned_together() {
     let Some((netns, log)) = setup("") else {

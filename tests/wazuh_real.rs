@@ -11,6 +11,8 @@
 //! against the mock API and the enrichment alert lands in `alerts.json`; and, inside a
 //! network namespace made for the test, an attack travels trigger → integration →
 //! enrichment rule → execd → `repute-block` → the nft set, and leaves it after the timeout.
+//! Last, `uninstall` gives back a byte-order-marked, symlinked `ossec.conf` that every version
+//! loads.
 
 mod block_support;
 mod need;
@@ -677,6 +679,63 @@ fn the_dry_run_diff_is_what_the_install_writes() {
         );
     }
     home.check_strict();
+}
+
+/// `uninstall` after `install --active-response`, on a home whose ossec.conf starts with a
+/// byte-order mark and is a symlink (configuration management): on every version the real
+/// analysisd loads the file before, after install and after uninstall, which gives the file
+/// back byte for byte, through the link.
+#[test]
+fn uninstall_gives_back_a_bom_and_symlinked_ossec_conf_the_engine_loads() {
+    if !need::all(&[Need::WazuhSandbox]) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    for version in versions() {
+        let home = Home::new(&version);
+        let conf = home.path.join("etc/ossec.conf");
+        let managed = home.path.join("etc/ossec-managed.conf");
+        let original = format!("\u{feff}{}", home.conf());
+        std::fs::write(&managed, &original).unwrap();
+        let meta = std::fs::metadata(&conf).unwrap();
+        std::os::unix::fs::chown(&managed, Some(meta.uid()), Some(meta.gid())).unwrap();
+        std::fs::set_permissions(&managed, meta.permissions()).unwrap();
+        std::fs::remove_file(&conf).unwrap();
+        std::os::unix::fs::symlink("ossec-managed.conf", &conf).unwrap();
+        home.check_strict();
+
+        let out = home.install(&["--active-response"]);
+        assert!(out.status.success(), "{version}: {}", text(&out));
+        assert!(home.conf().contains("<name>custom-abuseipdb</name>"));
+        home.check_strict();
+
+        let out = Command::new(env!("CARGO_BIN_EXE_repute"))
+            .args(["wazuh", "uninstall", "--wazuh-dir"])
+            .arg(&home.path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run uninstall");
+        assert!(out.status.success(), "{version}: {}", text(&out));
+        assert!(text(&out).contains("(a symlink: edited "), "{}", text(&out));
+        assert!(
+            std::fs::symlink_metadata(&conf)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&managed).unwrap(),
+            original,
+            "{version}: ossec.conf is as before install"
+        );
+        let after = std::fs::metadata(&managed).unwrap();
+        assert_eq!(
+            (after.uid(), after.gid(), after.mode() & 0o7777),
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            "{version}: owner and mode kept"
+        );
+        home.check_strict();
+    }
 }
 
 /// Applies the hunks of `diff` for `b/<rel>` to `before` (a small unified-diff reader: the

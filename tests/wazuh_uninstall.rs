@@ -1,7 +1,9 @@
 //! `repute wazuh uninstall` on a fake Wazuh home: after `install --active-response`, it puts
 //! `ossec.conf` back byte for byte (keeping a backup), removes the programs, rules and cache,
 //! keeps the key unless asked, changes nothing with `--dry-run`, and leaves someone else's
-//! program of the same name alone.
+//! program of the same name alone. It reads and writes `ossec.conf` as install does: a
+//! byte-order mark stays, a symlinked file is edited where it points, a backup never
+//! replaces another.
 
 mod support;
 
@@ -199,4 +201,124 @@ fn a_missing_home_says_use_wazuh_dir() {
         err.ends_with("use --wazuh-dir to name the Wazuh home\n"),
         "{err}"
     );
+}
+
+/// An `ossec.conf` that starts with a UTF-8 byte-order mark (an editor on Windows wrote it):
+/// uninstall cut 3 bytes early, because the parser's offsets start after the mark. Now the
+/// file is as it was before install, mark and all.
+#[test]
+fn a_byte_order_mark_is_kept_and_the_file_is_as_before_install() {
+    let tree = WazuhTree::new();
+    let conf_path = tree.path().join("etc/ossec.conf");
+    // Tab-indented: with two spaces, a cut 3 bytes early happened to land on the blank line
+    // install put before its block, and whole lines were cut all the same.
+    let tabbed: String = OSSEC_CONF
+        .split_inclusive('\n')
+        .map(|line| {
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            format!(
+                "{}{}",
+                "\t".repeat(spaces / 2),
+                &line[spaces - spaces % 2..]
+            )
+        })
+        .collect();
+    let before = format!("\u{feff}{tabbed}");
+    std::fs::write(&conf_path, &before).expect("conf");
+    installed(&tree);
+    let conf_installed = std::fs::read_to_string(&conf_path).expect("conf");
+    assert!(conf_installed.contains("<name>custom-abuseipdb</name>"));
+
+    let out = repute(&tree, &["uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&conf_path).expect("conf"),
+        before,
+        "ossec.conf is as it was before install, byte-order mark kept"
+    );
+    let backups = backups(tree.path());
+    assert!(
+        backups.iter().any(|b| *b == conf_installed.as_bytes()),
+        "uninstall's backup is the file as it was before uninstall"
+    );
+}
+
+/// A symlinked `ossec.conf` (configuration management keeps the real file elsewhere) is
+/// edited where it points, the link stays, and the backup sits beside the link, as install
+/// does it.
+#[test]
+fn a_symlinked_ossec_conf_is_edited_where_it_points() {
+    let tree = WazuhTree::new();
+    let managed = tree.path().join("tmp/managed-ossec.conf");
+    std::fs::write(&managed, OSSEC_CONF).expect("conf");
+    let conf = tree.path().join("etc/ossec.conf");
+    std::fs::remove_file(&conf).expect("rm");
+    std::os::unix::fs::symlink(&managed, &conf).expect("link");
+    installed(&tree);
+    let conf_installed = std::fs::read_to_string(&managed).expect("conf");
+    assert!(conf_installed.contains("<name>custom-abuseipdb</name>"));
+
+    let out = repute(&tree, &["uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "removed repute's blocks from etc/ossec.conf (a symlink: edited {})",
+            managed.display()
+        )),
+        "{said}"
+    );
+    let meta = std::fs::symlink_metadata(&conf).expect("stat");
+    assert!(meta.file_type().is_symlink(), "the link stays a link");
+    assert_eq!(std::fs::read_link(&conf).expect("link"), managed);
+    assert_eq!(std::fs::read_to_string(&managed).expect("conf"), OSSEC_CONF);
+    assert!(
+        backups(tree.path())
+            .iter()
+            .any(|b| *b == conf_installed.as_bytes()),
+        "the backup, beside the link, is the file as it was before uninstall"
+    );
+}
+
+/// Every name uninstall's backup could take this minute is taken: none is overwritten, and
+/// the backup lands under a free name.
+#[test]
+fn a_backup_never_replaces_another() {
+    let tree = WazuhTree::new();
+    installed(&tree);
+    let conf_installed = std::fs::read(tree.path().join("etc/ossec.conf")).expect("conf");
+    let etc = tree.path().join("etc");
+    let now = jiff::Timestamp::now();
+    let mut taken = Vec::new();
+    for s in 0..30 {
+        let stamp = (now + jiff::SignedDuration::from_secs(s))
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let path = etc.join(format!("ossec.conf.repute-backup-{stamp}"));
+        if !path.exists() {
+            std::fs::write(&path, "an earlier backup\n").expect("backup");
+            taken.push(path);
+        }
+    }
+    let out = repute(&tree, &["uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for path in &taken {
+        assert_eq!(
+            std::fs::read_to_string(path).expect("backup"),
+            "an earlier backup\n"
+        );
+    }
+    assert!(
+        backups(tree.path()).contains(&conf_installed),
+        "uninstall's backup is under a free name"
+    );
+}
+
+/// The contents of every `etc/ossec.conf.repute-backup-*`.
+fn backups(root: &Path) -> Vec<Vec<u8>> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("etc/ossec.conf.repute-backup-"))
+        .map(|(_, v)| v)
+        .collect()
 }

@@ -6,7 +6,8 @@
 //! are Lua scripts, so each is one atomic step for every host, with the same rules as the SQLite
 //! ledger (a live mark is one whose `until` is after the caller's `now`). Redis expires the key
 //! a while after its `until`, so nothing has to purge it. The report quota sits beside the
-//! check quota (`quota:abuseipdb/report`).
+//! check quota (`quota:abuseipdb/report`); the reports sent per UTC day are a counter,
+//! `report-sent:{day}`, that expires after [`DAY_COUNT_KEPT_SECS`].
 
 use std::net::IpAddr;
 
@@ -51,6 +52,16 @@ if m['state'] == 'pending' and m['holder'] == ARGV[1] then return redis.call('DE
 return 0
 ";
 
+/// ARGV: seconds to keep. Counts one report in the day's key.
+const COUNT_SENT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return n
+";
+
+/// How long Redis keeps a day's count of reports sent (the day, and two more).
+const DAY_COUNT_KEPT_SECS: i64 = 3 * 86_400;
+
 /// How long past its `until` Redis keeps a mark (the caller's clock may be behind Redis's).
 const KEEP_AFTER_MS: i64 = 3_600_000;
 
@@ -91,6 +102,13 @@ impl RedisLedger {
             quota: RedisStore::new(target.clone()),
             link: Link::new(target),
         }
+    }
+
+    fn day_key(&self, at: i64) -> String {
+        self.link.target().key(&format!(
+            "report-sent:{}",
+            crate::report::ledger::utc_day(at)
+        ))
     }
 
     fn key(&self, ip: IpAddr) -> String {
@@ -178,5 +196,26 @@ impl ReportLedger for RedisLedger {
 
     fn record_quota(&self, state: &QuotaState) -> Result<(), LedgerError> {
         Ok(self.quota.record_quota(QUOTA_ENDPOINT, state)?)
+    }
+
+    fn count_sent(&self, at: i64) -> Result<(), LedgerError> {
+        let key = self.day_key(at);
+        // One key, one script: atomic on a single node and on a cluster alike.
+        self.link.run(|c| {
+            redis::cmd("EVAL")
+                .arg(COUNT_SENT)
+                .arg(1)
+                .arg(&key)
+                .arg(DAY_COUNT_KEPT_SECS)
+                .query::<i64>(c)
+                .map(drop)
+        })?;
+        Ok(())
+    }
+
+    fn sent_on_day_of(&self, at: i64) -> Result<u64, LedgerError> {
+        let key = self.day_key(at);
+        let sent: Option<u64> = self.link.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(sent.unwrap_or(0))
     }
 }

@@ -335,6 +335,15 @@ impl Policy {
         }
     }
 
+    /// How many times `network` was banned before watch restarted (kept in the store), so
+    /// that its next ban is as long as without the restart. A network saved under another
+    /// `ipv6_prefix` counts for the network its address falls in now.
+    pub fn restore_ban_count(&mut self, network: IpNet, bans: u32) {
+        let network = self.network_of(network.addr());
+        let track = self.touch(network);
+        track.bans = track.bans.max(bans);
+    }
+
     /// When the running ban covering `ip` ends (Unix seconds), if one runs.
     pub fn banned_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
         let ip = crate::addr::canonical(ip);

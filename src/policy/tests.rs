@@ -283,3 +283,23 @@ fn five_tries_as_sshd_and_pam_write_them_ban_at_the_fifth_try() {
     );
     assert_eq!(failures, 5);
 }
+
+/// The count of earlier bans, kept in the store, given back after a restart: the third ban
+/// is as long as without the restart (it was a first ban again, 600 s, before).
+#[test]
+fn a_restored_ban_count_keeps_the_ban_time_growing() {
+    let mut p = Policy::new(settings());
+    p.restore_ban_count("45.155.205.233/32".parse().expect("net"), 2);
+    let ban = (0..5)
+        .find_map(|_| fail(&mut p, "45.155.205.233", 0))
+        .expect("ban");
+    assert_eq!(ban.duration.as_secs(), 2400);
+    assert_eq!(ban.evidence.bans_before, 2);
+    // Saved per /64, given back per /64 of the address.
+    let mut p = Policy::new(settings());
+    p.restore_ban_count("2a01:4f8::/64".parse().expect("net"), 1);
+    let ban = (0..5)
+        .find_map(|_| fail(&mut p, "2a01:4f8::7", 0))
+        .expect("ban");
+    assert_eq!(ban.duration.as_secs(), 1200);
+}

@@ -2,8 +2,9 @@
 //!
 //! AbuseIPDB publishes every comment, and fail2ban's reporting action is known for sending the
 //! raw matched lines, host names and user names included. Here a comment says what happened
-//! and when, in UTC: "sshd: 14 failed logins (9 invalid user, 5 failed password); 9 user
-//! names tried; over 3 min, 2026-11-30 05:01:07 to 05:04:12 UTC". No host name, no address,
+//! and when, in UTC: "sshd: 14 failed login attempts (9 invalid user, 5 failed password); 9
+//! user names tried; over 3 min, 2026-11-30 05:01:07 to 05:04:12 UTC". The counts are attempts
+//! (see [`Evidence`]), not log lines. No host name, no address,
 //! no user name. User names tried are added only when [`Redaction::user_names`] opts in, and
 //! even then a name is left out when it exists on this host (an accepted login from the
 //! evidence, or an account `getpwnam` knows, as `getent passwd` would), looks like a host name
@@ -168,7 +169,11 @@ pub fn build_comment(evidence: &Evidence, redaction: &Redaction) -> String {
     if evidence.failures > 0 {
         parts.push(format!(
             "{} ({})",
-            plural(evidence.failures, "failed login", "failed logins"),
+            plural(
+                evidence.failures,
+                "failed login attempt",
+                "failed login attempts",
+            ),
             kinds(Outcome::Failure)
         ));
     }
@@ -286,7 +291,14 @@ mod tests {
             ("al ice", "2026-11-30T05:03:30Z"),
             ("carol", "2026-11-30T05:03:40Z"),
         ] {
-            e.add(at(t), host, Kind::InvalidUser, Outcome::Failure, Some(user));
+            e.add(
+                at(t),
+                host,
+                Kind::InvalidUser,
+                Outcome::Failure,
+                Some(user),
+                1,
+            );
         }
         e.add(
             at("2026-11-30T05:04:12Z"),
@@ -294,6 +306,7 @@ mod tests {
             Kind::ConnClosedPreauth,
             Outcome::Probe,
             None,
+            1,
         );
         // carol logged in from there: she exists here.
         e.add(
@@ -302,6 +315,7 @@ mod tests {
             Kind::Accepted,
             Outcome::Success,
             Some("carol"),
+            0,
         );
         e
     }
@@ -311,7 +325,7 @@ mod tests {
         let text = build_comment(&evidence(), &redaction(false));
         assert_eq!(
             text,
-            "sshd: 8 failed logins (8 invalid user), 1 pre-auth probe (1 conn closed preauth); \
+            "sshd: 8 failed login attempts (8 invalid user), 1 pre-auth probe (1 conn closed preauth); \
              8 user names tried; over 3 min, 2026-11-30 05:01:07 to 05:04:12 UTC"
         );
     }

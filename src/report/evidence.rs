@@ -1,5 +1,9 @@
 //! What one address did, kept as counts: the only thing a report comment is built from.
 //!
+//! The counts are of *attempts*, as [`crate::sshd::connection`] counts them, not of log
+//! lines: one try described by five PAM and sshd lines counts once, and a login that ends
+//! tries of several user names counts each.
+//!
 //! Log lines are never kept, so no host name, address or message text can leak into a report
 //! through them. Memory is bounded whatever the attacker sends: at most
 //! [`MAX_USERS_TRACKED`] distinct user names (each cut to [`MAX_USER_CHARS`]), a few host
@@ -23,11 +27,12 @@ const MAX_HOSTS: usize = 16;
 /// The evidence against one address.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evidence {
-    /// Authentication failures (passwords, invalid users, PAM failures, …).
+    /// Failed login attempts (passwords, invalid users, PAM failures, …).
     pub failures: u64,
     /// Pre-authentication probes (scans, aborted handshakes, timeouts).
     pub probes: u64,
-    /// Attacks per message kind and outcome (failure or probe).
+    /// Attempts per message kind and outcome (failure or probe): the kind of the line that
+    /// counted each attempt.
     kinds: HashMap<(Kind, Outcome), u64>,
     tried: BTreeSet<String>,
     tried_overflow: bool,
@@ -44,7 +49,7 @@ impl Evidence {
         Evidence::default()
     }
 
-    /// Adds one parsed attempt.
+    /// Adds one attempt without connection context (a Wazuh alert): an attack counts once.
     pub fn add_attempt(&mut self, attempt: &Attempt) {
         self.add(
             attempt.time,
@@ -52,10 +57,12 @@ impl Evidence {
             attempt.kind,
             attempt.outcome,
             attempt.user.as_deref(),
+            u32::from(attempt.outcome.is_attack()),
         );
     }
 
-    /// Adds one event as the scanner borrows it.
+    /// Adds one parsed line with the attempts its connection gives it (`event.attempts`: 0
+    /// for a line repeating a try another line counted).
     pub fn add_event(&mut self, event: &Event<'_>) {
         self.add(
             event.time,
@@ -63,10 +70,13 @@ impl Evidence {
             event.kind,
             event.outcome,
             event.user,
+            event.attempts,
         );
     }
 
-    /// Adds one event by its parts.
+    /// Adds one line by its parts: `attempts` tries of `kind` (a failure or a probe adds to
+    /// the counts only that many; its user name and time are kept even at 0, since the try
+    /// was counted by another line of it).
     pub fn add(
         &mut self,
         time: Option<Timestamp>,
@@ -74,15 +84,17 @@ impl Evidence {
         kind: Kind,
         outcome: Outcome,
         user: Option<&str>,
+        attempts: u32,
     ) {
         if let Some(host) = host.filter(|h| !h.is_empty())
             && self.hosts.len() < MAX_HOSTS
         {
             self.hosts.insert(cut(host));
         }
+        let attempts = u64::from(attempts);
         match outcome {
-            Outcome::Failure => self.failures += 1,
-            Outcome::Probe => self.probes += 1,
+            Outcome::Failure => self.failures += attempts,
+            Outcome::Probe => self.probes += attempts,
             Outcome::Success => {
                 if let Some(user) = user
                     && self.accepted.len() < MAX_USERS_TRACKED
@@ -93,7 +105,9 @@ impl Evidence {
             }
             Outcome::Info => return,
         }
-        *self.kinds.entry((kind, outcome)).or_default() += 1;
+        if attempts > 0 {
+            *self.kinds.entry((kind, outcome)).or_default() += attempts;
+        }
         if let Some(user) = user {
             let user = cut(user);
             if self.tried.len() < MAX_USERS_TRACKED {
@@ -108,7 +122,7 @@ impl Evidence {
         }
     }
 
-    /// Failures plus probes.
+    /// Failed login attempts plus probes.
     pub fn attacks(&self) -> u64 {
         self.failures + self.probes
     }
@@ -174,14 +188,28 @@ mod tests {
     fn failures_make_brute_force_and_probes_alone_a_port_scan() {
         let mut e = Evidence::new();
         assert!(e.categories().is_empty());
-        e.add(None, None, Kind::ConnClosedPreauth, Outcome::Probe, None);
+        e.add(None, None, Kind::ConnClosedPreauth, Outcome::Probe, None, 1);
         assert_eq!(e.categories(), vec![Category::PORT_SCAN, Category::SSH]);
-        e.add(None, None, Kind::InvalidUser, Outcome::Failure, Some("x"));
+        e.add(
+            None,
+            None,
+            Kind::InvalidUser,
+            Outcome::Failure,
+            Some("x"),
+            1,
+        );
         assert_eq!(e.categories(), vec![Category::BRUTE_FORCE, Category::SSH]);
         // A success or a disconnect is no attack.
         let mut quiet = Evidence::new();
-        quiet.add(None, None, Kind::Accepted, Outcome::Success, Some("alice"));
-        quiet.add(None, None, Kind::Disconnected, Outcome::Info, None);
+        quiet.add(
+            None,
+            None,
+            Kind::Accepted,
+            Outcome::Success,
+            Some("alice"),
+            0,
+        );
+        quiet.add(None, None, Kind::Disconnected, Outcome::Info, None, 0);
         assert!(quiet.categories().is_empty());
         assert_eq!(quiet.accepted_users().collect::<Vec<_>>(), ["alice"]);
     }
@@ -190,16 +218,63 @@ mod tests {
     fn user_names_are_bounded() {
         let mut e = Evidence::new();
         let long = "u".repeat(10_000);
-        e.add(None, None, Kind::InvalidUser, Outcome::Failure, Some(&long));
+        e.add(
+            None,
+            None,
+            Kind::InvalidUser,
+            Outcome::Failure,
+            Some(&long),
+            1,
+        );
         assert_eq!(
             e.users_tried().next().map(|u| u.chars().count()),
             Some(MAX_USER_CHARS)
         );
         for i in 0..(MAX_USERS_TRACKED + 10) {
             let name = format!("user{i}");
-            e.add(None, None, Kind::InvalidUser, Outcome::Failure, Some(&name));
+            e.add(
+                None,
+                None,
+                Kind::InvalidUser,
+                Outcome::Failure,
+                Some(&name),
+                1,
+            );
         }
         assert_eq!(e.users_tried_count(), MAX_USERS_TRACKED);
         assert!(e.users_overflow());
+    }
+
+    /// A try that sshd and PAM describe in several lines counts once: the counts are the
+    /// connection's attempts, not lines (five lines made five "failed logins" before).
+    #[test]
+    fn a_try_of_several_lines_counts_once() {
+        let mut parser = crate::sshd::Parser::new("2026-12-01T00:00:00Z".parse().expect("now"));
+        let lines = [
+            "Nov 30 05:01:10 web01 sshd[4001]: Invalid user oracle from 203.0.113.50 port 40000",
+            "Nov 30 05:01:10 web01 sshd[4001]: pam_unix(sshd:auth): check pass; user unknown",
+            "Nov 30 05:01:10 web01 sshd[4001]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50",
+            "Nov 30 05:01:12 web01 sshd[4001]: Failed password for invalid user oracle from 203.0.113.50 port 40000 ssh2",
+            "Nov 30 05:01:14 web01 sshd[4001]: Connection closed by invalid user oracle 203.0.113.50 port 40000 [preauth]",
+        ];
+        let mut e = Evidence::new();
+        let mut attack_lines = 0;
+        for line in lines {
+            if let Some(event) = parser.parse_line_ref(line) {
+                attack_lines += u32::from(event.outcome.is_attack());
+                e.add_event(&event);
+            }
+        }
+        assert!(attack_lines >= 3, "the lines are attacks: {attack_lines}");
+        assert_eq!((e.failures, e.probes), (1, 0), "{e:?}");
+        assert_eq!(e.attacks(), 1);
+        assert_eq!(
+            e.kinds(Outcome::Failure)
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            1
+        );
+        assert_eq!(e.users_tried().collect::<Vec<_>>(), ["oracle"]);
     }
 }

@@ -11,7 +11,8 @@
 //! [`ReportLedger`] is the whole contract a backend implements: [`crate::fleet::RedisLedger`]
 //! for a fleet on one Redis; [`SqliteLedger`] is the embedded one, a table
 //! `report_mark` in the shared SQLite file, with the quota kept beside the check endpoint's in
-//! the cache's `quota_state` table under [`QUOTA_ENDPOINT`].
+//! the cache's `quota_state` table under [`QUOTA_ENDPOINT`]. Each backend also tallies the
+//! reports sent per UTC day (`report_day`), which `repute status` shows.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,19 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS report_mark (
     at      INTEGER NOT NULL,
     until   INTEGER NOT NULL
 ) WITHOUT ROWID";
+
+const DAY_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS report_day (
+    day   INTEGER PRIMARY KEY NOT NULL,
+    sent  INTEGER NOT NULL
+) WITHOUT ROWID";
+
+/// Days of tallies the SQLite ledger keeps.
+const DAYS_KEPT: i64 = 31;
+
+/// The UTC day (days since 1970-01-01) of `at`, Unix seconds.
+pub fn utc_day(at: i64) -> i64 {
+    at.div_euclid(86_400)
+}
 
 /// A live mark on an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +94,10 @@ pub trait ReportLedger: Send + Sync {
     /// The report endpoint's quota state.
     fn quota(&self) -> Result<Option<QuotaState>, LedgerError>;
     fn record_quota(&self, state: &QuotaState) -> Result<(), LedgerError>;
+    /// Counts one report sent at `at` (Unix seconds) in the tally of its UTC day.
+    fn count_sent(&self, at: i64) -> Result<(), LedgerError>;
+    /// Reports sent on the UTC day of `at`, by every process (and host) on the store.
+    fn sent_on_day_of(&self, at: i64) -> Result<u64, LedgerError>;
 }
 
 /// The ledger in the shared SQLite store.
@@ -99,6 +117,7 @@ impl SqliteLedger {
         };
         let conn = crate::store::open(path).map_err(err)?;
         conn.execute(SCHEMA, []).map_err(err)?;
+        conn.execute(DAY_SCHEMA, []).map_err(err)?;
         let quota = SqliteStore::open(path)?;
         Ok(SqliteLedger {
             path: path.to_path_buf(),
@@ -197,6 +216,34 @@ impl ReportLedger for SqliteLedger {
     fn record_quota(&self, state: &QuotaState) -> Result<(), LedgerError> {
         Ok(self.quota.record_quota(QUOTA_ENDPOINT, state)?)
     }
+
+    fn count_sent(&self, at: i64) -> Result<(), LedgerError> {
+        let day = utc_day(at);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO report_day (day, sent) VALUES (?1, 1)
+                 ON CONFLICT (day) DO UPDATE SET sent = sent + 1",
+                params![day],
+            )?;
+            c.execute(
+                "DELETE FROM report_day WHERE day < ?1",
+                params![day - DAYS_KEPT],
+            )
+            .map(drop)
+        })
+    }
+
+    fn sent_on_day_of(&self, at: i64) -> Result<u64, LedgerError> {
+        let sent: Option<i64> = self.with(|c| {
+            c.query_row(
+                "SELECT sent FROM report_day WHERE day = ?1",
+                params![utc_day(at)],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        Ok(sent.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +280,29 @@ mod tests {
             Ok(Claim::Held(_))
         ));
         assert_eq!(b.claim(addr, "b", 1902, 60).ok(), Some(Claim::Granted));
+    }
+
+    /// Reports are tallied per UTC day, across connections (processes) on one file, and
+    /// old days are dropped.
+    #[test]
+    fn reports_are_tallied_per_utc_day() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("s.sqlite");
+        let a = SqliteLedger::open(&path).expect("open");
+        let b = SqliteLedger::open(&path).expect("open");
+        let day = 20_000 * 86_400;
+        a.count_sent(day).expect("count");
+        b.count_sent(day + 86_399).expect("count");
+        a.count_sent(day + 86_400).expect("count");
+        assert_eq!(b.sent_on_day_of(day + 5).ok(), Some(2));
+        assert_eq!(a.sent_on_day_of(day + 86_400 + 5).ok(), Some(1));
+        assert_eq!(a.sent_on_day_of(day - 1).ok(), Some(0));
+        b.count_sent(day + 40 * 86_400).expect("count");
+        assert_eq!(
+            a.sent_on_day_of(day).ok(),
+            Some(0),
+            "older than a month: dropped"
+        );
     }
 
     #[test]

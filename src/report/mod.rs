@@ -314,6 +314,9 @@ impl Reporter {
                 if let Err(e) = self.ledger.settle(ip, &holder, now, now + window) {
                     tracing::warn!(%ip, error = %e, "reported, but the mark could not be stored");
                 }
+                if let Err(e) = self.ledger.count_sent(now) {
+                    tracing::warn!(error = %e, "reported, but the day's count could not be stored");
+                }
                 ReportOutcome::Reported {
                     score: answer.abuse_confidence_score,
                     comment: request.comment.clone(),

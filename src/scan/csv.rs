@@ -149,9 +149,17 @@ mod tests {
             Kind::FailedPassword,
             Outcome::Failure,
             Some("x"),
+            1,
         );
         let mut friend = Evidence::new();
-        friend.add(t, Some("h"), Kind::Accepted, Outcome::Success, Some("me"));
+        friend.add(
+            t,
+            Some("h"),
+            Kind::Accepted,
+            Outcome::Success,
+            Some("me"),
+            0,
+        );
         let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0u8; 4]));
         let rows = vec![
             (ip("203.0.113.7"), attacker.clone()),
@@ -172,7 +180,7 @@ mod tests {
         assert_eq!(
             text,
             "IP,Categories,ReportDate,Comment\n203.0.113.7,\"18,22\",2026-11-30T05:01:07+00:00,\
-             \"sshd: 1 failed login (1 failed password); 1 user name tried; at 2026-11-30 05:01:07 UTC\"\n"
+             \"sshd: 1 failed login attempt (1 failed password); 1 user name tried; at 2026-11-30 05:01:07 UTC\"\n"
         );
         assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
     }

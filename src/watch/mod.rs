@@ -20,6 +20,7 @@
 //!
 //! [`policy`]: crate::policy
 
+pub mod ban_history;
 pub mod fleet;
 pub mod metrics;
 pub mod reports;
@@ -45,6 +46,7 @@ use crate::source::{FileFollower, JournalOptions, JournalSource, PositionStore, 
 use crate::sshd::{Event, Parser};
 use crate::{Kind, Outcome};
 
+use ban_history::BanHistory;
 use fleet::Fleet;
 use metrics::Metrics;
 use reports::Reports;
@@ -100,6 +102,8 @@ pub enum WatchError {
     Positions(#[from] crate::source::position::PositionError),
     #[error(transparent)]
     Status(#[from] status::StatusError),
+    #[error(transparent)]
+    BanHistory(#[from] ban_history::BanHistoryError),
     #[error("journalctl: {0}")]
     Journal(#[source] io::Error),
 }
@@ -164,6 +168,9 @@ struct Core {
         std::collections::HashMap<(Kind, Outcome), prometheus_client::metrics::counter::Counter>,
     fleet: Option<Fleet>,
     reports: Option<Reports>,
+    /// Every ban counted in the store, so ban times keep growing across a restart (`None` in
+    /// a dry run).
+    ban_history: Option<BanHistory>,
 }
 
 /// A running watch; see the module documentation.
@@ -207,6 +214,10 @@ impl Watch {
         };
         let status = match (&parts.store, save) {
             (Some(path), true) => Some(StatusStore::open(path)?),
+            _ => None,
+        };
+        let ban_history = match (&parts.store, save) {
+            (Some(path), true) => Some(BanHistory::open(path, options.policy.max_tracked)?),
             _ => None,
         };
         let mut files = Vec::new();
@@ -270,7 +281,9 @@ impl Watch {
                 Some(reporter) if !options.dry_run => Some(Reports::start(reporter)),
                 _ => None,
             },
+            ban_history,
         };
+        core.restore_ban_counts();
         core.restore_bans();
         if save && let Some(store) = parts.decisions {
             core.fleet = Some(Fleet::start(store, Arc::clone(&core.metrics)));
@@ -718,6 +731,13 @@ impl Core {
     }
 
     fn ban(&mut self, ban: &Ban, source: &str) -> io::Result<()> {
+        if let Some(history) = self.ban_history.as_mut() {
+            let bans = ban.evidence.bans_before.saturating_add(1);
+            if let Err(e) = history.record(ban.network, bans, unix_now()) {
+                // The ban itself goes on; only its successor may be shorter after a restart.
+                tracing::warn!(error = %e, "cannot save the ban count");
+            }
+        }
         for &address in &ban.addresses {
             let mut record = DecisionRecord {
                 decision: "ban",
@@ -1086,6 +1106,22 @@ impl Core {
             self.out.flush()?;
         }
         Ok(())
+    }
+
+    /// How many times each network was banned by an earlier watch, into the policy (oldest
+    /// first, so the newest are the most recently active there).
+    fn restore_ban_counts(&mut self) {
+        let Some(history) = self.ban_history.as_mut() else {
+            return;
+        };
+        match history.load() {
+            Ok(counts) => {
+                for (network, bans) in counts.into_iter().rev() {
+                    self.policy.restore_ban_count(network, bans);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the ban counts"),
+        }
     }
 
     /// Bans recorded by an earlier watch and still running: back into the kernel if a

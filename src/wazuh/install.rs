@@ -795,14 +795,12 @@ impl Plan {
             if existed { "updated" } else { "installed" },
             self.rel(path)
         );
-        // A symlinked file (configuration management) is edited where it points.
-        let target = match fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = fs::canonicalize(path).map_err(io_err(path))?;
+        let target = match symlink_target(path)? {
+            Some(target) => {
                 line.push_str(&format!(" (a symlink: edited {})", target.display()));
                 target
             }
-            _ => path.to_path_buf(),
+            None => path.to_path_buf(),
         };
         // Config files, and a script being replaced by this program (the blog's .py).
         let replaces_script =
@@ -1032,10 +1030,65 @@ pub fn detect_version(home: &Path) -> Option<WazuhVersion> {
     None
 }
 
+/// What `path` points to when it is a symlink: a symlinked file (configuration management)
+/// is edited where it points, and the link stays.
+fn symlink_target(path: &Path) -> Result<Option<PathBuf>, InstallError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            Ok(Some(fs::canonicalize(path).map_err(io_err(path))?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A configuration file replaced by [`replace_config`].
+#[derive(Debug, Clone)]
+pub(crate) struct Replaced {
+    /// The copy of the file as it was, beside `path`.
+    pub backup: PathBuf,
+    /// What was edited when `path` is a symlink.
+    pub symlink_target: Option<PathBuf>,
+}
+
+/// Replaces the configuration file `path` (`ossec.conf`) with `contents` the way install
+/// edits it: a backup first (never over another one), then the new text written beside the
+/// file `path` is or points to and renamed over it with that file's mode and owner, so a
+/// reader never sees half a file and a symlink stays a symlink. Uninstall's one edit.
+pub(crate) fn replace_config(path: &Path, contents: &[u8]) -> Result<Replaced, InstallError> {
+    let symlink = symlink_target(path)?;
+    let target = symlink.clone().unwrap_or_else(|| path.to_path_buf());
+    let backup = backup(path, &target)?;
+    let meta = fs::metadata(&target).map_err(io_err(&target))?;
+    let tmp = unique_beside(&target, "repute-tmp")?;
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.mode() & 0o7777)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        io::Write::write_all(&mut file, contents).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        // Not root: the file stays ours, as install leaves it.
+        let _ = chown(&tmp, meta.uid(), meta.gid());
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &target).map_err(io_err(&target))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(Replaced {
+        backup,
+        symlink_target: symlink,
+    })
+}
+
 /// Copies `target` (what `path` is, or points to) to `path.repute-backup-<UTC time>`, with
 /// its mode and owner. A backup never replaces another: a name already taken (two installs
 /// in one second) gets `.1`, `.2`, ... after it.
-fn backup(path: &Path, target: &Path) -> Result<PathBuf, InstallError> {
+pub(crate) fn backup(path: &Path, target: &Path) -> Result<PathBuf, InstallError> {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();

@@ -175,6 +175,21 @@ impl OssecConf {
         self.sections("integration").collect()
     }
 
+    /// The `<name>` sections of every root, for uninstall to pick the ones it cuts.
+    pub fn section_elements(&self, name: &'static str) -> Vec<&Element> {
+        self.sections(name).collect()
+    }
+
+    /// The text after the byte-order mark: what every element's offsets point into.
+    pub fn body(&self) -> &str {
+        &self.text
+    }
+
+    /// `body` (an edit of [`OssecConf::body`]) with this file's byte-order mark put back.
+    pub fn with_body(&self, body: &str) -> String {
+        format!("{}{body}", self.bom)
+    }
+
     fn newline(&self) -> &'static str {
         if self.text.contains("\r\n") {
             "\r\n"

@@ -8,13 +8,16 @@
 //! (`integrations/<name>`, `active-response/bin/repute-block`, each only when it is repute),
 //! the shipped rules (a copy is kept when they were edited) and the cache (`var/repute/`).
 //!
+//! The file is read and written as install does ([`super::ossec_conf::OssecConf`],
+//! [`super::install::replace_config`]): a byte-order mark stays, a symlinked `ossec.conf` is
+//! edited where it points and stays a link, and a backup never replaces another.
+//!
 //! The API key (`etc/repute/abuseipdb.key`) stays unless asked (`--remove-key`): it is the
 //! one thing that cannot be installed again from the package. A program of the same name that
 //! is not repute (the blog's Python script) is left alone, with its block, and said so.
 //! Nothing restarts the manager.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use memchr::memmem;
@@ -22,10 +25,13 @@ use memchr::memmem;
 use super::active_response::COMMAND_NAME;
 use super::diff;
 use super::home::{ACTIVE_RESPONSE_BIN_DIR, INTEGRATIONS_DIR};
-use super::install::{CACHE_DIR, DEFAULT_NAME, InstallError, io_err, read_manager_conf};
+use super::install::{
+    CACHE_DIR, DEFAULT_NAME, InstallError, backup, io_err, read_manager_conf, replace_config,
+};
 use super::options::DEFAULT_KEY_FILE;
+use super::ossec_conf::OssecConf;
 use super::ruleset::RULE_FILES;
-use super::xml::{self, Element};
+use super::xml::Element;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -60,7 +66,7 @@ pub struct Plan {
 pub fn plan(req: &Request) -> Result<Plan, InstallError> {
     let home = &req.wazuh_dir;
     let (conf_path, text) = read_manager_conf(home)?;
-    let roots = xml::parse(&text).map_err(|detail| InstallError::Invalid {
+    let conf = OssecConf::parse(&text).map_err(|detail| InstallError::Invalid {
         path: conf_path.display().to_string(),
         detail,
     })?;
@@ -70,7 +76,7 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
         notes: Vec::new(),
     };
     let mut cuts = Vec::new();
-    for el in sections(&roots) {
+    for el in repute_sections(&conf) {
         match el.name.as_str() {
             "integration" => {
                 let name = child_text(el, "name");
@@ -95,7 +101,7 @@ pub fn plan(req: &Request) -> Result<Plan, InstallError> {
             _ => {}
         }
     }
-    let new = cut_blocks(&text, &cuts);
+    let new = conf.with_body(&cut_blocks(conf.body(), &cuts));
     if new != text {
         plan.steps.insert(0, Step::Conf { old: text, new });
     }
@@ -186,17 +192,19 @@ impl Plan {
             match step {
                 Step::Conf { new, .. } => {
                     let path = self.home.join("etc/ossec.conf");
-                    let backup = backup(&path)?;
-                    // Written in place: the file keeps its owner and mode.
-                    fs::write(&path, new).map_err(io_err(&path))?;
+                    let replaced = replace_config(&path, new.as_bytes())?;
+                    let link = match &replaced.symlink_target {
+                        Some(target) => format!(" (a symlink: edited {})", target.display()),
+                        None => String::new(),
+                    };
                     done.push(format!(
-                        "removed repute's blocks from etc/ossec.conf (backup: {})",
-                        self.rel(&backup)
+                        "removed repute's blocks from etc/ossec.conf{link} (backup: {})",
+                        self.rel(&replaced.backup)
                     ));
                 }
                 Step::Remove { path, backup: keep } => {
                     let note = if *keep {
-                        format!(" (edited; copy: {})", self.rel(&backup(path)?))
+                        format!(" (edited; copy: {})", self.rel(&backup(path, path)?))
                     } else {
                         String::new()
                     };
@@ -218,12 +226,14 @@ impl Plan {
     }
 }
 
-/// The direct children of every `<ossec_config>` root, in file order.
-fn sections(roots: &[Element]) -> impl Iterator<Item = &Element> {
-    roots
-        .iter()
-        .filter(|r| r.name == "ossec_config")
-        .flat_map(|r| r.children.iter())
+/// The sections repute may have put in the file, in file order.
+fn repute_sections(conf: &OssecConf) -> Vec<&Element> {
+    let mut found: Vec<&Element> = ["integration", "command", "active-response"]
+        .into_iter()
+        .flat_map(|name| conf.section_elements(name))
+        .collect();
+    found.sort_by_key(|el| el.start);
+    found
 }
 
 fn child_text(el: &Element, name: &str) -> String {
@@ -315,34 +325,6 @@ fn line_end(text: &str, pos: usize) -> usize {
     text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
 }
 
-/// Copies `path` to `path.repute-backup-<UTC time>` (`…-<n>` when a backup of the same second,
-/// install's say, is already there: a backup never replaces another) with its owner.
-fn backup(path: &Path) -> Result<PathBuf, InstallError> {
-    let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
-    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-    let target = (0..100)
-        .map(|n| {
-            let suffix = if n == 0 {
-                String::new()
-            } else {
-                format!("-{n}")
-            };
-            path.with_file_name(format!("{file_name}.repute-backup-{stamp}{suffix}"))
-        })
-        .find(|candidate| fs::symlink_metadata(candidate).is_err())
-        .ok_or_else(|| InstallError::Invalid {
-            path: path.display().to_string(),
-            detail: "too many backups made this second".into(),
-        })?;
-    fs::copy(path, &target).map_err(io_err(&target))?;
-    if let Ok(m) = fs::symlink_metadata(path) {
-        let _ = std::os::unix::fs::chown(&target, Some(m.uid()), Some(m.gid()));
-    }
-    Ok(target)
-}
-
 fn remove_file(path: &Path) -> Result<(), InstallError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(InstallError::Io {
@@ -377,11 +359,12 @@ mod tests {
     use super::*;
 
     fn cut(text: &str, names: &[&str]) -> String {
-        let roots = xml::parse(text).expect("xml");
-        let cuts: Vec<&Element> = sections(&roots)
+        let conf = OssecConf::parse(text).expect("xml");
+        let cuts: Vec<&Element> = repute_sections(&conf)
+            .into_iter()
             .filter(|e| names.contains(&e.name.as_str()))
             .collect();
-        cut_blocks(text, &cuts)
+        conf.with_body(&cut_blocks(conf.body(), &cuts))
     }
 
     #[test]
@@ -398,17 +381,13 @@ mod tests {
         assert_eq!(cut(after, &["command"]), before);
     }
 
+    /// The parser's offsets start after a byte-order mark: cut with them as they were,
+    /// the cut landed 3 bytes early.
     #[test]
-    fn a_backup_never_replaces_another() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let conf = dir.path().join("ossec.conf");
-        fs::write(&conf, "one").expect("write");
-        let first = backup(&conf).expect("backup");
-        fs::write(&conf, "two").expect("write");
-        let second = backup(&conf).expect("backup");
-        assert_ne!(first, second);
-        assert_eq!(fs::read_to_string(&first).expect("read"), "one");
-        assert_eq!(fs::read_to_string(&second).expect("read"), "two");
+    fn a_byte_order_mark_stays_and_the_cut_lands_on_the_block() {
+        let before = "\u{feff}<ossec_config>\n  <a/>\n</ossec_config>\n";
+        let after = "\u{feff}<ossec_config>\n  <a/>\n\n  <command>\n    <name>repute-block</name>\n  </command>\n</ossec_config>\n";
+        assert_eq!(cut(after, &["command"]), before);
     }
 
     #[test]
