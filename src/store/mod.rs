@@ -3,10 +3,11 @@
 //! What is shared: reputation answers with their lookup leases ([`crate::cache::ReputationCache`]),
 //! the quota AbuseIPDB announced ([`crate::quota::QuotaStore`]), ban decisions
 //! ([`crate::decisions::Decisions`]) and report marks. A backend implements these traits and
-//! nothing else: [`SqliteStore`] on the host's SQLite file (the embedded default),
-//! [`crate::fleet::RedisStore`] on a Redis shared by a fleet, [`NoStore`] when caching is off.
-//! [`Store`] is the pair the engine needs (answers and quota). Every backend fails with the
-//! same [`StoreError`].
+//! nothing else. Answers and quota: [`SqliteStore`] on the host's SQLite file (the embedded
+//! default), [`crate::fleet::RedisStore`] on a Redis shared by a fleet, [`NoStore`] when
+//! caching is off; [`Store`] is the pair the engine needs. Decisions:
+//! [`crate::decisions::SqliteDecisions`], [`crate::decisions::RedisDecisions`]. Every backend
+//! fails with the same [`StoreError`].
 //!
 //! The SQLite file is opened by [`open`] for every table that lives in it (answers, quota,
 //! block state, decisions, report marks). Many processes open it at once (integratord starts
