@@ -14,7 +14,8 @@
 //! include the script).
 //!
 //! Current figures, before and after the per-alert trimming of issue 11 (no zoneinfo walk, a
-//! WAL checkpointed at 100 pages): `docs/benchmarks-integration.md`. Older figures:
+//! WAL checkpointed at 100 pages, one commit per answer): `docs/benchmarks-integration.md`.
+//! Older figures:
 //!
 //! Measured 2026-11-28 on the 2-core build machine while other builds ran (load ~5), release
 //! build, mock on 127.0.0.1, medians of 200 runs (30 for the script):

@@ -19,12 +19,16 @@ use serde::Serialize;
 
 use crate::addr::AddrClass;
 use crate::attempt::Attempt;
-use crate::cache::{Cache, CacheError, CacheKey, DisabledCache, QuotaState, SqliteCache};
+use crate::cache::{
+    CacheError, CacheKey, FailureNote, LeaseState, LookupFailure, QuotaUpdate, Settlement,
+};
 use crate::config::{CacheSetting, Config};
-use crate::fleet::{OnStoreFailure, RedisCache};
+use crate::fleet::{OnStoreFailure, RedisStore};
+use crate::quota::QuotaState;
 use crate::reputation::abuseipdb::AbuseIpdb;
 use crate::reputation::rfc3339;
-use crate::reputation::{ApiError, Checked, Provider, Reputation};
+use crate::reputation::{ApiError, Provider, Reputation};
+use crate::store::{NoStore, SqliteStore, Store};
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,7 +257,7 @@ impl Policy {
 /// Turns addresses into [`Lookup`]s and attempts into [`Verdict`]s.
 pub struct Engine {
     policy: Policy,
-    cache: Box<dyn Cache>,
+    store: Box<dyn Store>,
     provider: Option<Box<dyn Provider>>,
     breaker: Mutex<Breaker>,
 }
@@ -323,13 +327,14 @@ fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
         .map(|_| Box::new(AbuseIpdb::from_config(config)) as Box<dyn Provider>)
 }
 
-/// Opens the cache the configuration names. A Redis store connects on first use, so one that
-/// is down costs its connect timeout once, then every call fails at once (see [`crate::fleet`]).
-pub fn open_cache(config: &Config) -> Result<Box<dyn Cache>, CacheError> {
+/// Opens the store (answers and quota) the configuration names. A Redis store connects on
+/// first use, so one that is down costs its connect timeout once, then every call fails at
+/// once (see [`crate::fleet`]).
+pub fn open_store(config: &Config) -> Result<Box<dyn Store>, CacheError> {
     Ok(match &config.cache {
-        CacheSetting::Sqlite(path) => Box::new(SqliteCache::open(path)?),
-        CacheSetting::Disabled => Box::new(DisabledCache::new()),
-        CacheSetting::Redis(target) => Box::new(RedisCache::new(target.clone())),
+        CacheSetting::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        CacheSetting::Disabled => Box::new(NoStore::new()),
+        CacheSetting::Redis(target) => Box::new(RedisStore::new(target.clone())),
     })
 }
 
@@ -339,7 +344,7 @@ impl Engine {
     pub fn new(config: &Config) -> Result<Engine, EngineError> {
         Ok(Engine::from_parts(
             config,
-            open_cache(config)?,
+            open_store(config)?,
             abuseipdb(config),
         ))
     }
@@ -348,14 +353,14 @@ impl Engine {
     /// not write, a full disk) is logged and replaced by no cache: for the per-alert doors,
     /// where an answer without the cache beats no answer.
     pub fn new_or_uncached(config: &Config) -> Engine {
-        let cache: Box<dyn Cache> = match open_cache(config) {
-            Ok(cache) => cache,
+        let store: Box<dyn Store> = match open_store(config) {
+            Ok(store) => store,
             Err(e) => {
                 tracing::warn!(error = %e, "cache unavailable; looking up without it");
-                Box::new(DisabledCache::new())
+                Box::new(NoStore::new())
             }
         };
-        Engine::from_parts(config, cache, abuseipdb(config))
+        Engine::from_parts(config, store, abuseipdb(config))
     }
 
     /// The cache of `config` with another provider (tests, other sources).
@@ -365,7 +370,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         Ok(Engine::from_parts(
             config,
-            open_cache(config)?,
+            open_store(config)?,
             Some(provider),
         ))
     }
@@ -373,12 +378,12 @@ impl Engine {
     /// An engine from its parts.
     pub fn from_parts(
         config: &Config,
-        cache: Box<dyn Cache>,
+        store: Box<dyn Store>,
         provider: Option<Box<dyn Provider>>,
     ) -> Engine {
         Engine {
             policy: Policy::from_config(config),
-            cache,
+            store,
             provider,
             breaker: Mutex::default(),
         }
@@ -490,20 +495,14 @@ impl Engine {
         }
     }
 
-    /// The cache (and quota store) this engine uses, for doors that record other endpoints'
-    /// quota (`abuseipdb/report`, `abuseipdb/blacklist`) in the same place.
-    pub fn cache(&self) -> &dyn Cache {
-        self.cache.as_ref()
-    }
-
     /// The shared quota state of the check endpoint, if any has been recorded.
     pub fn quota_state(&self) -> Option<QuotaState> {
         let provider = self.provider.as_deref()?;
-        self.cache.quota(&quota_endpoint(provider)).ok().flatten()
+        self.store.quota(&quota_endpoint(provider)).ok().flatten()
     }
 
     fn cached(&self, key: &CacheKey) -> Option<Reputation> {
-        match self.cache.get(key) {
+        match self.store.get(key) {
             Ok(hit) => hit.map(|c| c.reputation),
             Err(e) => {
                 tracing::warn!(error = %e, "cache read failed; asking the provider");
@@ -518,6 +517,7 @@ impl Engine {
         &self,
         key: &CacheKey,
         provider: &dyn Provider,
+        holder: &str,
         e: &CacheError,
     ) -> Result<(Source, Reputation), NoReputation> {
         if e.is_unreachable() && self.policy.on_store_failure == OnStoreFailure::Error {
@@ -526,11 +526,12 @@ impl Engine {
             });
         }
         tracing::warn!(error = %e, "cache lease failed; asking the provider");
-        self.fetch(key, provider).map(|r| (Source::Api, r))
+        self.fetch(key, provider, holder).map(|r| (Source::Api, r))
     }
 
     /// Takes the lookup lease for `key`, or waits (bounded) for its holder's answer to land in
-    /// the cache. A holder that dies leaves a lease that expires after `lease_ttl`.
+    /// the cache. A holder that dies leaves a lease that expires after `lease_ttl`. Taking the
+    /// lease is one commit, settling it ([`Engine::fetch`]) another: a miss costs two.
     fn fetch_under_lease(
         &self,
         key: &CacheKey,
@@ -540,29 +541,29 @@ impl Engine {
         let deadline = Instant::now() + self.policy.lease_ttl + Duration::from_secs(1);
         let mut pause = Duration::from_millis(5);
         loop {
-            match self.cache.try_lease(key, &holder, self.policy.lease_ttl) {
-                Ok(true) => {
+            match self.store.take_lease(key, &holder, self.policy.lease_ttl) {
+                Ok(LeaseState::Taken) => {
                     // Another process may have filled the cache between our miss and now.
-                    let result = match self.cached(key) {
-                        Some(rep) => Ok((Source::Cache, rep)),
-                        None => self.fetch(key, provider).map(|r| (Source::Api, r)),
-                    };
-                    self.end_lease(key, &holder, provider, result.as_ref().err());
-                    return result;
-                }
-                Ok(false) => {
-                    match self.failure_note(key, provider) {
-                        Some(Note::Ours(why)) => return Err(why),
-                        // Noted for another endpoint or key: says nothing about ours.
-                        Some(Note::OtherTarget) => {
-                            tracing::debug!(ip = %key.ip, "failure noted for another endpoint; asking");
-                            return self.fetch(key, provider).map(|r| (Source::Api, r));
-                        }
-                        None => {}
+                    if let Some(rep) = self.cached(key) {
+                        self.settle(key, &holder, Settlement::Release, None);
+                        return Ok((Source::Cache, rep));
                     }
+                    return self.fetch(key, provider, &holder).map(|r| (Source::Api, r));
+                }
+                Ok(LeaseState::Failed(note)) => {
+                    return match self.failure_note(note, provider) {
+                        Note::Ours(why) => Err(why),
+                        // Noted for another endpoint or key: says nothing about ours.
+                        Note::OtherTarget => {
+                            tracing::debug!(ip = %key.ip, "failure noted for another endpoint; asking");
+                            self.fetch(key, provider, &holder).map(|r| (Source::Api, r))
+                        }
+                    };
+                }
+                Ok(LeaseState::HeldBy(_)) => {
                     if Instant::now() >= deadline {
                         tracing::warn!(ip = %key.ip, "lookup lease still held after waiting; asking anyway");
-                        return self.fetch(key, provider).map(|r| (Source::Api, r));
+                        return self.fetch(key, provider, &holder).map(|r| (Source::Api, r));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -570,69 +571,74 @@ impl Engine {
                         return Ok((Source::Cache, rep));
                     }
                 }
-                Err(e) => return self.fetch_without_store(key, provider, &e),
+                Err(e) => return self.fetch_without_store(key, provider, &holder, &e),
             }
         }
     }
 
-    /// Releases the lease, or, when the lookup failed for a reason every process would meet
-    /// too, leaves a failure note on it for [`FAILED_LOOKUP_HOLD`] so that processes waiting
-    /// on the same address give up at once instead of calling in turn (an outage costs one
-    /// call per address per hold, not one per process).
-    fn end_lease(
+    /// The note to leave on the lease when the lookup failed for a reason every process would
+    /// meet too, so that processes waiting on the same address give up at once instead of
+    /// calling in turn (an outage costs one call per address per [`FAILED_LOOKUP_HOLD`], not
+    /// one per process).
+    fn note_for(failure: &NoReputation, provider: &dyn Provider) -> Option<FailureNote> {
+        let failure = match failure {
+            NoReputation::Unauthorized => LookupFailure::Unauthorized,
+            NoReputation::ProviderFailed { status, detail } => LookupFailure::Provider {
+                status: *status,
+                detail: detail.clone(),
+            },
+            _ => return None,
+        };
+        Some(FailureNote {
+            target: Some(provider.target_tag()),
+            failure,
+        })
+    }
+
+    /// What a failure note another process left on `key`'s lease means here. A note is
+    /// tagged with the provider's [`Provider::target_tag`]; an untagged one comes from an
+    /// older version and is taken as ours.
+    fn failure_note(&self, note: FailureNote, provider: &dyn Provider) -> Note {
+        if note.target.is_some_and(|tag| tag != provider.target_tag()) {
+            return Note::OtherTarget;
+        }
+        Note::Ours(match note.failure {
+            LookupFailure::Unauthorized => NoReputation::Unauthorized,
+            LookupFailure::Provider { status, detail } => NoReputation::ProviderFailed {
+                status,
+                detail: format!("a lookup of this address failed moments ago: {detail}"),
+            },
+        })
+    }
+
+    /// Ends a lookup in one durable commit (see [`crate::cache::ReputationCache::settle`]);
+    /// a store that fails here costs the next process a lookup, never this answer.
+    fn settle(
         &self,
         key: &CacheKey,
         holder: &str,
-        provider: &dyn Provider,
-        failure: Option<&NoReputation>,
+        settlement: Settlement<'_>,
+        quota: Option<QuotaUpdate<'_>>,
     ) {
-        let tag = provider.target_tag();
-        let note = match failure {
-            Some(NoReputation::Unauthorized) => Some(format!("{tag};unauthorized")),
-            Some(NoReputation::ProviderFailed { status, detail }) => Some(format!(
-                "{tag};{}:{detail}",
-                status.map(|s| s.to_string()).unwrap_or_default()
-            )),
-            _ => None,
-        };
-        let done = match note {
-            Some(note) => self
-                .cache
-                .fail_lease(key, holder, &note, FAILED_LOOKUP_HOLD),
-            None => self.cache.release_lease(key, holder),
-        };
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "could not release the lookup lease");
+        if let Err(e) = self.store.settle(key, holder, settlement, quota) {
+            tracing::warn!(error = %e, "could not settle the lookup in the store");
         }
     }
 
-    /// The failure another process left on `key`'s lease, if any. A note is tagged with the
-    /// provider's [`Provider::target_tag`] (`failed:TAG;STATUS:DETAIL`); an untagged one comes
-    /// from an older version and is taken as ours.
-    fn failure_note(&self, key: &CacheKey, provider: &dyn Provider) -> Option<Note> {
-        let holder = self.cache.lease_holder(key).ok().flatten()?;
-        let note = holder.strip_prefix(FAILED_PREFIX)?;
-        let note = match note.split_once(';') {
-            Some((tag, _)) if tag != provider.target_tag() => return Some(Note::OtherTarget),
-            Some((_, rest)) => rest,
-            None => note,
-        };
-        if note == "unauthorized" {
-            return Some(Note::Ours(NoReputation::Unauthorized));
-        }
-        let (status, detail) = note.split_once(':').unwrap_or(("", note));
-        Some(Note::Ours(NoReputation::ProviderFailed {
-            status: status.parse().ok(),
-            detail: format!("a lookup of this address failed moments ago: {detail}"),
-        }))
-    }
-
-    /// One provider call, honouring and updating the shared quota state.
-    fn fetch(&self, key: &CacheKey, provider: &dyn Provider) -> Result<Reputation, NoReputation> {
+    /// One provider call, honouring the shared quota state, then one commit that stores the
+    /// answer (or leaves a failure note), gives `holder`'s lease back (when it has one) and
+    /// records the quota the provider announced.
+    fn fetch(
+        &self,
+        key: &CacheKey,
+        provider: &dyn Provider,
+        holder: &str,
+    ) -> Result<Reputation, NoReputation> {
         let endpoint = quota_endpoint(provider);
         let now = jiff::Timestamp::now().as_second();
-        let known = self.cache.quota(&endpoint).ok().flatten();
+        let known = self.store.quota(&endpoint).ok().flatten();
         if let Some(until) = known.as_ref().and_then(|q| q.blocked_at(now)) {
+            self.settle(key, holder, Settlement::Release, None);
             return Err(NoReputation::QuotaExhausted {
                 until: Some(rfc3339(until)),
             });
@@ -640,57 +646,75 @@ impl Engine {
         tracing::debug!(ip = %key.ip, provider = provider.name(), "looking up");
         match provider.check(key.ip, key.max_age_days) {
             Ok(checked) => {
-                self.remember(key, &checked);
-                self.record_rate(&endpoint, &checked, now);
+                let ttl = if checked.reputation.is_unknown() {
+                    self.policy.negative_ttl
+                } else {
+                    self.policy.positive_ttl
+                };
+                // What the rate-limit headers said; a remaining count of zero stops every
+                // process until the reset.
+                let quota = QuotaState::from_rate(&checked.rate, now);
+                self.settle(
+                    key,
+                    holder,
+                    Settlement::Answer {
+                        reputation: &checked.reputation,
+                        ttl,
+                    },
+                    quota.as_ref().map(|state| QuotaUpdate {
+                        endpoint: &endpoint,
+                        state,
+                    }),
+                );
                 Ok(checked.reputation)
             }
-            Err(err) => Err(self.failure(&endpoint, err, now)),
-        }
-    }
-
-    fn remember(&self, key: &CacheKey, checked: &Checked) {
-        let ttl = if checked.reputation.is_unknown() {
-            self.policy.negative_ttl
-        } else {
-            self.policy.positive_ttl
-        };
-        if let Err(e) = self.cache.put(key, &checked.reputation, ttl) {
-            tracing::warn!(error = %e, "could not cache the answer");
-        }
-    }
-
-    /// Records what the rate-limit headers said; a remaining count of zero stops every
-    /// process until the reset.
-    fn record_rate(&self, endpoint: &str, checked: &Checked, now: i64) {
-        let Some(state) = QuotaState::from_rate(&checked.rate, now) else {
-            return;
-        };
-        if let Err(e) = self.cache.record_quota(endpoint, &state) {
-            tracing::warn!(error = %e, "could not record the quota state");
-        }
-    }
-
-    fn failure(&self, endpoint: &str, err: ApiError, now: i64) -> NoReputation {
-        // The reason goes back in the Lookup; the door decides whether to print it.
-        tracing::debug!(error = %err, "reputation lookup failed");
-        match err {
-            ApiError::QuotaExhausted { retry_at, .. } => {
-                let previous = self.cache.quota(endpoint).ok().flatten();
-                let state = QuotaState::exhausted(previous, retry_at, now);
-                if let Err(e) = self.cache.record_quota(endpoint, &state) {
-                    tracing::warn!(error = %e, "could not record the quota state");
-                }
-                NoReputation::QuotaExhausted {
-                    until: state.blocked_until.map(rfc3339),
-                }
+            Err(err) => {
+                let (why, quota) = failure(err, known, now);
+                let note = Engine::note_for(&why, provider);
+                let settlement = match &note {
+                    Some(note) => Settlement::Failed {
+                        note,
+                        hold: FAILED_LOOKUP_HOLD,
+                    },
+                    None => Settlement::Release,
+                };
+                let quota = quota.as_ref().map(|state| QuotaUpdate {
+                    endpoint: &endpoint,
+                    state,
+                });
+                self.settle(key, holder, settlement, quota);
+                Err(why)
             }
-            ApiError::Unauthorized { .. } => NoReputation::Unauthorized,
-            ApiError::NoApiKey => NoReputation::NoApiKey,
-            other => NoReputation::ProviderFailed {
+        }
+    }
+}
+
+/// Why there is no answer after the provider failed with `err`, and the quota state to record
+/// (after a quota 429: nothing left until the time it gave, from `previous` on).
+fn failure(
+    err: ApiError,
+    previous: Option<QuotaState>,
+    now: i64,
+) -> (NoReputation, Option<QuotaState>) {
+    // The reason goes back in the Lookup; the door decides whether to print it.
+    tracing::debug!(error = %err, "reputation lookup failed");
+    match err {
+        ApiError::QuotaExhausted { retry_at, .. } => {
+            let state = QuotaState::exhausted(previous, retry_at, now);
+            let why = NoReputation::QuotaExhausted {
+                until: state.blocked_until.map(rfc3339),
+            };
+            (why, Some(state))
+        }
+        ApiError::Unauthorized { .. } => (NoReputation::Unauthorized, None),
+        ApiError::NoApiKey => (NoReputation::NoApiKey, None),
+        other => (
+            NoReputation::ProviderFailed {
                 status: other.status(),
                 detail: other.to_string(),
             },
-        }
+            None,
+        ),
     }
 }
 
@@ -704,9 +728,6 @@ enum Note {
 
 /// How long a failed lookup keeps other processes from retrying the same address.
 pub const FAILED_LOOKUP_HOLD: Duration = Duration::from_secs(5);
-
-/// Marks a lease row that records a failure rather than a lookup in progress.
-pub const FAILED_PREFIX: &str = "failed:";
 
 fn quota_endpoint(provider: &dyn Provider) -> String {
     format!("{}/check", provider.name())
@@ -725,7 +746,8 @@ fn lease_holder() -> String {
 mod tests {
     use super::*;
     use crate::attempt::{Kind, Origin, Outcome};
-    use crate::reputation::RateLimit;
+    use crate::cache::ReputationCache;
+    use crate::reputation::{Checked, RateLimit};
     use std::sync::Arc;
     use std::sync::Mutex;
 
@@ -999,7 +1021,7 @@ mod tests {
             Some(NoReputation::Unauthorized)
         );
         assert_eq!(fake.calls(), 2);
-        let cache = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let cache = SqliteStore::open(&dir.path().join("cache.sqlite")).expect("open");
         assert_eq!(
             cache.entries().expect("count"),
             0,
@@ -1012,18 +1034,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let fake = Fake::default();
         let e = engine(dir.path(), &fake);
-        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let other = SqliteStore::open(&dir.path().join("cache.sqlite")).expect("open");
         let key = CacheKey::new(ip("185.220.101.90"), 90);
-        assert!(
+        assert_eq!(
             other
-                .try_lease(&key, "holder", Duration::from_secs(5))
-                .expect("lease")
+                .take_lease(&key, "holder", Duration::from_secs(5))
+                .expect("lease"),
+            LeaseState::Taken
         );
         let failer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
-            other
-                .fail_lease(&key, "holder", ":timed out", Duration::from_secs(5))
-                .expect("fail");
+            // Untagged, as an older version leaves it: read as ours.
+            let note = FailureNote {
+                target: None,
+                failure: LookupFailure::Provider {
+                    status: None,
+                    detail: "timed out".into(),
+                },
+            };
+            let failed = Settlement::Failed {
+                note: &note,
+                hold: Duration::from_secs(5),
+            };
+            other.settle(&key, "holder", failed, None).expect("fail");
         });
         let l = e.lookup(ip("185.220.101.90"));
         failer.join().expect("thread");
@@ -1055,23 +1088,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let fake = Fake::default();
         let e = engine(dir.path(), &fake);
-        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let other = SqliteStore::open(&dir.path().join("cache.sqlite")).expect("open");
         let key = CacheKey::new(ip("185.220.101.50"), 90);
-        assert!(
+        assert_eq!(
             other
-                .try_lease(&key, "other-process", Duration::from_secs(5))
-                .expect("lease")
+                .take_lease(&key, "other-process", Duration::from_secs(5))
+                .expect("lease"),
+            LeaseState::Taken
         );
         let filler = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
+            let answer = Reputation::bare(ip("185.220.101.50"), 42);
+            let settlement = Settlement::Answer {
+                reputation: &answer,
+                ttl: Duration::from_secs(60),
+            };
             other
-                .put(
-                    &key,
-                    &Reputation::bare(ip("185.220.101.50"), 42),
-                    Duration::from_secs(60),
-                )
-                .expect("put");
-            other.release_lease(&key, "other-process").expect("release");
+                .settle(&key, "other-process", settlement, None)
+                .expect("settle");
         });
         let l = e.lookup(ip("185.220.101.50"));
         filler.join().expect("filler");
@@ -1084,12 +1118,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let fake = Fake::default();
         let e = engine(dir.path(), &fake);
-        let other = SqliteCache::open(&dir.path().join("cache.sqlite")).expect("open");
+        let other = SqliteStore::open(&dir.path().join("cache.sqlite")).expect("open");
         let key = CacheKey::new(ip("185.220.101.60"), 90);
-        assert!(
+        assert_eq!(
             other
-                .try_lease(&key, "dead", Duration::from_millis(200))
-                .expect("lease")
+                .take_lease(&key, "dead", Duration::from_millis(200))
+                .expect("lease"),
+            LeaseState::Taken
         );
         let l = e.lookup(ip("185.220.101.60"));
         assert_eq!(l.source, Source::Api);

@@ -24,8 +24,10 @@
 //!   `repute scan` door); `scan::enrich` adds reputation through the [`engine`].
 //! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the provider
 //!   trait, and the HTTP client, which also reports the quota AbuseIPDB announces. [`cache`]
-//!   keeps answers and that quota state in SQLite (shared safely by many processes) so a storm
-//!   costs one lookup per address, or nowhere on disk when caching is off.
+//!   keeps answers in the shared store, with a typed lookup lease (taken, held by another,
+//!   failed with a note) so a storm costs one lookup per address; [`quota`] keeps the quota
+//!   state every process must honour. A lookup settles answer, lease and quota in one
+//!   durable commit.
 //! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
 //!   provider (behind a circuit breaker every caller shares), policy; its `Lookup` carries a
 //!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
@@ -38,9 +40,12 @@
 //! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff) and back out, and the active-response protocol.
-//! - [`store`] opens the one SQLite file that cache, quota and block state share; [`fleet`]
-//!   is the other backend: one Redis (or Redis Cluster) shared by several hosts, serving the
-//!   same cache trait, so Wazuh managers spend one quota.
+//! - [`store`] is where shared state lives, behind backend-neutral traits (answers
+//!   [`cache::ReputationCache`], [`quota::QuotaStore`], [`decisions::Decisions`]) and one
+//!   error: `SqliteStore` on the one SQLite file every process on the host shares (which
+//!   block state shares too), `NoStore` when caching is off; [`fleet`] is the other backend:
+//!   one Redis (or Redis Cluster) shared by several hosts (`RedisStore` for the same traits),
+//!   so Wazuh managers spend one quota.
 //! - [`decisions`] keeps ban decisions (address, until, why, which host) in either store, with
 //!   a change log a long-running command follows, so a ban decided on one host is enforced by
 //!   every host.
@@ -70,6 +75,7 @@ pub mod duration;
 pub mod engine;
 pub mod fleet;
 pub mod policy;
+pub mod quota;
 pub mod report;
 pub mod reputation;
 pub mod scan;

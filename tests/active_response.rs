@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use block_support::execd::{self, Execution, expected_check_keys};
 use block_support::{Netns, listed};
-use repute::cache::{Cache, CacheKey, SqliteCache};
+use repute::cache::{CacheKey, ReputationCache};
 use repute::reputation::Reputation;
+use repute::store::SqliteStore;
 use serde_json::{Value, json};
 
 const V4: &str = "45.155.205.233";
@@ -466,7 +467,7 @@ fn min_score_gate_through_the_cache() {
         return;
     };
     let wazuh = FakeWazuh::symlinked(&netns);
-    let cache = SqliteCache::open(&netns.state_dir().join("repute.sqlite")).expect("cache");
+    let cache = SqliteStore::open(&netns.state_dir().join("repute.sqlite")).expect("cache");
     for (ip, score) in [(V4, 8), (V6, 100)] {
         let ip = ip.parse().expect("ip");
         cache

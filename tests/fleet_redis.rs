@@ -15,9 +15,12 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use need::Need;
-use repute::cache::{Cache, CacheKey};
+use repute::cache::{
+    CacheKey, FailureNote, LeaseState, LookupFailure, ReputationCache, Settlement,
+};
 use repute::decisions::{Ban, Change, Decisions, Follower, RedisDecisions, Update};
-use repute::fleet::{RedisCache, RedisOptions, RedisTarget};
+use repute::fleet::{RedisOptions, RedisStore, RedisTarget};
+use repute::quota::QuotaStore;
 use repute::reputation::Reputation;
 use support::mock_abuseipdb::MockAbuseIpdb;
 use support::redis_server::{ACL_USER, RedisCluster, RedisServer};
@@ -203,7 +206,7 @@ fn the_acl_user_needs_its_password() {
     let redis = RedisServer::start();
     redis.require_acl_user("acl-pw-1234");
     let url = format!("redis://{ACL_USER}@127.0.0.1:{}/0", redis.port());
-    let without = RedisCache::open(target(&url, &RedisOptions::default()));
+    let without = RedisStore::open(target(&url, &RedisOptions::default()));
     let err = without.expect_err("no password, no entry").to_string();
     assert!(err.contains(ACL_USER) && !err.contains("acl-pw"), "{err}");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -213,7 +216,7 @@ fn the_acl_user_needs_its_password() {
         password_file: Some(pw),
         ..RedisOptions::default()
     };
-    let cache = RedisCache::open(target(&url, &options)).expect("with the password");
+    let cache = RedisStore::open(target(&url, &options)).expect("with the password");
     let key = CacheKey::new("203.0.113.50".parse().expect("ip"), 90);
     let rep = Reputation::bare("203.0.113.50".parse().expect("ip"), 42);
     cache.put(&key, &rep, Duration::from_secs(60)).expect("put");
@@ -223,7 +226,7 @@ fn the_acl_user_needs_its_password() {
         prefix: Some("elsewhere:".into()),
         ..options
     };
-    let outside = RedisCache::open(target(&url, &other)).expect("connects");
+    let outside = RedisStore::open(target(&url, &other)).expect("connects");
     assert!(outside.get(&key).is_err(), "keys outside the ACL pattern");
 }
 
@@ -314,7 +317,7 @@ fn a_redis_cluster_serves_cache_leases_quota_and_decisions() {
     }
     let cluster = RedisCluster::start();
     let url = cluster.url();
-    let cache = RedisCache::open(target(&url, &RedisOptions::default())).expect("cluster");
+    let cache = RedisStore::open(target(&url, &RedisOptions::default())).expect("cluster");
     // Many keys, so that they land on every node's slots.
     for n in 0..30u8 {
         let ip: IpAddr = IpAddr::from([198, 51, 100, n]);
@@ -324,23 +327,26 @@ fn a_redis_cluster_serves_cache_leases_quota_and_decisions() {
             .expect("put");
         let hit = cache.get(&key).expect("get").expect("hit");
         assert_eq!(hit.reputation.abuse_confidence_score, n);
-        assert!(
+        let take = |holder: &str| {
             cache
-                .try_lease(&key, "a", Duration::from_secs(5))
+                .take_lease(&key, holder, Duration::from_secs(5))
                 .expect("lease")
-        );
-        assert!(
-            !cache
-                .try_lease(&key, "b", Duration::from_secs(5))
-                .expect("lease")
-        );
-        cache
-            .fail_lease(&key, "a", "503:down", Duration::from_secs(5))
-            .expect("fail");
-        assert_eq!(
-            cache.lease_holder(&key).expect("holder").as_deref(),
-            Some("failed:503:down")
-        );
+        };
+        assert_eq!(take("a"), LeaseState::Taken);
+        assert_eq!(take("b"), LeaseState::HeldBy("a".into()));
+        let note = FailureNote {
+            target: Some("tag".into()),
+            failure: LookupFailure::Provider {
+                status: Some(503),
+                detail: "down".into(),
+            },
+        };
+        let failed = Settlement::Failed {
+            note: &note,
+            hold: Duration::from_secs(5),
+        };
+        cache.settle(&key, "a", failed, None).expect("fail");
+        assert_eq!(take("b"), LeaseState::Failed(note));
     }
     let mut spread = 0;
     for node in &cluster.nodes {
@@ -349,7 +355,7 @@ fn a_redis_cluster_serves_cache_leases_quota_and_decisions() {
         }
     }
     assert_eq!(spread, 3, "keys on every node");
-    let state = repute::cache::QuotaState {
+    let state = repute::quota::QuotaState {
         limit: Some(1000),
         remaining: Some(3),
         ..Default::default()
@@ -590,13 +596,13 @@ fn rediss_verifies_the_server_against_the_configured_ca() {
         "no",
     ]);
     let url = format!("rediss://localhost:{tls_port}");
-    let untrusted = RedisCache::open(target(&url, &RedisOptions::default()));
+    let untrusted = RedisStore::open(target(&url, &RedisOptions::default()));
     assert!(untrusted.is_err(), "a private CA is not trusted by default");
     let options = RedisOptions {
         ca_file: Some(certs.path().join("ca.crt")),
         ..RedisOptions::default()
     };
-    let cache = RedisCache::open(target(&url, &options)).expect("TLS with the CA");
+    let cache = RedisStore::open(target(&url, &options)).expect("TLS with the CA");
     let key = CacheKey::new("203.0.113.77".parse().expect("ip"), 90);
     let rep = Reputation::bare("203.0.113.77".parse().expect("ip"), 12);
     cache
@@ -688,7 +694,7 @@ fn the_report_ledger_is_shared_through_redis() {
     );
     host_b.release(ip, "b").expect("release");
     assert_eq!(host_b.mark(ip, now + 903).expect("mark"), None);
-    let state = repute::cache::QuotaState {
+    let state = repute::quota::QuotaState {
         limit: Some(1000),
         remaining: Some(999),
         ..Default::default()
@@ -776,4 +782,75 @@ fn the_active_response_records_and_ends_shared_decisions() {
     );
     assert_eq!(run.code, Some(0));
     assert_eq!(redis.cli(&["ZSCORE", "repute:{bans}:until", ip]), "");
+}
+
+/// On a single Redis, a cache miss writes twice, as on SQLite: one script takes the lease, one
+/// settles it (answer, lease, quota in one round trip). Counted with `MONITOR`, which shows
+/// each command a client sent (`[0 127.0.0.1:port]`) apart from those a script ran
+/// (`[0 lua]`).
+#[test]
+fn a_miss_on_redis_writes_in_two_round_trips() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    if !redis_tools() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mock = MockAbuseIpdb::start();
+    let config = repute::config::Config {
+        api_key: Some(repute::config::ApiKey::new(KEY)),
+        api_url: mock.base_url(),
+        cache: repute::config::CacheSetting::Redis(target(&redis.url(), &RedisOptions::default())),
+        ..repute::config::Config::default()
+    };
+    let engine = repute::engine::Engine::new(&config).expect("engine");
+    let mut monitor = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli monitor");
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = monitor.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(10)).as_deref(),
+        Ok("OK"),
+        "MONITOR started"
+    );
+    let miss = engine.lookup("45.33.32.156".parse().expect("ip"));
+    assert_eq!(miss.source, repute::engine::Source::Api, "{miss:?}");
+    redis.cli(&["ECHO", "end-of-miss"]);
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        if line.contains("end-of-miss") {
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let sent: Vec<&String> = seen
+        .iter()
+        .filter(|l| !l.contains(" lua] ") && l.contains("repute:"))
+        .collect();
+    let writes: Vec<&&String> = sent.iter().filter(|l| !l.contains("\"GET\"")).collect();
+    assert_eq!(
+        writes.len(),
+        2,
+        "one script takes the lease, one settles it: {sent:#?}"
+    );
+    assert!(writes.iter().all(|l| l.contains("\"EVAL\"")), "{writes:#?}");
+    // The settling script did store the answer and the quota.
+    assert_eq!(
+        engine.lookup("45.33.32.156".parse().expect("ip")).source,
+        repute::engine::Source::Cache
+    );
+    assert!(engine.quota_state().is_some(), "quota recorded");
 }

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use need::Need;
-use repute::cache::{Cache, SqliteCache};
+use repute::quota::QuotaStore;
+use repute::store::SqliteStore;
 use support::mock_abuseipdb::{Fault, MockAbuseIpdb};
 use support::wazuh_tree::{WazuhTree, args_4_8, split_message};
 
@@ -122,7 +123,7 @@ fn a_quota_block_from_absurd_headers_ends_within_a_day_and_is_logged() {
         "the clamp is logged: {}",
         stderr(&out)
     );
-    let cache = SqliteCache::open(&dir.path().join("state/cache.sqlite")).expect("cache");
+    let cache = SqliteStore::open(&dir.path().join("state/cache.sqlite")).expect("cache");
     let state = cache
         .quota("abuseipdb/check")
         .expect("read")
@@ -154,7 +155,7 @@ fn a_spent_count_with_an_absurd_reset_ends_within_a_day() {
     cmd.args(["check", "--format", "json", "45.33.32.157"]);
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let cache = SqliteCache::open(&dir.path().join("state/cache.sqlite")).expect("cache");
+    let cache = SqliteStore::open(&dir.path().join("state/cache.sqlite")).expect("cache");
     let state = cache
         .quota("abuseipdb/check")
         .expect("read")

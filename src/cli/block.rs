@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use repute::block::duration::format_duration;
 use repute::block::{BlockError, Blocker, Listed, Request, parse_duration};
-use repute::cache::StoreError;
 use repute::config::Config;
 use repute::decisions::{Ban, Decisions, this_host, when_shared};
+use repute::store::StoreError;
 
 use super::Global;
 

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 pub use self::redis::RedisDecisions;
 pub use sqlite::SqliteDecisions;
 
-use crate::cache::StoreError;
 use crate::config::{CacheSetting, Config};
+use crate::store::StoreError;
 
 /// How many changes the log keeps (roughly, for Redis's `MAXLEN ~`). A host that falls
 /// further behind reloads the whole set.
@@ -52,10 +52,10 @@ pub struct Ban {
 impl Ban {
     /// A ban of `ip` for `duration` from now, decided by this host.
     pub fn new(ip: IpAddr, duration: Duration, reason: impl Into<String>) -> Ban {
-        let now = crate::cache::now_ms();
+        let now = crate::store::now_ms();
         Ban {
             ip: crate::addr::canonical(ip),
-            until_ms: crate::cache::after_ms(now, duration),
+            until_ms: crate::store::after_ms(now, duration),
             reason: reason.into(),
             origin: this_host(),
             decided_at_ms: now,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{Ban, Change, Changes, Cursor, Decisions, LOG_LENGTH};
-use crate::cache::{StoreError, now_ms};
 use crate::fleet::{Link, RedisTarget};
+use crate::store::{StoreError, now_ms};
 
 /// KEYS: set, details, log. ARGV: ip, until, details JSON, now, log length, reason, origin,
 /// decided at.

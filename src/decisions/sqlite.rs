@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Ban, Change, Changes, Cursor, Decisions, LOG_LENGTH};
-use crate::cache::{StoreError, now_ms};
+use crate::store::{StoreError, now_ms};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ban_decision (

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{Link, RedisCache, RedisTarget};
-use crate::cache::{Cache, QuotaState};
+use super::{Link, RedisStore, RedisTarget};
+use crate::quota::{QuotaState, QuotaStore};
 use crate::report::ledger::QUOTA_ENDPOINT;
 use crate::report::{Claim, LedgerError, Mark, ReportLedger};
 
@@ -92,14 +92,14 @@ impl StoredMark {
 #[derive(Debug)]
 pub struct RedisLedger {
     link: Link,
-    quota: RedisCache,
+    quota: RedisStore,
 }
 
 impl RedisLedger {
     /// The ledger on `target`; it connects on first use.
     pub fn new(target: RedisTarget) -> Self {
         RedisLedger {
-            quota: RedisCache::new(target.clone()),
+            quota: RedisStore::new(target.clone()),
             link: Link::new(target),
         }
     }
@@ -121,7 +121,7 @@ impl RedisLedger {
 /// Milliseconds Redis keeps a mark that ends at `until` (Unix seconds): until then, and a
 /// margin, at least 1.
 fn expiry_ms(until: i64) -> i64 {
-    let now_ms = crate::cache::now_ms();
+    let now_ms = crate::store::now_ms();
     (until.saturating_mul(1000) - now_ms).max(0) + KEEP_AFTER_MS
 }
 

@@ -1,7 +1,8 @@
 //! The fleet store: one Redis (or Redis Cluster) shared by every host and every Wazuh manager.
 //!
-//! SQLite stays the embedded default; a Redis store serves the same traits ([`crate::cache::Cache`]
-//! through [`RedisCache`], [`crate::decisions::Decisions`] through
+//! SQLite stays the embedded default; a Redis store serves the same traits
+//! ([`crate::cache::ReputationCache`] and [`crate::quota::QuotaStore`] through [`RedisStore`],
+//! [`crate::decisions::Decisions`] through
 //! [`crate::decisions::RedisDecisions`]) so that several managers spend one quota and see one
 //! cache, a ban decided on any host reaches every host, and [`RedisLedger`] keeps the report
 //! marks of AbuseIPDB's 15-minute rule for the whole fleet. [`target`] parses the `store`
@@ -13,18 +14,18 @@
 //! the store; a daemon retries with backoff. The sync API of the `redis` crate is used, so the
 //! per-alert path builds no async runtime.
 
-mod cache;
 mod ledger;
+mod store;
 pub mod target;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use cache::RedisCache;
 pub use ledger::RedisLedger;
+pub use store::RedisStore;
 pub use target::{OnStoreFailure, RedisOptions, RedisTarget};
 
-use crate::cache::StoreError;
+use crate::store::StoreError;
 use redis::ConnectionLike;
 
 /// The first pause after a failure; doubled on each failure up to [`MAX_PAUSE`].

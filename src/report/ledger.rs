@@ -20,7 +20,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::cache::{Cache, QuotaState, SqliteCache};
+use crate::quota::{QuotaState, QuotaStore};
+use crate::store::SqliteStore;
 
 /// The quota key of the report endpoint (checks are `abuseipdb/check`).
 pub const QUOTA_ENDPOINT: &str = "abuseipdb/report";
@@ -75,7 +76,7 @@ pub enum LedgerError {
     },
     /// Any other backend (a shared Redis).
     #[error("report ledger: {0}")]
-    Store(#[from] crate::cache::StoreError),
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Report marks and the report quota, shared by every process on the store.
@@ -104,7 +105,7 @@ pub trait ReportLedger: Send + Sync {
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
-    quota: SqliteCache,
+    quota: SqliteStore,
 }
 
 impl SqliteLedger {
@@ -117,7 +118,7 @@ impl SqliteLedger {
         let conn = crate::store::open(path).map_err(err)?;
         conn.execute(SCHEMA, []).map_err(err)?;
         conn.execute(DAY_SCHEMA, []).map_err(err)?;
-        let quota = SqliteCache::open(path)?;
+        let quota = SqliteStore::open(path)?;
         Ok(SqliteLedger {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -330,7 +331,7 @@ mod tests {
         let spent = QuotaState::exhausted(None, Some(5000), 100);
         ledger.record_quota(&spent).expect("record");
         assert_eq!(ledger.quota().ok().flatten(), Some(spent));
-        let cache = SqliteCache::open(&path).expect("cache");
+        let cache = SqliteStore::open(&path).expect("cache");
         assert_eq!(cache.quota("abuseipdb/check").ok().flatten(), None);
     }
 }

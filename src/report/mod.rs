@@ -40,8 +40,8 @@ pub use ledger::{Claim, LedgerError, Mark, ReportLedger, SqliteLedger};
 pub use settings::ReportSettings;
 
 use crate::block::safety::{Refusal, SafetyPolicy};
-use crate::cache::QuotaState;
 use crate::config::Config;
+use crate::quota::QuotaState;
 use crate::reputation::{AbuseIpdb, ApiError};
 use audit::{AuditEntry, AuditLog};
 

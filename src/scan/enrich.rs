@@ -352,8 +352,7 @@ mod tests {
             cache: crate::config::CacheSetting::Disabled,
             ..crate::config::Config::default()
         };
-        let engine =
-            Engine::from_parts(&config, Box::new(crate::cache::DisabledCache::new()), None);
+        let engine = Engine::from_parts(&config, Box::new(crate::store::NoStore::new()), None);
         let mut events = EventReputation::new(&engine);
         let plain = events.event_members(ip("49.88.112.73")).to_string();
         let mapped = events.event_members(ip("::ffff:49.88.112.73")).to_string();

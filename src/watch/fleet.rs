@@ -138,7 +138,7 @@ fn record_loop(store: &dyn Decisions, stop: &AtomicBool, own: &Receiver<Ban>, me
             metrics.fleet_unshared.set(pending.len() as i64);
             continue;
         }
-        let now_ms = crate::cache::now_ms();
+        let now_ms = crate::store::now_ms();
         while let Some(ban) = pending.front() {
             if ban.until_ms <= now_ms {
                 pending.pop_front();

@@ -1,10 +1,79 @@
-//! The SQLite file shared by the reputation cache, the quota state and the block state.
+//! The stores every process shares, whatever the backend, and the SQLite file they live in.
 //!
-//! Many processes open it at once (integratord starts one per alert, a daemon may hold it
-//! open, an administrator runs `repute block list`), so it is always opened the same way:
-//! WAL journal (the switch retried while another process makes it), `synchronous=NORMAL`, a
-//! generous busy timeout. Writers that read then write use `BEGIN IMMEDIATE` or
-//! single-statement upserts (see `docs/rust-crates.md` §3.2).
+//! What is shared: reputation answers with their lookup leases ([`crate::cache::ReputationCache`]),
+//! the quota AbuseIPDB announced ([`crate::quota::QuotaStore`]), ban decisions
+//! ([`crate::decisions::Decisions`]) and report marks. A backend implements these traits and
+//! nothing else. Answers and quota: [`SqliteStore`] on the host's SQLite file (the embedded
+//! default), [`crate::fleet::RedisStore`] on a Redis shared by a fleet, [`NoStore`] when
+//! caching is off; [`Store`] is the pair the engine needs. Decisions:
+//! [`crate::decisions::SqliteDecisions`], [`crate::decisions::RedisDecisions`]. Every backend
+//! fails with the same [`StoreError`].
+//!
+//! The SQLite file is opened by [`open`] for every table that lives in it (answers, quota,
+//! block state, decisions, report marks). Many processes open it at once (integratord starts
+//! one per alert, a daemon may hold it open, an administrator runs `repute block list`), so it
+//! is always opened the same way: WAL journal (the switch retried while another process makes
+//! it), `synchronous=NORMAL`, a generous busy timeout. Writers that read then write use
+//! `BEGIN IMMEDIATE` or single-statement upserts (see `docs/rust-crates.md` §3.2).
+
+mod none;
+mod sqlite;
+
+use std::path::PathBuf;
+
+pub use none::NoStore;
+pub use sqlite::SqliteStore;
+
+use crate::cache::ReputationCache;
+use crate::quota::QuotaStore;
+
+/// A store of reputation answers and quota states: what the engine looks up through.
+pub trait Store: ReputationCache + QuotaStore {}
+
+impl<T: ReputationCache + QuotaStore + ?Sized> Store for T {}
+
+/// Why a store (the cache, the quota state, the decisions) could not answer, whatever its
+/// backend. Callers of the cache treat it as a miss (and say so in the log): a broken store
+/// must never stop an alert. No variant ever carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cache {}: {}", path.display(), sqlite_reason(source, path))]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// Redis answered with an error (a wrong type, a script error).
+    #[error("store {store}: {detail}")]
+    Redis { store: String, detail: String },
+    /// The store cannot be reached (refused, timed out, cut off), or was unreachable a moment
+    /// ago and is not tried again yet.
+    #[error("store {store} unreachable: {detail}")]
+    Down { store: String, detail: String },
+}
+
+/// SQLite's reason without the path rusqlite appends to it (the error names the path first).
+fn sqlite_reason(error: &rusqlite::Error, path: &Path) -> String {
+    let text = error.to_string();
+    let suffix = format!(": {}", path.display());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+}
+
+impl StoreError {
+    /// True when the store could not be reached at all (as opposed to an answer it gave).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Down { .. })
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `now + ttl` in Unix milliseconds, saturating.
+pub(crate) fn after_ms(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
 
 use std::path::Path;
 use std::time::{Duration, Instant};
