@@ -13,7 +13,9 @@
 //! raised on our own events (loop guard), alerts without a `data.srcip` or whose srcip is a host
 //! name, non-public addresses and allowlisted ones (never sent to AbuseIPDB, and the trigger
 //! rule already excludes them, so an event would only repeat the alert), and scores below the
-//! configured `min_score`.
+//! configured `min_score`. Whether to send an event is the policy's decision step
+//! ([`crate::policy::decision`]) on the alert's attempt ([`Alert::attempt`]), with the
+//! options' `min_score` as its alert threshold.
 //!
 //! Exit codes (documented for `ossec.log`, where integratord reports non-zero ones):
 //!
@@ -45,6 +47,7 @@ use super::queue::{self, MAX_MESSAGE, QueueError};
 use crate::addr;
 use crate::config::Config;
 use crate::engine::{Lookup, Source};
+use crate::policy::decision::{self, Answer, Thresholds};
 
 /// How a run ended, as a process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,19 +358,14 @@ impl Run<'_, '_> {
         };
         let answer = lookup.lookup(ip);
         self.debug(&format!("answer: {}", describe_lookup(&answer)));
+        let decision = decide(settings, alert, ip, &answer);
         let source = SourceAlert::from_alert(alert);
-        let mut event = match &answer.answer {
-            Ok(rep) if rep.abuse_confidence_score < settings.min_score => {
-                return self.finish(
-                    Exit::Done,
-                    format!(
-                        "{what}: score {} below min_score {}, no event",
-                        rep.abuse_confidence_score, settings.min_score
-                    ),
-                );
+        let mut event = match (decision.alert, &answer.answer) {
+            (decision::Alert::Nothing(why), _) => {
+                return self.finish(Exit::Done, format!("{what}: {why}"));
             }
-            Ok(rep) => Event::found(source, rep, answer.source),
-            Err(why) => match Event::for_missing(source, ip, why) {
+            (_, Ok(rep)) => Event::found(source, rep, answer.source),
+            (_, Err(why)) => match Event::for_missing(source, ip, why) {
                 Some(e) => e,
                 None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
             },
@@ -449,6 +447,17 @@ impl Run<'_, '_> {
             }
         });
     }
+}
+
+/// The policy's decision on the alert's attempt (of `ip`, the address looked up), with the
+/// options' `min_score` as the alert threshold.
+fn decide(settings: &Settings, alert: &Alert, ip: IpAddr, answer: &Lookup) -> decision::Decision {
+    let thresholds = Thresholds {
+        alert_min_score: settings.min_score,
+        ..Thresholds::from_config(&settings.config)
+    };
+    let attempt = alert.attempt_with(ip);
+    decision::decide(&attempt, None, &Answer::of(answer), &thresholds)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
