@@ -40,9 +40,7 @@ impl std::str::FromStr for OnLookupFailure {
         match text {
             "block" => Ok(OnLookupFailure::Block),
             "skip" => Ok(OnLookupFailure::Skip),
-            other => Err(format!(
-                "invalid extra argument {other:?}: on-lookup-failure is block or skip"
-            )),
+            other => Err(format!("{other:?}: on-lookup-failure is block or skip")),
         }
     }
 }
