@@ -168,6 +168,23 @@ fn integration(tree: &WazuhTree, url: &str, key: &str, ip: &str) -> Alert {
     }
 }
 
+/// An alert whose `data.srcip` a decoder took from a crafted user name (`x DECOY`), while
+/// sshd wrote the real client's address after it.
+fn decoy_alert(decoy: &str, real: &str) -> serde_json::Value {
+    let mut alert = alert_of(
+        decoy,
+        &format!(
+            "Nov 28 10:32:54 web-01 sshd[4242]: Connection closed by invalid user x {decoy} {real} port 4242 [preauth]"
+        ),
+    );
+    alert["rule"]["id"] = json!("5710");
+    alert
+}
+
+fn policy_alert(alert: serde_json::Value) -> repute::wazuh::alert::Alert {
+    repute::wazuh::alert::Alert::parse(alert.to_string().as_bytes()).expect("the alert parses")
+}
+
 #[test]
 fn the_integration_decides_as_the_policy() {
     let tree = WazuhTree::new();
@@ -198,6 +215,33 @@ fn the_integration_decides_as_the_policy() {
     )
     .alert;
     assert_eq!(integration(&tree, &url, "", &ip), want);
+    // A decoy in `data.srcip`: nothing looked up, nothing sent, the policy's reason logged.
+    let (decoy, real) = ("45.155.205.77", "185.220.101.4");
+    let alert = policy_alert(decoy_alert(decoy, real));
+    let why = decision::names_another(
+        &alert.attempt().expect("attempt"),
+        decoy.parse().expect("ip"),
+    )
+    .expect("the policy sees the decoy");
+    let before = tree.received().len();
+    let file = tree.write_alert("decoy.alert", &decoy_alert(decoy, real).to_string());
+    let out = run_bounded(
+        tree.integratord_command(
+            NAME,
+            &[file.to_str().expect("path"), KEY, &url, "", "", "10", "0"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        tree.log()
+            .contains(&format!("srcip {decoy}: skipped, {why}")),
+        "{}",
+        tree.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(tree.received().len(), before, "no event");
+    assert_eq!(mock.checks_for(decoy) + mock.checks_for(real), 0);
     // A deliberate skip: the policy's reason is the log's.
     let ip = "192.168.7.7";
     let want = policy(
@@ -342,6 +386,27 @@ fn the_active_response_decides_as_the_policy() {
     assert_eq!(want.alert, Alert::Reputation);
     let got = active_response_on(&netns, &home, Some(&url), &ip, accepted, &min);
     assert_eq!(got, want.block);
+    // A decoder fooled by a crafted user name put a decoy in `data.srcip`: the log names the
+    // real client, so the decoy is not blocked (and nobody is looked up).
+    let (decoy, real) = ("45.155.205.77", "185.220.101.4");
+    let want = decision::names_another(
+        &policy_alert(decoy_alert(decoy, real))
+            .attempt()
+            .expect("attempt"),
+        decoy.parse().expect("ip"),
+    )
+    .expect("the policy sees the decoy");
+    assert_eq!(want, format!("the alert's log names {real}, not {decoy}"));
+    let got = active_response_on(
+        &netns,
+        &home,
+        Some(&url),
+        decoy,
+        decoy_alert(decoy, real),
+        &min,
+    );
+    assert_eq!(got, Block::Not(want));
+    assert_eq!(api.checks_for(decoy) + api.checks_for(real), 0);
     // No key: blocked anyway by default, declined with `skip`, as the policy says.
     for (ip, on_failure, extra) in [
         ("45.155.205.7", OnLookupFailure::Block, "block"),

@@ -31,7 +31,8 @@
 //! had (no key, quota spent, provider down), `--on-lookup-failure` decides: `block` (the
 //! default: the Wazuh rule that fired already judged the address, and an attacker must not be
 //! able to switch blocking off by exhausting the quota) or `skip`. An alert whose log is an
-//! sshd line that is no attack (an accepted login) is not blocked.
+//! sshd line that is no attack (an accepted login), or that names another address than the one
+//! to block ([`repute::policy::decision::names_another`]), is not blocked.
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
@@ -423,14 +424,17 @@ fn decide(
     thresholds: &Thresholds,
     config: &Config,
 ) -> decision::Block {
+    // The message's address was found, so the alert has an attempt; no address, no block.
+    let Some(attempt) = message.attempt() else {
+        return decision::Block::Not("the alert names no address".into());
+    };
+    if let Some(why) = decision::names_another(&attempt, ip) {
+        return decision::Block::Not(why);
+    }
     let answer = match message.alert_score() {
         _ if !thresholds.block_needs_score() => Answer::NotAsked,
         Some(score) => Answer::carried(score),
         None => Answer::of(&Engine::new_or_uncached(config).lookup(ip)),
-    };
-    // The message's address was found, so the alert has an attempt; no address, no block.
-    let Some(attempt) = message.attempt() else {
-        return decision::Block::Not("the alert names no address".into());
     };
     decision::decide(&attempt, None, &answer, thresholds).block
 }

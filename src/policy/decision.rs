@@ -8,13 +8,16 @@
 //! whether to block and for how long (the active response; `repute watch` counts tries where it
 //! always did and asks [`reaches`] for its ban at the first attack), and with which AbuseIPDB
 //! categories to report (only when reporting is on). Each part carries the reason text the
-//! commands log, so a decision reads the same whichever command took it.
+//! commands log, so a decision reads the same whichever command took it. [`names_another`]
+//! is the check both Wazuh commands make first: an alert whose log names another address than
+//! the one they would act on (a decoder fooled by a crafted user name) is not acted on.
 //!
 //! The thresholds are [`Thresholds`], from [`Config`]: `alert_min_score` (the integration:
 //! its options' `min_score`), `block.min_score` (the active response: `extra_args` and its
 //! flag first), what to do when no score can be had (`--on-lookup-failure`), and
 //! `block.default_duration`. [`judge`] is the same step with the lookup done for the caller.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::attempt::Attempt;
@@ -260,6 +263,17 @@ fn block(attempt: &Attempt, answer: &Answer, t: &Thresholds) -> Block {
         },
         OnLookupFailure::Skip => Block::Not(format!("no AbuseIPDB score: {why}")),
     }
+}
+
+/// Why not to act on `target` for `attempt`, when the attempt's log names another address.
+/// Wazuh's decoders take the address from the first place their pattern fits, so a user name
+/// sent as `x 198.51.100.7` can put a decoy in `data.srcip`; the sshd parser takes the address
+/// where sshd wrote it. Acting on the decoy would let an attacker aim the block (and the
+/// lookup) at anyone.
+pub fn names_another(attempt: &Attempt, target: IpAddr) -> Option<String> {
+    let named = crate::addr::canonical(attempt.srcip?);
+    let target = crate::addr::canonical(target);
+    (named != target).then(|| format!("the alert's log names {named}, not {target}"))
 }
 
 /// An attempt, the answer for its address (none when the attempt carries no address, or no

@@ -11,9 +11,10 @@
 //!
 //! What is deliberately *not* answered with an event (the run logs why and exits 0): alerts
 //! raised on our own events (loop guard), alerts without a `data.srcip` or whose srcip is a host
-//! name, non-public addresses and allowlisted ones (never sent to AbuseIPDB, and the trigger
-//! rule already excludes them, so an event would only repeat the alert), and scores below the
-//! configured `min_score`. Whether to send an event is the policy's decision step
+//! name, alerts whose sshd log names another address than `data.srcip` (a decoder fooled by a
+//! crafted user name), non-public addresses and allowlisted ones (never sent to AbuseIPDB, and
+//! the trigger rule already excludes them, so an event would only repeat the alert), and
+//! scores below the configured `min_score`. Whether to send an event is the policy's decision step
 //! ([`crate::policy::decision`]) on the alert's attempt ([`Alert::attempt`]), with the
 //! options' `min_score` as its alert threshold.
 //!
@@ -272,6 +273,10 @@ impl Run<'_, '_> {
                 Exit::Done,
                 format!("{what}: skipped, not a public address ({class})"),
             );
+        }
+        // A decoder fooled by a crafted user name: no lookup, no event, so no block follows.
+        if let Some(why) = decision::names_another(&alert.attempt_with(ip), ip) {
+            return self.finish(Exit::Done, format!("{what}: skipped, {why}"));
         }
         // No lookup (and no quota spent) for an event that could not be delivered.
         if let Err(e) = responder.connect() {

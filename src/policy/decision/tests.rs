@@ -279,3 +279,20 @@ fn judge_looks_up_then_decides() {
         (true, Alert::Nothing("skipped, not looked up".into()))
     );
 }
+
+/// The address the log names against the one a command would act on: the same address in
+/// either form passes, another is named in the reason, a log without one says nothing.
+#[test]
+fn names_another_compares_canonical_addresses() {
+    let a = attempt(true);
+    let target = |t: &str| t.parse::<std::net::IpAddr>().expect("ip");
+    assert_eq!(names_another(&a, target("45.155.205.233")), None);
+    assert_eq!(names_another(&a, target("::ffff:45.155.205.233")), None);
+    assert_eq!(
+        names_another(&a, target("198.51.100.7")),
+        Some("the alert's log names 45.155.205.233, not 198.51.100.7".into())
+    );
+    let mut none = attempt(true);
+    none.srcip = None;
+    assert_eq!(names_another(&none, target("198.51.100.7")), None);
+}
