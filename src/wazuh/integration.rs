@@ -14,8 +14,8 @@
 //! name, alerts whose sshd log names another address than `data.srcip` (a decoder fooled by a
 //! crafted user name), non-public addresses and allowlisted ones (never sent to AbuseIPDB, and
 //! the trigger rule already excludes them, so an event would only repeat the alert), and
-//! scores below the configured `min_score`. Whether to send an event is the policy's decision step
-//! ([`crate::policy::decision`]) on the alert's attempt ([`Alert::attempt`]), with the
+//! scores below the configured `min_score`. Whether to send an event is the policy's decision
+//! step ([`crate::policy::decision`]) on the alert's attempt ([`Alert::attempt`]), with the
 //! options' `min_score` as its alert threshold.
 //!
 //! Exit codes (documented for `ossec.log`, where integratord reports non-zero ones):
@@ -46,6 +46,7 @@ use super::log::IntegrationLog;
 use super::options::{self, Env, Options, Settings};
 use super::queue::{self, MAX_MESSAGE, QueueError};
 use crate::addr;
+use crate::attempt::Attempt;
 use crate::config::Config;
 use crate::engine::{Lookup, Source};
 use crate::policy::decision::{self, Answer, Thresholds};
@@ -275,7 +276,8 @@ impl Run<'_, '_> {
             );
         }
         // A decoder fooled by a crafted user name: no lookup, no event, so no block follows.
-        if let Some(why) = decision::names_another(&alert.attempt_with(ip), ip) {
+        let attempt = alert.attempt_with(ip);
+        if let Some(why) = decision::names_another(&attempt, ip) {
             return self.finish(Exit::Done, format!("{what}: skipped, {why}"));
         }
         // No lookup (and no quota spent) for an event that could not be delivered.
@@ -288,7 +290,7 @@ impl Run<'_, '_> {
             what: what.clone(),
             responder: Arc::clone(&responder),
         });
-        self.look_up_and_send(&settings, &alert, ip, &responder, &what)
+        self.look_up_and_send(&settings, &alert, &attempt, ip, &responder, &what)
     }
 
     fn settings(&self) -> Result<Settings, String> {
@@ -332,6 +334,7 @@ impl Run<'_, '_> {
         &self,
         settings: &Settings,
         alert: &Alert,
+        attempt: &Attempt,
         ip: IpAddr,
         responder: &Responder,
         what: &str,
@@ -363,7 +366,7 @@ impl Run<'_, '_> {
         };
         let answer = lookup.lookup(ip);
         self.debug(&format!("answer: {}", describe_lookup(&answer)));
-        let decision = decide(settings, alert, ip, &answer);
+        let decision = decide(settings, attempt, &answer);
         let source = SourceAlert::from_alert(alert);
         let mut event = match (decision.alert, &answer.answer) {
             (decision::Alert::Nothing(why), _) => {
@@ -454,15 +457,14 @@ impl Run<'_, '_> {
     }
 }
 
-/// The policy's decision on the alert's attempt (of `ip`, the address looked up), with the
-/// options' `min_score` as the alert threshold.
-fn decide(settings: &Settings, alert: &Alert, ip: IpAddr, answer: &Lookup) -> decision::Decision {
+/// The policy's decision on the alert's attempt, with the options' `min_score` as the alert
+/// threshold.
+fn decide(settings: &Settings, attempt: &Attempt, answer: &Lookup) -> decision::Decision {
     let thresholds = Thresholds {
         alert_min_score: settings.min_score,
         ..Thresholds::from_config(&settings.config)
     };
-    let attempt = alert.attempt_with(ip);
-    decision::decide(&attempt, None, &Answer::of(answer), &thresholds)
+    decision::decide(attempt, None, &Answer::of(answer), &thresholds)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
