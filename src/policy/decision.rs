@@ -15,14 +15,15 @@
 //! The thresholds are [`Thresholds`], from [`Config`]: `alert_min_score` (the integration:
 //! its options' `min_score`), `block.min_score` (the active response: `extra_args` and its
 //! flag first), what to do when no score can be had (`--on-lookup-failure`), and
-//! `block.default_duration`. [`judge`] is the same step with the lookup done for the caller.
+//! `block.default_duration`. The lookup is the caller's (through the engine, only when a
+//! threshold needs a score), so the step itself never does I/O.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::attempt::Attempt;
 use crate::config::Config;
-use crate::engine::{Engine, Lookup, NoReputation, Source};
+use crate::engine::{Lookup, NoReputation, Source};
 use crate::report::{Category, Evidence};
 
 /// When no score can be had (no key, quota spent, provider down) and blocking needs one.
@@ -274,33 +275,6 @@ pub fn names_another(attempt: &Attempt, target: IpAddr) -> Option<String> {
     let named = crate::addr::canonical(attempt.srcip?);
     let target = crate::addr::canonical(target);
     (named != target).then(|| format!("the alert's log names {named}, not {target}"))
-}
-
-/// An attempt, the answer for its address (none when the attempt carries no address, or no
-/// threshold needed one), and the decision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub attempt: Attempt,
-    pub lookup: Option<Lookup>,
-    pub decision: Decision,
-}
-
-/// [`decide`] with the lookup done through `engine`: the address is looked up when it has one
-/// (the alert threshold always wants a score), else the answer is [`Answer::NotAsked`].
-pub fn judge(
-    engine: &Engine,
-    attempt: Attempt,
-    history: Option<&Evidence>,
-    thresholds: &Thresholds,
-) -> Verdict {
-    let lookup = attempt.srcip.map(|ip| engine.lookup(ip));
-    let answer = lookup.as_ref().map_or(Answer::NotAsked, Answer::of);
-    let decision = decide(&attempt, history, &answer, thresholds);
-    Verdict {
-        attempt,
-        lookup,
-        decision,
-    }
 }
 
 #[cfg(test)]

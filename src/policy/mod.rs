@@ -38,7 +38,7 @@
 pub mod decision;
 pub mod history;
 
-pub use decision::{Decision, Thresholds, Verdict, decide, judge};
+pub use decision::{Decision, Thresholds, decide};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;

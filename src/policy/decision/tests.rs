@@ -248,38 +248,6 @@ fn the_thresholds_come_from_the_settings() {
     assert!("maybe".parse::<OnLookupFailure>().is_err());
 }
 
-/// The former `engine::judge`: the engine looks up, the policy decides.
-#[test]
-fn judge_looks_up_then_decides() {
-    let config = Config {
-        cache: crate::config::CacheSetting::Disabled,
-        ..Config::default()
-    };
-    let engine = Engine::from_parts(&config, Box::new(crate::cache::DisabledCache::new()), None);
-    let t = thresholds(OnLookupFailure::Skip);
-    let mut private = attempt(true);
-    private.srcip = "10.1.2.3".parse().ok();
-    let v = judge(&engine, private, None, &t);
-    assert_eq!(
-        v.decision.block,
-        Block::Not("not a public address (private)".into())
-    );
-    assert!(v.lookup.is_some());
-    let v = judge(&engine, attempt(true), None, &t);
-    assert_eq!(
-        v.decision.alert,
-        Alert::Failure,
-        "no key: the dashboard hears it"
-    );
-    let mut none = attempt(true);
-    none.srcip = None;
-    let v = judge(&engine, none, None, &t);
-    assert_eq!(
-        (v.lookup.is_none(), v.decision.alert),
-        (true, Alert::Nothing("skipped, not looked up".into()))
-    );
-}
-
 /// The address the log names against the one a command would act on: the same address in
 /// either form passes, another is named in the reason, a log without one says nothing.
 #[test]
