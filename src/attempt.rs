@@ -1,8 +1,8 @@
 //! The `Attempt`: one authentication event worth judging, whatever it was read from.
 //!
-//! The sshd parser produces attempts, the Wazuh alert reader produces attempts, and everything
-//! downstream (scan summaries, the engine, sinks) consumes them; nothing downstream re-parses
-//! text.
+//! The sshd parser produces attempts, the Wazuh alert reader produces attempts
+//! ([`crate::wazuh::alert::Alert::attempt`]), and everything downstream (scan summaries, the
+//! policy's decision step, sinks) consumes them; nothing downstream re-parses text.
 
 use std::net::IpAddr;
 
@@ -151,11 +151,15 @@ pub enum Kind {
     ReceivedDisconnect,
     /// `Close session: user U from A port N id 0`: info; 5700.
     CloseSession,
+    /// A Wazuh alert whose log is no sshd line repute reads (or names no address): the
+    /// rule that fired judged it, so it is a failure; its `wazuh_rule` is that rule. Only
+    /// [`crate::wazuh::alert::Alert::attempt`] makes these; `repute scan` never does.
+    WazuhAlert,
 }
 
 impl Kind {
     /// Every kind, in the order of the declaration.
-    pub const ALL: [Kind; 40] = [
+    pub const ALL: [Kind; 41] = [
         Kind::FailedPassword,
         Kind::FailedPublickey,
         Kind::FailedKeyboardInteractive,
@@ -196,6 +200,7 @@ impl Kind {
         Kind::Disconnected,
         Kind::ReceivedDisconnect,
         Kind::CloseSession,
+        Kind::WazuhAlert,
     ];
 
     /// The snake_case name used in the scan output.
@@ -241,6 +246,7 @@ impl Kind {
             Kind::Disconnected => "disconnected",
             Kind::ReceivedDisconnect => "received_disconnect",
             Kind::CloseSession => "close_session",
+            Kind::WazuhAlert => "wazuh_alert",
         }
     }
 }

@@ -1,13 +1,13 @@
-//! Address or attempt to verdict: class gate, allowlist, cache, provider, policy.
+//! Address to reputation: class gate, allowlist, cache, provider.
 //!
 //! [`Engine::lookup`] is the one path every door takes to a reputation, in this order: the
 //! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
 //! the allowlist; the shared cache; then the provider, under a short lease so that processes
 //! missing on the same address at the same moment share one call, and never while the shared
-//! quota state says the daily quota is spent. [`Engine::judge`] adds the policy: an
-//! [`Attempt`] becomes a [`Verdict`] (alert, block or ignore, by the thresholds in
-//! [`Config`]). Nothing here fails: every reason for having no reputation is a
-//! [`NoReputation`], and a broken cache is logged and bypassed.
+//! quota state says the daily quota is spent. The engine only looks addresses up: what to do
+//! about an attempt is decided by [`crate::policy::decision`]. Nothing here fails: every
+//! reason for having no reputation is a [`NoReputation`], and a broken cache is logged and
+//! bypassed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::addr::AddrClass;
-use crate::attempt::Attempt;
 use crate::cache::{
     CacheError, CacheKey, FailureNote, LeaseState, LookupFailure, QuotaUpdate, Settlement,
 };
@@ -193,27 +192,6 @@ pub struct LookupRecord<'a> {
     pub detail: Option<String>,
 }
 
-/// What to do about an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// Score at or above `block.min_score` on an attack (failure or probe).
-    Block,
-    /// Score at or above `alert_min_score`.
-    Alert,
-    /// No reputation, or a score below the thresholds.
-    Ignore,
-}
-
-/// An attempt, the answer for its address (none when the attempt carries no address), and
-/// the decision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub attempt: Attempt,
-    pub lookup: Option<Lookup>,
-    pub decision: Decision,
-}
-
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -228,8 +206,6 @@ struct Policy {
     positive_ttl: Duration,
     negative_ttl: Duration,
     allowlist: Vec<ipnet::IpNet>,
-    alert_min_score: u8,
-    block_min_score: Option<u8>,
     /// How long a lookup lease lasts: the provider's whole time budget and a margin.
     lease_ttl: Duration,
     /// Whether to look up when the shared store cannot be reached.
@@ -243,8 +219,6 @@ impl Policy {
             positive_ttl: config.positive_ttl,
             negative_ttl: config.negative_ttl,
             allowlist: config.allowlist.clone(),
-            alert_min_score: config.alert_min_score,
-            block_min_score: config.block.min_score,
             lease_ttl: config.timeout + config.connect_timeout + Duration::from_secs(1),
             on_store_failure: match &config.cache {
                 CacheSetting::Redis(target) => target.on_failure,
@@ -254,7 +228,7 @@ impl Policy {
     }
 }
 
-/// Turns addresses into [`Lookup`]s and attempts into [`Verdict`]s.
+/// Turns addresses into [`Lookup`]s.
 pub struct Engine {
     policy: Policy,
     store: Box<dyn Store>,
@@ -467,32 +441,6 @@ impl Engine {
             answers.entry(ip).or_insert_with(|| self.lookup(ip));
         }
         answers
-    }
-
-    /// The decision for an answer, by the thresholds; `attack` allows blocking.
-    pub fn decide(&self, lookup: &Lookup, attack: bool) -> Decision {
-        let Some(score) = lookup.score() else {
-            return Decision::Ignore;
-        };
-        match self.policy.block_min_score {
-            Some(min) if attack && score >= min => Decision::Block,
-            _ if score >= self.policy.alert_min_score.max(1) => Decision::Alert,
-            _ => Decision::Ignore,
-        }
-    }
-
-    /// The verdict on one attempt. Attempts without an address are ignored.
-    pub fn judge(&self, attempt: Attempt) -> Verdict {
-        let lookup = attempt.srcip.map(|ip| self.lookup(ip));
-        let decision = lookup
-            .as_ref()
-            .map(|l| self.decide(l, attempt.outcome.is_attack()))
-            .unwrap_or(Decision::Ignore);
-        Verdict {
-            attempt,
-            lookup,
-            decision,
-        }
     }
 
     /// The shared quota state of the check endpoint, if any has been recorded.
@@ -745,7 +693,6 @@ fn lease_holder() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attempt::{Kind, Origin, Outcome};
     use crate::cache::ReputationCache;
     use crate::reputation::{Checked, RateLimit};
     use std::sync::Arc;
@@ -1177,54 +1124,6 @@ mod tests {
         let answers = e.lookup_distinct(ips.iter().map(|t| ip(t)));
         assert_eq!(answers.len(), 3);
         assert_eq!(fake.calls(), 2);
-    }
-
-    #[test]
-    fn decisions_follow_the_thresholds() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let fake = Fake::default();
-        let mut cfg = config(dir.path());
-        cfg.block.min_score = Some(90);
-        let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
-        let attempt = |text: &str, outcome| Attempt {
-            time: None,
-            host: None,
-            pid: None,
-            kind: Kind::FailedPassword,
-            outcome,
-            srcip: Some(ip(text)),
-            srcport: None,
-            user: None,
-            wazuh_rule: None,
-            origin: Origin::Unknown,
-        };
-        assert_eq!(
-            e.judge(attempt("185.220.101.95", Outcome::Failure))
-                .decision,
-            Decision::Block
-        );
-        assert_eq!(
-            e.judge(attempt("185.220.101.95", Outcome::Success))
-                .decision,
-            Decision::Alert
-        );
-        assert_eq!(
-            e.judge(attempt("185.220.101.30", Outcome::Probe)).decision,
-            Decision::Alert
-        );
-        assert_eq!(
-            e.judge(attempt("185.220.101.24", Outcome::Failure))
-                .decision,
-            Decision::Ignore
-        );
-        assert_eq!(
-            e.judge(attempt("10.1.2.3", Outcome::Failure)).decision,
-            Decision::Ignore
-        );
-        let mut none = attempt("185.220.101.95", Outcome::Failure);
-        none.srcip = None;
-        let v = e.judge(none);
-        assert_eq!((v.decision, v.lookup.is_none()), (Decision::Ignore, true));
     }
 
     #[test]

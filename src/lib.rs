@@ -28,8 +28,8 @@
 //!   failed with a note) so a storm costs one lookup per address; [`quota`] keeps the quota
 //!   state every process must honour. A lookup settles answer, lease and quota in one
 //!   durable commit.
-//! - [`engine`] turns an address or an [`Attempt`] into a verdict: class gate, allowlist, cache,
-//!   provider (behind a circuit breaker every caller shares), policy; its `Lookup` carries a
+//! - [`engine`] only looks addresses up: class gate, allowlist, cache, provider (behind a
+//!   circuit breaker every caller shares); its `Lookup` carries a
 //!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
 //!   use (defaults, Wazuh-home defaults, `/etc/repute/repute.toml`, environment, then the
 //!   integration's options JSON and each command's flags), picks the one store every process
@@ -37,7 +37,7 @@
 //!   one table of every setting (file key, variable, options key, flags, default), from which
 //!   the known keys, the environment layer, `repute config show` and the README's reference
 //!   come; [`duration`] is its one duration parser (`1h30m`).
-//! - [`wazuh`] speaks Wazuh: the alert model, the integration's command line, settings and
+//! - [`wazuh`] speaks Wazuh: the alert model (each alert an [`Attempt`]), the integration's command line, settings and
 //!   enrichment event, queue socket framing, the shipped ruleset, installation into a Wazuh
 //!   tree (with a dry-run diff) and back out, and the active-response protocol.
 //! - [`store`] is where shared state lives, behind backend-neutral traits (answers
@@ -56,9 +56,15 @@
 //!   store, one audit line per report or refusal.
 //! - [`source`] reads continuously: files followed across rotations and truncations, the
 //!   journal through `journalctl`, with positions saved in the store.
-//! - [`policy`] decides when an attacking address is banned and for how long (tries within
-//!   a window, probes weighed less, reputation at the first attack, growing ban times, IPv6
-//!   per /64, bounded memory). [`policy::history`] keeps what each source did, bounded: IPv6
+//! - [`policy`] decides. [`policy::decision`] is the one decision step every command calls:
+//!   an [`Attempt`] (a Wazuh alert becomes one through `wazuh::alert::Alert::attempt`), its
+//!   address's history and its reputation (or why there is none) in; alert, block for how
+//!   long, report with which categories, or ignore, each with its reason, out, by the
+//!   thresholds of [`config`] (the integration's `min_score`, `block.min_score`, the active
+//!   response's `--on-lookup-failure`, `block.default_duration`). For `repute watch` it also
+//!   decides when an attacking address is banned and for how long (tries within a window,
+//!   probes weighed less, reputation at the first attack, growing ban times, IPv6 per /64,
+//!   bounded memory). [`policy::history`] keeps what each source did, bounded: IPv6
 //!   grouped per prefix (a /64 by default), at most a set number of sources, the least active
 //!   dropped past that; `scan`'s per-source table is built on it.
 //! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with

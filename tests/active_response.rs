@@ -76,14 +76,24 @@ fn strip_log_prefix(line: &str) -> &str {
 }
 
 /// An execd message for `command` with an sshd alert carrying `data`, and `extra_args`, as
-/// the line execd writes (with its newline).
+/// the line execd writes (with its newline). The alert's log names the address `data` gives
+/// (where the program looks for it), as a real alert's does.
 fn message(command: &str, data: Value, extra_args: &[&str]) -> String {
+    let named = [
+        &data["win"]["eventdata"]["ipAddress"],
+        &data["win"]["eventdata"]["destinationIp"],
+        &data["srcip"],
+        &data["abuseipdb"]["source"]["srcip"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .unwrap_or(V4);
     let alert = json!({
         "timestamp": "2026-11-28T10:00:00.000+0000",
         "rule": { "level": 10, "description": "sshd: brute force trying to get access to the system. Authentication failed.", "id": "5763" },
         "agent": { "id": "000", "name": "manager" },
         "id": "1764324000.1234",
-        "full_log": "Nov 28 10:00:00 host sshd[4242]: Failed password for root from 45.155.205.233 port 4242 ssh2",
+        "full_log": format!("Nov 28 10:00:00 host sshd[4242]: Failed password for root from {named} port 4242 ssh2"),
         "data": data,
         "location": "/var/log/auth.log"
     });

@@ -1,6 +1,7 @@
 //! The Wazuh alert reader on arbitrary bytes (JSON alerts and integratord's legacy
-//! `key='value'` format), then every accessor the integration calls, and the sshd parser on
-//! the alert's `full_log` as the integration does. Nothing may panic.
+//! `key='value'` format), then every accessor the integration calls, the sshd parser on the
+//! alert's `full_log`, and the alert's attempt (`Alert::attempt`, which the integration and the
+//! active response hand to the policy). Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,5 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = alert.is_own_enrichment();
     if let Some(log) = alert.full_log() {
         let _ = repute::sshd::parse_message(&log);
+    }
+    if let Some(attempt) = alert.attempt()
+        && let Some(ip) = alert.srcip()
+    {
+        let _ = repute::policy::decision::names_another(&attempt, ip);
     }
 });

@@ -1,9 +1,9 @@
 //! `repute wazuh active-response --report`: after blocking, report the address to AbuseIPDB on
 //! the evidence the alert carries.
 //!
-//! The alert's `full_log` is parsed as an sshd line (a whole syslog line, or a bare message),
-//! and the report goes through the library's `Reporter` like any other: the same refusals,
-//! the 15-minute mark in the store (execd runs one process per alert, so a storm of alerts
+//! The alert's attempt ([`Message::attempt`]: its `full_log` read as an sshd line, a whole
+//! syslog line or a bare message) is the evidence, and the report goes through the library's
+//! `Reporter` like any other: the same refusals, the 15-minute mark in the store (execd runs one process per alert, so a storm of alerts
 //! from one address makes one report), the comment built from counts, one audit line. No
 //! sshd evidence in the alert, no report. The outcome is one line of the active-response log.
 
@@ -29,18 +29,14 @@ pub fn report_blocked(log: &ArLog, config: &Config, message: &Message, ip: IpAdd
     log.log(&line);
 }
 
-/// The attempt in the alert's `full_log`, when it is an sshd line from `ip`.
+/// The attempt in the alert's log, when it is an sshd line from `ip` (an alert of another
+/// kind is no evidence of an SSH attack).
 fn alert_evidence(message: &Message, ip: IpAddr) -> Evidence {
     let mut evidence = Evidence::new();
-    let full_log = message.raw["parameters"]["alert"]["full_log"].as_str();
-    let attempt = full_log.and_then(|text| {
-        repute::sshd::Parser::new(jiff::Timestamp::now())
-            .parse_line(text)
-            .or_else(|| repute::sshd::parse_message(text))
-    });
-    if let Some(attempt) =
-        attempt.filter(|a| a.srcip.map(|s| s.to_canonical()) == Some(ip.to_canonical()))
-    {
+    if let Some(attempt) = message.attempt().filter(|a| {
+        a.kind != repute::Kind::WazuhAlert
+            && a.srcip.map(|s| s.to_canonical()) == Some(ip.to_canonical())
+    }) {
         evidence.add_attempt(&attempt);
     }
     evidence

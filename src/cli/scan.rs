@@ -23,7 +23,7 @@ use anyhow::Context;
 use repute::config::{Config, Overrides};
 use repute::engine::Engine;
 use repute::policy::history::{DEFAULT_IPV6_PREFIX, DEFAULT_MAX_SOURCES, Grouping};
-use repute::scan::enrich::{self, EventReputation, ScanLookups};
+use repute::scan::enrich::{self, EventReputation};
 use repute::scan::{self, Input, Options, Progress, Totals, system};
 
 use super::Global;
@@ -247,7 +247,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             match &engine {
                 Some(engine) => {
                     let shown = enrich::shown_addresses(&summary, opts.only_public, args.top);
-                    let lookups = ScanLookups::new(engine).lookup_distinct(shown);
+                    let lookups = engine.lookup_distinct(shown);
                     failure = enrich::Tally::of(lookups.values()).common_failure();
                     scan::write_table_enriched(
                         &mut out,

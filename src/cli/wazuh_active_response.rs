@@ -25,11 +25,14 @@
 //! hold the program, and execd's queue behind it.
 //!
 //! The reputation gate (`--min-score N`, `extra_args` `--min-score N` or `min_score=N`, or
-//! `block.min_score`) takes the score the alert carries when it is an AbuseIPDB enrichment
-//! alert, else asks the engine (cache first). When no score can be had (no key, quota spent,
-//! provider down), `--on-lookup-failure` decides: `block` (the default: the Wazuh rule that
-//! fired already judged the address, and an attacker must not be able to switch blocking off
-//! by exhausting the quota) or `skip`.
+//! `block.min_score`) is the policy's decision step ([`repute::policy::decide`]) on the
+//! alert's attempt ([`Message::attempt`]), with the score the alert carries when it is an
+//! AbuseIPDB enrichment alert, else the engine's answer (cache first). When no score can be
+//! had (no key, quota spent, provider down), `--on-lookup-failure` decides: `block` (the
+//! default: the Wazuh rule that fired already judged the address, and an attacker must not be
+//! able to switch blocking off by exhausting the quota) or `skip`. An alert whose log is an
+//! sshd line that is no attack (an accepted login), or that names another address than the one
+//! to block ([`repute::policy::decision::names_another`]), is not blocked.
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
@@ -44,6 +47,7 @@ use repute::block::state::Origin;
 use repute::block::{ArAdded, ArDeleted, BlockError, Blocker, Request, parse_duration};
 use repute::config::Config;
 use repute::engine::Engine;
+use repute::policy::decision::{self, Answer, OnLookupFailure, Thresholds};
 use repute::wazuh::active_response::{
     ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, READ_TIMEOUT, Reply, TimedStdin,
     check_keys_message, parse_extra_args, parse_reply, read_line_bounded,
@@ -61,7 +65,14 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub min_score: Option<u8>,
     /// When no score can be had: `block` anyway (default) or `skip`.
-    #[arg(long, value_enum, value_name = "ACTION")]
+    #[arg(
+        long,
+        value_name = "ACTION",
+        value_parser = clap::builder::TypedValueParser::try_map(
+            clap::builder::PossibleValuesParser::new(["block", "skip"]),
+            |s| s.parse::<OnLookupFailure>()
+        )
+    )]
     pub on_lookup_failure: Option<OnLookupFailure>,
     /// How long the kernel keeps the block (default: block.default_duration).
     #[arg(long = "for", value_name = "DURATION")]
@@ -70,12 +81,6 @@ pub struct Args {
     /// docs/reporting.md).
     #[arg(long)]
     pub report: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnLookupFailure {
-    Block,
-    Skip,
 }
 
 /// The command line when started as `active-response/bin/<name>`.
@@ -176,12 +181,6 @@ struct Session<'a, R: BufRead, W: Write> {
     output: W,
 }
 
-/// What the reputation gate decided.
-enum Gate {
-    Pass(String),
-    Decline(String),
-}
-
 impl<R: BufRead, W: Write> Session<'_, R, W> {
     fn handle(&mut self) -> Result<(), String> {
         let line = read_line_bounded(&mut self.input, MAX_MESSAGE_BYTES)
@@ -204,14 +203,18 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             Command::Delete => self.delete(&blocker, &config, ip),
             Command::Add => {
                 let duration = self.duration(extra.duration.as_deref(), &config)?;
-                let min_score = extra
-                    .min_score
-                    .or(self.args.min_score)
-                    .or(config.block.min_score);
-                let on_failure = self.on_lookup_failure(extra.on_lookup_failure.as_deref())?;
-                self.add(
-                    &blocker, &config, &message, ip, duration, min_score, on_failure,
-                )
+                let thresholds = Thresholds {
+                    block_min_score: extra
+                        .min_score
+                        .or(self.args.min_score)
+                        .or(config.block.min_score),
+                    on_lookup_failure: self
+                        .on_lookup_failure(extra.on_lookup_failure.as_deref())?,
+                    block_duration: duration,
+                    report: self.args.report,
+                    ..Thresholds::from_config(&config)
+                };
+                self.add(&blocker, &config, &message, ip, &thresholds)
             }
         }
     }
@@ -225,15 +228,10 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
 
     fn on_lookup_failure(&self, extra: Option<&str>) -> Result<OnLookupFailure, String> {
         match extra {
-            Some("block") => Ok(OnLookupFailure::Block),
-            Some("skip") => Ok(OnLookupFailure::Skip),
-            Some(other) => Err(format!(
-                "invalid extra argument {other:?}: on-lookup-failure is block or skip"
-            )),
-            None => Ok(self
-                .args
-                .on_lookup_failure
-                .unwrap_or(OnLookupFailure::Block)),
+            Some(text) => text.parse().map_err(|_| {
+                format!("invalid extra argument {text:?}: on-lookup-failure is block or skip")
+            }),
+            None => Ok(self.args.on_lookup_failure.unwrap_or_default()),
         }
     }
 
@@ -265,16 +263,13 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         blocker: &Blocker,
         config: &Config,
         message: &Message,
         ip: IpAddr,
-        duration: Duration,
-        min_score: Option<u8>,
-        on_failure: OnLookupFailure,
+        thresholds: &Thresholds,
     ) -> Result<(), String> {
         // Refusals and declines come before the handshake: with no `check_keys` line, execd
         // schedules no `delete` for an address that was never blocked.
@@ -283,15 +278,18 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             return Ok(());
         }
         let mut reason = message.rule_summary();
-        if let Some(min) = min_score {
-            match gate(message, ip, min, on_failure, config) {
-                Gate::Decline(why) => {
-                    self.log.log(&format!("Declined to block {ip}: {why}"));
-                    return Ok(());
-                }
-                Gate::Pass(why) => reason.push_str(&format!(" ({why})")),
+        let duration = match decide(message, ip, thresholds, config) {
+            decision::Block::Not(why) => {
+                self.log.log(&format!("Declined to block {ip}: {why}"));
+                return Ok(());
             }
-        }
+            decision::Block::For { duration, gate } => {
+                if let Some(why) = gate {
+                    reason.push_str(&format!(" ({why})"));
+                }
+                duration
+            }
+        };
         let request = Request {
             ip,
             duration,
@@ -301,7 +299,7 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
         match self.handshake(ip)? {
             Reply::Continue => {
                 self.block(blocker, config, &request)?;
-                if self.args.report {
+                if thresholds.report {
                     super::active_response_report::report_blocked(self.log, config, message, ip);
                 }
                 Ok(())
@@ -417,41 +415,28 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|_| unix.to_string())
 }
 
-/// The reputation gate: the alert's own score when it is an enrichment alert, else the
-/// engine's answer (cache, then AbuseIPDB).
-fn gate(
+/// The policy's block decision on the alert's attempt: with a minimum score, on the score
+/// the alert carries when it is an enrichment alert, else the engine's answer (cache, then
+/// AbuseIPDB); without one, no lookup.
+fn decide(
     message: &Message,
     ip: IpAddr,
-    min: u8,
-    on_failure: OnLookupFailure,
+    thresholds: &Thresholds,
     config: &Config,
-) -> Gate {
-    let score = match message.alert_score() {
-        Some(score) => Ok((score, "alert")),
-        None => Engine::new(config)
-            .map_err(|e| e.to_string())
-            .and_then(|engine| {
-                let lookup = engine.lookup(ip);
-                match &lookup.answer {
-                    Ok(rep) => Ok((rep.abuse_confidence_score, lookup.source.as_str())),
-                    Err(why) => Err(why.to_string()),
-                }
-            }),
+) -> decision::Block {
+    // The message's address was found, so the alert has an attempt; no address, no block.
+    let Some(attempt) = message.attempt() else {
+        return decision::Block::Not("the alert names no address".into());
     };
-    match score {
-        Ok((score, from)) if score >= min => Gate::Pass(format!(
-            "AbuseIPDB score {score} from {from}, minimum {min}"
-        )),
-        Ok((score, from)) => Gate::Decline(format!(
-            "AbuseIPDB score {score} (from {from}) is below the minimum {min}"
-        )),
-        Err(why) => match on_failure {
-            OnLookupFailure::Block => {
-                Gate::Pass(format!("no AbuseIPDB score: {why}; blocking anyway"))
-            }
-            OnLookupFailure::Skip => Gate::Decline(format!("no AbuseIPDB score: {why}")),
-        },
+    if let Some(why) = decision::names_another(&attempt, ip) {
+        return decision::Block::Not(why);
     }
+    let answer = match message.alert_score() {
+        _ if !thresholds.block_needs_score() => Answer::NotAsked,
+        Some(score) => Answer::carried(score),
+        None => Answer::of(&Engine::new_or_uncached(config).lookup(ip)),
+    };
+    decision::decide(&attempt, None, &answer, thresholds).block
 }
 
 #[cfg(test)]

@@ -1,5 +1,14 @@
-//! When an attacking address gets banned, and for how long: fail2ban's vocabulary, sshguard's
-//! weighing, reputation where it earns its quota, in bounded memory.
+//! The policy: what to do about an attempt, for every command.
+//!
+//! [`decision`] is the one decision step every command calls: an attempt (from a log line or
+//! a Wazuh alert), its address's history and its reputation in, a [`Decision`] out (alert,
+//! block for how long, report with which categories, or ignore, each with its reason). The
+//! integration's `min_score`, the active response's reputation gate and `repute watch`'s ban
+//! at the first attack all go through it.
+//!
+//! The rest of this module is `repute watch`'s counting: when an attacking address gets
+//! banned, and for how long: fail2ban's vocabulary, sshguard's weighing, reputation where it
+//! earns its quota, in bounded memory.
 //!
 //! - **Counting.** Every attack (failure or probe) from an address adds points in a sliding
 //!   window of `find_time`: a try (a refused password, key, user) weighs [`TRY_POINTS`], a
@@ -11,7 +20,8 @@
 //!   up to five lines, and `max_retry = 5` must mean five tries. The address is banned when
 //!   its points reach `max_retry × TRY_POINTS`: five tries, or ten probes.
 //! - **Reputation.** An address is looked up (by the caller, through the engine) at its
-//!   first failure; with a score at or above `ban_score` it is banned there.
+//!   first failure; with a score at or above `ban_score` ([`decision::reaches`], the
+//!   comparison every threshold uses) it is banned there.
 //!   Without an answer (provider down, quota spent) counting goes on as if none was asked.
 //! - **Ban time** grows for repeat offenders: `ban_time × factor^(bans before)`, capped at
 //!   `ban_time_max`, as fail2ban's `bantime.increment`.
@@ -25,7 +35,10 @@
 //!
 //! Time is whole Unix seconds given by the caller, so tests need no clock.
 
+pub mod decision;
 pub mod history;
+
+pub use decision::{Decision, Thresholds, decide};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -273,7 +286,7 @@ impl Policy {
             && settings
                 .ban_score
                 .zip(track.score)
-                .is_some_and(|(min, s)| s >= min);
+                .is_some_and(|(min, s)| decision::reaches(s, min));
         if total < threshold && !by_score {
             return None;
         }

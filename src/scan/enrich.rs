@@ -7,7 +7,8 @@
 //! the tally of where the answers came from, and the `reputation` member that JSON events of
 //! public addresses get ([`EventReputation`], one lookup per distinct address while
 //! streaming). A failed lookup is a cell or a `reason`, never an error of the scan, and a
-//! provider that keeps failing is left alone for the rest of the scan ([`ScanLookups`]).
+//! provider that keeps failing is left alone for the rest of the scan (the engine's circuit
+//! breaker, which serves every caller).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -178,46 +179,11 @@ impl Tally {
     }
 }
 
-pub use crate::engine::GIVE_UP_AFTER;
-
-/// The lookups of one scan. The circuit breaker that leaves a failing provider alone for the
-/// rest of the scan lives in the [`Engine`] now, for every caller; this only keeps the
-/// scan's calls in one place.
-pub struct ScanLookups<'e> {
-    engine: &'e Engine,
-}
-
-impl<'e> ScanLookups<'e> {
-    pub fn new(engine: &'e Engine) -> Self {
-        ScanLookups { engine }
-    }
-
-    /// The answer for one address (see [`Engine::lookup`]).
-    pub fn lookup(&mut self, ip: IpAddr) -> Lookup {
-        self.engine.lookup(ip)
-    }
-
-    /// One lookup per distinct (canonical) address.
-    pub fn lookup_distinct(
-        &mut self,
-        ips: impl IntoIterator<Item = IpAddr>,
-    ) -> BTreeMap<IpAddr, Lookup> {
-        let mut answers = BTreeMap::new();
-        for ip in ips {
-            let ip = crate::addr::canonical(ip);
-            if let std::collections::btree_map::Entry::Vacant(slot) = answers.entry(ip) {
-                slot.insert(self.lookup(ip));
-            }
-        }
-        answers
-    }
-}
-
 /// The `reputation` member of JSON events (`repute scan --format jsonl --enrich`): the
 /// `repute check --format json` object of the event's address, looked up once per distinct
 /// address and kept, serialised, for its later events.
 pub struct EventReputation<'e> {
-    lookups: ScanLookups<'e>,
+    engine: &'e Engine,
     members: HashMap<IpAddr, String>,
     tally: Tally,
 }
@@ -225,7 +191,7 @@ pub struct EventReputation<'e> {
 impl<'e> EventReputation<'e> {
     pub fn new(engine: &'e Engine) -> Self {
         EventReputation {
-            lookups: ScanLookups::new(engine),
+            engine,
             members: HashMap::new(),
             tally: Tally::default(),
         }
@@ -242,9 +208,9 @@ impl Enricher for EventReputation<'_> {
         // Keyed by the canonical address, as `lookup_distinct` is: `::ffff:a.b.c.d` and
         // `a.b.c.d` are one address, one lookup, one tally entry.
         let ip = crate::addr::canonical(ip);
-        let (lookups, tally) = (&mut self.lookups, &mut self.tally);
+        let (engine, tally) = (self.engine, &mut self.tally);
         self.members.entry(ip).or_insert_with(|| {
-            let lookup = lookups.lookup(ip);
+            let lookup = engine.lookup(ip);
             tally.add(&lookup);
             // A record of plain data always serialises; an empty member is the fallback.
             serde_json::to_string(&lookup.record())

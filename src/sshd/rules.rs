@@ -113,6 +113,8 @@ fn per_family(ev: &MsgEvent<'_>, body: &Body<'_>) -> u32 {
         Kind::Postponed if inv() => 5710,
         Kind::Postponed | Kind::CloseSession => 5700,
         Kind::PamAuthFailure | Kind::PamMoreFailures | Kind::PamUserUnknown => 5700,
+        // Never parsed from a line (made from an alert); its rule comes with the alert.
+        Kind::WazuhAlert => 5700,
     }
 }
 

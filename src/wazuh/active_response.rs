@@ -8,9 +8,9 @@
 //! `delete`, run when execd's timeout expires, there is no handshake. Programs log to
 //! `logs/active-responses.log` as `YYYY/MM/DD HH:MM:SS active-response/bin/<name>: <message>`.
 //!
-//! This module is the protocol only: reading and validating messages, finding the address,
-//! the handshake lines, the log line, and the `ossec.conf` blocks that wire
-//! the program to the enrichment rules. The door (`src/cli/wazuh_active_response.rs`) does the
+//! This module is the protocol only: reading and validating messages, finding the address and
+//! the attempt the alert reports, the handshake lines, the log line, and the `ossec.conf`
+//! blocks that wire the program to the enrichment rules. The door (`src/cli/wazuh_active_response.rs`) does the
 //! blocking with [`crate::block`]; the Wazuh home comes from [`super::home`].
 
 use std::fs::OpenOptions;
@@ -238,6 +238,13 @@ impl Message {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The attempt the alert reports ([`super::alert::Alert::attempt_with`]), with the
+    /// message's address when the alert's log names none.
+    pub fn attempt(&self) -> Option<crate::attempt::Attempt> {
+        let ip = self.srcip().ok()?;
+        Some(super::alert::Alert::from_json(self.alert())?.attempt_with(ip))
     }
 
     /// The AbuseIPDB score the alert already carries, when it is an enrichment alert.

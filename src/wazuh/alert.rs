@@ -4,12 +4,21 @@
 //! Alerts come in every shape (no `data`, no `full_log`, no `agent`, numbers where strings are
 //! expected), so nothing here assumes a field exists: every accessor returns an `Option`, and
 //! the only hard error is a file that is not an alert at all.
+//!
+//! An alert becomes an [`Attempt`] ([`Alert::attempt`]) as a log line does: its `full_log` (or,
+//! for an AbuseIPDB enrichment alert, the source alert's) goes through the sshd parser, which
+//! takes the address where sshd puts it, so a user name crafted to look like an address is
+//! never blamed; an alert whose log is no sshd line is an attempt of its `data.srcip`, judged
+//! by the rule that fired. The integration and the active response hand that attempt to the
+//! policy's decision step ([`crate::policy::decision`]).
 
 use std::net::IpAddr;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 use thiserror::Error;
+
+use crate::attempt::{Attempt, Kind, Origin, Outcome};
 
 /// The `integration` value and the queue location this integration writes; the loop guard
 /// recognises our own enrichment alerts by them.
@@ -107,6 +116,11 @@ impl Alert {
             path: path.display().to_string(),
             detail,
         })
+    }
+
+    /// An alert from its JSON object (the active response receives it inside execd's message).
+    pub fn from_json(value: &Value) -> Option<Alert> {
+        value.as_object().map(|root| Alert { root: root.clone() })
     }
 
     /// Parses a JSON alert, or the legacy text format when the content is not JSON.
@@ -211,6 +225,74 @@ impl Alert {
         })
     }
 
+    /// The attempt this alert reports, of its `data.srcip` when its log names no address;
+    /// `None` when it has no address at all. See [`Alert::attempt_with`].
+    pub fn attempt(&self) -> Option<Attempt> {
+        let srcip = self.read_attempt().srcip.or(self.srcip())?;
+        Some(self.attempt_with(srcip))
+    }
+
+    /// The attempt this alert reports: its `full_log`, else the enrichment alert's
+    /// `data.abuseipdb.source.full_log`, read by the sshd parser (a whole syslog line or a bare
+    /// message) with the address the parser finds, which resists text an attacker typed;
+    /// else, when the log is no sshd line, a [`Kind::WazuhAlert`] failure of its rule. `srcip`
+    /// is the address when the log names none (the active response finds it in more fields).
+    pub fn attempt_with(&self, srcip: IpAddr) -> Attempt {
+        let mut attempt = self.read_attempt();
+        attempt.srcip = attempt.srcip.or(Some(srcip));
+        attempt
+    }
+
+    /// The attempt, with the address only when the log gives one.
+    fn read_attempt(&self) -> Attempt {
+        let logs = [
+            self.full_log(),
+            self.text(&["data", "abuseipdb", "source", "full_log"]),
+        ];
+        let parsed = logs.into_iter().flatten().find_map(|log| {
+            crate::sshd::Parser::new(jiff::Timestamp::now())
+                .parse_line(&log)
+                .or_else(|| crate::sshd::parse_message(&log))
+        });
+        let mut attempt = parsed.unwrap_or_else(|| Attempt {
+            time: None,
+            host: None,
+            pid: None,
+            kind: Kind::WazuhAlert,
+            outcome: Outcome::Failure,
+            srcip: None,
+            srcport: self
+                .text(&["data", "srcport"])
+                .and_then(|p| p.trim().parse().ok()),
+            user: self
+                .text(&["data", "dstuser"])
+                .or_else(|| self.text(&["data", "srcuser"])),
+            wazuh_rule: self.rule_id().and_then(|r| r.trim().parse().ok()),
+            origin: Origin::Unknown,
+        });
+        attempt.time = attempt.time.or_else(|| self.time());
+        attempt.host = attempt.host.or_else(|| self.host());
+        if let Some(id) = self.id() {
+            attempt.origin = Origin::Alert { id };
+        }
+        attempt
+    }
+
+    /// `timestamp` (`2026-11-28T10:32:55.123+0000`, Wazuh's form).
+    fn time(&self) -> Option<jiff::Timestamp> {
+        let text = self.text(&["timestamp"])?;
+        jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", text.trim())
+            .and_then(|t| t.to_timestamp())
+            .ok()
+    }
+
+    /// The host that wrote the log: the predecoder's host name, else the agent's name.
+    fn host(&self) -> Option<String> {
+        self.text(&["predecoder", "hostname"])
+            .or_else(|| self.text(&["agent", "name"]))
+            .filter(|h| !h.is_empty())
+    }
+
     /// True for alerts raised on this integration's own events, which must never be looked up
     /// again (an `<integration>` filtered by group would otherwise feed on itself).
     pub fn is_own_enrichment(&self) -> bool {
@@ -286,6 +368,124 @@ mod tests {
         assert!(Alert::parse(b"[1,2]").is_err());
         assert!(Alert::parse(b"").is_err());
         assert!(Alert::parse(b"\xff\xfe garbage").is_err());
+    }
+
+    #[test]
+    fn an_sshd_full_log_becomes_its_attempt() {
+        let a = Alert::parse(SAMPLE.as_bytes()).unwrap().attempt().unwrap();
+        assert_eq!(
+            (a.kind, a.outcome, a.srcip, a.srcport, a.user.as_deref()),
+            (
+                Kind::FailedPassword,
+                Outcome::Failure,
+                Some("49.88.112.73".parse().unwrap()),
+                Some(36679),
+                Some("root")
+            )
+        );
+        assert_eq!(a.wazuh_rule, Some(5760), "the rule the line fires");
+        assert_eq!(a.host.as_deref(), Some("ip-10-0-1-50"));
+        assert_eq!(
+            a.origin,
+            Origin::Alert {
+                id: "1587082673.77856".into()
+            }
+        );
+        // A bare message (Wazuh's predecoded log) reads the same.
+        let bare = Alert::parse(
+            br#"{"full_log":"Invalid user admin from 2001:db8:1::5 port 4242","data":{"srcip":"2001:db8:1::5"}}"#,
+        )
+        .unwrap();
+        let a = bare.attempt().unwrap();
+        assert_eq!(
+            (a.kind, a.srcip),
+            (Kind::InvalidUser, Some("2001:db8:1::5".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn without_an_sshd_log_the_attempt_is_the_rules() {
+        let alert = Alert::parse(
+            br#"{"timestamp":"2026-11-28T10:32:55.123+0000","rule":{"id":"31151"},"id":"9.9","data":{"srcip":"45.155.205.233","srcport":"443","dstuser":"admin"},"agent":{"id":"001","name":"web"}}"#,
+        )
+        .unwrap();
+        let a = alert.attempt().unwrap();
+        assert_eq!(
+            (
+                a.kind,
+                a.outcome,
+                a.wazuh_rule,
+                a.srcport,
+                a.user.as_deref()
+            ),
+            (
+                Kind::WazuhAlert,
+                Outcome::Failure,
+                Some(31151),
+                Some(443),
+                Some("admin")
+            )
+        );
+        assert_eq!(a.srcip, Some("45.155.205.233".parse().unwrap()));
+        assert_eq!(a.host.as_deref(), Some("web"));
+        assert_eq!(a.time.map(|t| t.as_second()), Some(1_795_861_975));
+        // A log that is no sshd line changes nothing.
+        let web = Alert::parse(
+            br#"{"rule":{"id":"31151"},"full_log":"GET /wp-login.php 404","data":{"srcip":"45.155.205.233"}}"#,
+        )
+        .unwrap();
+        assert_eq!(web.attempt().map(|a| a.kind), Some(Kind::WazuhAlert));
+        // No address anywhere: no attempt.
+        assert_eq!(
+            Alert::parse(br#"{"rule":{"id":"5716"}}"#)
+                .unwrap()
+                .attempt(),
+            None
+        );
+        let by_name = Alert::parse(br#"{"data":{"srcip":"scanner.example.net"}}"#).unwrap();
+        assert_eq!(by_name.attempt(), None);
+    }
+
+    /// A user name crafted to look like an address (`x 198.51.100.7`) is not blamed, even
+    /// when a decoder took it for the source: the parser reads the address where sshd put it.
+    #[test]
+    fn an_injected_full_log_blames_the_real_address() {
+        let injected = "Mar  1 10:00:05 srv01 sshd[4005]: Connection closed by invalid user x 198.51.100.7 203.0.113.50 port 4242 [preauth]";
+        for data in [
+            r#"{"srcip":"198.51.100.7"}"#,
+            r#"{"srcip":"203.0.113.50"}"#,
+            "{}",
+        ] {
+            let json = serde_json::json!({"rule": {"id": "5710"}, "full_log": injected, "data": serde_json::from_str::<Value>(data).unwrap()});
+            let alert = Alert::parse(json.to_string().as_bytes()).unwrap();
+            let a = alert.attempt().unwrap();
+            assert_eq!(a.srcip, Some("203.0.113.50".parse().unwrap()), "{data}");
+            assert_eq!(a.user.as_deref(), Some("x 198.51.100.7"));
+        }
+    }
+
+    /// An AbuseIPDB enrichment alert: its own `full_log` is our JSON event; the source
+    /// alert's log inside it is the attempt.
+    #[test]
+    fn an_enrichment_alert_carries_its_source_attempt() {
+        let alert = Alert::parse(
+            serde_json::json!({
+                "rule": {"id": "110114"},
+                "full_log": r#"{"abuseipdb":{"source":{"srcip":"49.88.112.73"}}}"#,
+                "data": {"abuseipdb": {
+                    "source": {"srcip": "49.88.112.73", "full_log": "Nov 28 10:32:54 web-01 sshd[4242]: Failed password for root from 49.88.112.73 port 51234 ssh2"},
+                    "abuse_confidence_score": "100"
+                }}
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let a = alert.attempt_with("49.88.112.73".parse().unwrap());
+        assert_eq!(
+            (a.kind, a.srcip),
+            (Kind::FailedPassword, Some("49.88.112.73".parse().unwrap()))
+        );
     }
 
     #[test]

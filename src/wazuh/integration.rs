@@ -11,9 +11,12 @@
 //!
 //! What is deliberately *not* answered with an event (the run logs why and exits 0): alerts
 //! raised on our own events (loop guard), alerts without a `data.srcip` or whose srcip is a host
-//! name, non-public addresses and allowlisted ones (never sent to AbuseIPDB, and the trigger
-//! rule already excludes them, so an event would only repeat the alert), and scores below the
-//! configured `min_score`.
+//! name, alerts whose sshd log names another address than `data.srcip` (a decoder fooled by a
+//! crafted user name), non-public addresses and allowlisted ones (never sent to AbuseIPDB, and
+//! the trigger rule already excludes them, so an event would only repeat the alert), and
+//! scores below the configured `min_score`. Whether to send an event is the policy's decision
+//! step ([`crate::policy::decision`]) on the alert's attempt ([`Alert::attempt`]), with the
+//! options' `min_score` as its alert threshold.
 //!
 //! Exit codes (documented for `ossec.log`, where integratord reports non-zero ones):
 //!
@@ -43,8 +46,10 @@ use super::log::IntegrationLog;
 use super::options::{self, Env, Options, Settings};
 use super::queue::{self, MAX_MESSAGE, QueueError};
 use crate::addr;
+use crate::attempt::Attempt;
 use crate::config::Config;
 use crate::engine::{Lookup, Source};
+use crate::policy::decision::{self, Answer, Thresholds};
 
 /// How a run ended, as a process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +275,11 @@ impl Run<'_, '_> {
                 format!("{what}: skipped, not a public address ({class})"),
             );
         }
+        // A decoder fooled by a crafted user name: no lookup, no event, so no block follows.
+        let attempt = alert.attempt_with(ip);
+        if let Some(why) = decision::names_another(&attempt, ip) {
+            return self.finish(Exit::Done, format!("{what}: skipped, {why}"));
+        }
         // No lookup (and no quota spent) for an event that could not be delivered.
         if let Err(e) = responder.connect() {
             return self.finish(exit_for(&e), format!("{what}: not looked up: {e}"));
@@ -280,7 +290,7 @@ impl Run<'_, '_> {
             what: what.clone(),
             responder: Arc::clone(&responder),
         });
-        self.look_up_and_send(&settings, &alert, ip, &responder, &what)
+        self.look_up_and_send(&settings, &alert, &attempt, ip, &responder, &what)
     }
 
     fn settings(&self) -> Result<Settings, String> {
@@ -324,6 +334,7 @@ impl Run<'_, '_> {
         &self,
         settings: &Settings,
         alert: &Alert,
+        attempt: &Attempt,
         ip: IpAddr,
         responder: &Responder,
         what: &str,
@@ -355,19 +366,14 @@ impl Run<'_, '_> {
         };
         let answer = lookup.lookup(ip);
         self.debug(&format!("answer: {}", describe_lookup(&answer)));
+        let decision = decide(settings, attempt, &answer);
         let source = SourceAlert::from_alert(alert);
-        let mut event = match &answer.answer {
-            Ok(rep) if rep.abuse_confidence_score < settings.min_score => {
-                return self.finish(
-                    Exit::Done,
-                    format!(
-                        "{what}: score {} below min_score {}, no event",
-                        rep.abuse_confidence_score, settings.min_score
-                    ),
-                );
+        let mut event = match (decision.alert, &answer.answer) {
+            (decision::Alert::Nothing(why), _) => {
+                return self.finish(Exit::Done, format!("{what}: {why}"));
             }
-            Ok(rep) => Event::found(source, rep, answer.source),
-            Err(why) => match Event::for_missing(source, ip, why) {
+            (_, Ok(rep)) => Event::found(source, rep, answer.source),
+            (_, Err(why)) => match Event::for_missing(source, ip, why) {
                 Some(e) => e,
                 None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
             },
@@ -449,6 +455,16 @@ impl Run<'_, '_> {
             }
         });
     }
+}
+
+/// The policy's decision on the alert's attempt, with the options' `min_score` as the alert
+/// threshold.
+fn decide(settings: &Settings, attempt: &Attempt, answer: &Lookup) -> decision::Decision {
+    let thresholds = Thresholds {
+        alert_min_score: settings.min_score,
+        ..Thresholds::from_config(&settings.config)
+    };
+    decision::decide(attempt, None, &Answer::of(answer), &thresholds)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
