@@ -239,21 +239,9 @@ pub struct Overrides {
     pub api_key: Option<ApiKey>,
     pub api_key_file: Option<PathBuf>,
     pub api_url: Option<String>,
-    /// A SQLite path, `none`, or (later) a `redis://` URL, as `REPUTE_CACHE`.
+    /// A SQLite path, `none`, or a `redis://` URL, as `REPUTE_STORE`.
     pub cache: Option<String>,
-    pub state_dir: Option<PathBuf>,
     pub max_age_days: Option<u16>,
-    pub connect_timeout: Option<Duration>,
-    pub timeout: Option<Duration>,
-    pub retries: Option<u32>,
-    pub positive_ttl: Option<Duration>,
-    pub negative_ttl: Option<Duration>,
-    pub alert_min_score: Option<u8>,
-    /// Replaces the allowlist.
-    pub allowlist: Option<Vec<ipnet::IpNet>>,
-    pub block_min_score: Option<u8>,
-    pub proxy: Option<String>,
-    pub ca_file: Option<PathBuf>,
 }
 
 /// The TOML file, as written by a person: every key optional, unknown keys refused.
@@ -621,42 +609,8 @@ impl Builder {
         if let Some(v) = &flags.cache {
             self.cache = Some((v.clone(), "the cache argument".into()));
         }
-        if let Some(d) = &flags.state_dir {
-            c.state_dir = d.clone();
-            self.state_dir_given = true;
-        }
         if let Some(n) = flags.max_age_days {
             c.max_age_days = max_age(i64::from(n), "the max age argument")?;
-        }
-        let pairs = [
-            (&mut c.connect_timeout, flags.connect_timeout),
-            (&mut c.timeout, flags.timeout),
-            (&mut c.positive_ttl, flags.positive_ttl),
-            (&mut c.negative_ttl, flags.negative_ttl),
-        ];
-        for (slot, value) in pairs {
-            if let Some(v) = value {
-                *slot = v;
-            }
-        }
-        if let Some(r) = flags.retries {
-            c.retries = r;
-        }
-        if let Some(s) = flags.alert_min_score {
-            c.alert_min_score = score(i64::from(s), "the alert score argument")?;
-        }
-        if let Some(list) = &flags.allowlist {
-            c.allowlist = list.iter().map(ipnet::IpNet::trunc).collect();
-        }
-        if let Some(s) = flags.block_min_score {
-            c.block.min_score = Some(score(i64::from(s), "the block score argument")?);
-        }
-        if let Some(p) = &flags.proxy {
-            c.proxy = Some(check_proxy(p, "the proxy argument")?);
-        }
-        if let Some(p) = &flags.ca_file {
-            check_ca_file(p, "the CA file argument")?;
-            c.ca_file = Some(p.clone());
         }
         Ok(())
     }
