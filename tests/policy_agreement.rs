@@ -12,7 +12,7 @@ mod need;
 mod support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use repute::policy::decision::{
     self, Alert, Answer, Block, Decision, OnLookupFailure, ScoreFrom, Thresholds,
 };
 use serde_json::json;
-use support::mock_abuseipdb::{Fault, MockAbuseIpdb};
+use support::mock_abuseipdb::{Fault, MockAbuseIpdb, MockInNetns};
 use support::wazuh_tree::WazuhTree;
 
 const KEY: &str = "policy-agreement-key-0123456789";
@@ -253,33 +253,6 @@ fn the_integration_decides_as_the_policy() {
     assert_eq!(integration(&tree, &url, KEY, ip), want);
 }
 
-/// The mock AbuseIPDB on the namespace's loopback, started and stopped by a thread inside it.
-struct MockInNetns {
-    mock: Option<MockAbuseIpdb>,
-    ns: PathBuf,
-}
-
-fn in_netns<T: Send + 'static>(ns: &Path, job: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(ns).expect("open the namespace");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
-        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        job()
-    })
-    .join()
-    .expect("a job inside the namespace")
-}
-
-impl Drop for MockInNetns {
-    fn drop(&mut self) {
-        if let Some(mock) = self.mock.take() {
-            in_netns(&self.ns, move || drop(mock));
-        }
-    }
-}
-
 /// The active response's choice for one alert, as its log and the firewall show it.
 fn active_response(
     netns: &Netns,
@@ -353,11 +326,8 @@ fn the_active_response_decides_as_the_policy() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_repute"), home.join(execd::PROGRAM))
         .expect("symlink");
     let ns = netns.ns_path();
-    let mock = MockInNetns {
-        mock: Some(in_netns(&ns, MockAbuseIpdb::start)),
-        ns,
-    };
-    let api = mock.mock.as_ref().expect("running mock");
+    let mock = MockInNetns::start(&ns);
+    let api = mock.api();
     api.expect_key(KEY);
     let url = api.base_url();
     let min = ["--min-score", "50", "--for", "600"];

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use need::Need;
 use serde_json::{Value, json};
-use support::mock_abuseipdb::{MockAbuseIpdb, derived_score};
+use support::mock_abuseipdb::{MockAbuseIpdb, MockInNetns, derived_score};
 
 const KEY: &str = "real0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -510,34 +510,6 @@ fn integratord_runs_the_installed_integration_end_to_end_on_every_version() {
     assert!(mock.checks_for("45.142.120.21") >= 1);
 }
 
-/// The mock, listening on the namespace's own loopback: sockets belong to the namespace of
-/// the thread that makes them, so a thread that entered it starts (and stops) the mock.
-struct MockInNetns {
-    mock: Option<MockAbuseIpdb>,
-    ns: PathBuf,
-}
-
-fn in_netns<T: Send + 'static>(ns: &Path, job: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(ns).expect("open the namespace");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
-        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        job()
-    })
-    .join()
-    .expect("a job inside the namespace")
-}
-
-impl Drop for MockInNetns {
-    fn drop(&mut self) {
-        if let Some(mock) = self.mock.take() {
-            in_netns(&self.ns, move || drop(mock));
-        }
-    }
-}
-
 /// The whole chain on the real engine, inside a network namespace the test made (the
 /// daemons, the mock API and the nft set all live there): an sshd failure from an address
 /// the mock scores 97 ends on 110100, integratord runs the integration, its event ends on
@@ -553,12 +525,8 @@ fn an_attack_is_blocked_by_execd_and_released_after_the_timeout() {
         return;
     };
     let ns = netns.ns_path();
-    let mock = in_netns(&ns, MockAbuseIpdb::start);
-    let mock = MockInNetns {
-        mock: Some(mock),
-        ns: ns.clone(),
-    };
-    let api = mock.mock.as_ref().expect("running mock");
+    let mock = MockInNetns::start(&ns);
+    let api = mock.api();
     api.expect_key(KEY);
     let (bad, clean) = ("45.142.120.31", "45.142.120.32");
     let answer = |ip: &str, score: u8| {

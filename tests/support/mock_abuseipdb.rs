@@ -787,3 +787,49 @@ fn parse_body(headers: &HashMap<String, String>, body: &[u8]) -> HashMap<String,
         })
         .collect()
 }
+
+/// The mock, listening on the own loopback of a network namespace a test made (the
+/// namespace's `/proc/…/ns/net` or bind-mount path): sockets belong to the namespace of the
+/// thread that makes them, so a thread that entered it starts, and later stops, the mock.
+pub struct MockInNetns {
+    mock: Option<MockAbuseIpdb>,
+    ns: std::path::PathBuf,
+}
+
+impl MockInNetns {
+    pub fn start(ns: &std::path::Path) -> MockInNetns {
+        MockInNetns {
+            mock: Some(in_netns(ns, MockAbuseIpdb::start)),
+            ns: ns.to_path_buf(),
+        }
+    }
+
+    pub fn api(&self) -> &MockAbuseIpdb {
+        self.mock.as_ref().expect("running mock")
+    }
+}
+
+/// Runs `job` on a short-lived thread that entered the network namespace at `ns`.
+pub fn in_netns<T: Send + 'static>(
+    ns: &std::path::Path,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(ns).expect("open the namespace");
+    std::thread::spawn(move || {
+        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
+        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        job()
+    })
+    .join()
+    .expect("a job inside the namespace")
+}
+
+impl Drop for MockInNetns {
+    fn drop(&mut self) {
+        if let Some(mock) = self.mock.take() {
+            in_netns(&self.ns, move || drop(mock));
+        }
+    }
+}
