@@ -50,12 +50,7 @@ impl SqliteDecisions {
 
     /// As [`SqliteDecisions::open`], keeping about `log_length` changes (tests use a few).
     pub fn open_with_log(path: &Path, log_length: u64) -> Result<Self, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = crate::store::open(path).map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let conn = crate::store::open_with_schema(path, SCHEMA)?;
         Ok(SqliteDecisions {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),

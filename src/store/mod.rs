@@ -95,6 +95,18 @@ pub const FILE_MODE: u32 = 0o660;
 /// costs two fsyncs, once every hundred pages (a dozen or so cache misses).
 pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 100;
 
+/// [`open`], then the tables of `schema` (idempotent `CREATE … IF NOT EXISTS`), with errors
+/// that name the file: how every SQLite-backed store starts.
+pub fn open_with_schema(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = open(path).map_err(err)?;
+    conn.execute_batch(schema).map_err(err)?;
+    Ok(conn)
+}
+
 /// Opens (creating it and its directory when missing) the store at `path`. Only the last
 /// directory is ever created (`/var/lib/repute`, `<wazuh>/var/repute`): when its parent is
 /// missing too, the path is most likely a typo, and a whole tree made with mode 2770 would

@@ -58,12 +58,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating when missing) the store at `path` and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = crate::store::open(path).map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let conn = crate::store::open_with_schema(path, SCHEMA)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
