@@ -1,6 +1,10 @@
 //! Watch's reports to AbuseIPDB (`[report] enabled = true`): the evidence of each attacking
 //! address kept as counts ([`crate::report::Evidence`], never log text), and each NEW ban reported
 //! on a thread of its own, so that the API's latency never holds up reading and deciding.
+//! The categories of each banned address's report are the decision step's
+//! ([`crate::policy::decision::report_categories`], what `decide` reports with), taken on
+//! that address's own evidence: a ban of an IPv6 network covers addresses that did
+//! different things.
 //!
 //! Only bans the policy decides here are reported: a ban restored after a restart, or one
 //! enforced from the fleet's decisions, never is (the ledger would also refuse a repeat
@@ -14,7 +18,8 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
-use crate::report::{Evidence, ReportOutcome, Reporter};
+use crate::policy::decision;
+use crate::report::{Category, Evidence, ReportOutcome, ReportRequest, Reporter};
 use crate::sshd::Event;
 
 /// Addresses whose evidence is kept; past that the oldest is forgotten (its ban is then
@@ -41,20 +46,23 @@ pub struct Done {
 pub struct Reports {
     evidence: HashMap<IpAddr, Evidence>,
     order: VecDeque<IpAddr>,
-    to_send: Option<Sender<(IpAddr, Evidence)>>,
+    to_send: Option<Sender<(IpAddr, Evidence, Option<Vec<Category>>)>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Reports {
     pub fn start(reporter: Reporter) -> Reports {
-        let (to_send, jobs) = channel::<(IpAddr, Evidence)>();
+        let (to_send, jobs) = channel::<(IpAddr, Evidence, Option<Vec<Category>>)>();
         let (done_tx, done) = channel();
         let thread = std::thread::spawn(move || {
-            for (ip, evidence) in jobs {
-                let request = reporter.ban_request(&evidence);
+            for (ip, evidence, decided) in jobs {
+                let request = ReportRequest {
+                    categories: decided.unwrap_or_default(),
+                    ..reporter.ban_request(&evidence)
+                };
                 let categories = request.categories.iter().map(|c| c.id()).collect();
-                let outcome = reporter.report_ban(ip, &evidence);
+                let outcome = reporter.report_ban_as(ip, &request);
                 let mut result = Done {
                     address: ip,
                     reported: outcome.is_reported(),
@@ -99,12 +107,14 @@ impl Reports {
     }
 
     /// Reports a new ban of `ip` on the evidence gathered so far (which is then dropped:
-    /// a later ban is reported on what came after).
+    /// a later ban is reported on what came after), with the categories the decision step
+    /// gives that evidence.
     pub fn report(&mut self, ip: IpAddr) {
         let evidence = self.evidence.remove(&ip).unwrap_or_default();
         self.order.retain(|a| *a != ip);
+        let categories = decision::report_categories(&evidence);
         if let Some(tx) = &self.to_send {
-            let _ = tx.send((ip, evidence));
+            let _ = tx.send((ip, evidence, categories));
         }
     }
 

@@ -216,12 +216,15 @@ fn reports_carry_the_categories_of_the_history() {
     let mut history = Evidence::new();
     history.add_attempt(&attempt(true));
     assert_eq!(
-        decide(&probe, Some(&history), &answer, &t).report,
+        decide(&probe, Some(&History::of(&history)), &answer, &t).report,
         Some(vec![Category::BRUTE_FORCE, Category::SSH]),
         "tries before the probe make it brute force"
     );
     t.report = false;
-    assert_eq!(decide(&probe, Some(&history), &answer, &t).report, None);
+    assert_eq!(
+        decide(&probe, Some(&History::of(&history)), &answer, &t).report,
+        None
+    );
 }
 
 #[test]
