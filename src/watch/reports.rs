@@ -42,18 +42,21 @@ pub struct Done {
     pub error: Option<String>,
 }
 
+/// One ban to report: the address, its evidence, the decision step's categories.
+type Job = (IpAddr, Evidence, Option<Vec<Category>>);
+
 /// The evidence kept and the reporting thread.
 pub struct Reports {
     evidence: HashMap<IpAddr, Evidence>,
     order: VecDeque<IpAddr>,
-    to_send: Option<Sender<(IpAddr, Evidence, Option<Vec<Category>>)>>,
+    to_send: Option<Sender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Reports {
     pub fn start(reporter: Reporter) -> Reports {
-        let (to_send, jobs) = channel::<(IpAddr, Evidence, Option<Vec<Category>>)>();
+        let (to_send, jobs) = channel::<Job>();
         let (done_tx, done) = channel();
         let thread = std::thread::spawn(move || {
             for (ip, evidence, decided) in jobs {
