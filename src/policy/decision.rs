@@ -1,7 +1,7 @@
 //! The one decision step: what to do about one attempt, for every command.
 //!
 //! [`decide`] takes an [`Attempt`] (read from a log, or from a Wazuh alert by
-//! [`crate::wazuh::alert::Alert::attempt`]), optionally what its address did before (its
+//! [`crate::wazuh::alert::Alert::attempt`]), optionally what its address did (its
 //! [`History`]: the [`Evidence`] of its attempts, and the count of its recent tries when the
 //! caller keeps one), and its reputation ([`Answer`]: a score looked up through the
 //! [`crate::engine::Engine`], a score the alert already carries, one the caller remembers, or
@@ -9,7 +9,7 @@
 //! enrichment or error event), whether to block and for how long (the active response, and
 //! `repute watch`'s bans: the count judged by [`crate::policy::Policy::observe`], or the
 //! reputation at the first attack), and with which AbuseIPDB categories to report (only
-//! when reporting is on; [`report_categories`]). Each part carries the reason text the
+//! when reporting is on, from the history's evidence). Each part carries the reason text the
 //! commands log, so a decision reads the same whichever command took it. [`names_another`]
 //! is the check both Wazuh commands make first: an alert whose log names another address than
 //! the one they would act on (a decoder fooled by a crafted user name) is not acted on.
@@ -147,10 +147,11 @@ impl Answer {
     }
 }
 
-/// What the address did before the attempt: the decision's "recent history" input.
+/// What the address did: the decision's "recent history" input.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct History<'a> {
-    /// Its attempts, counted for a report (feeds the report categories).
+    /// The evidence of its attempts, this one included (a caller that keeps evidence has
+    /// counted it already): what the report categories come from. `None`: this attempt alone.
     pub evidence: Option<&'a Evidence>,
     /// The count of its recent tries, when the caller keeps one (`repute watch`:
     /// [`crate::policy::Policy::observe`]); `None` for a one-alert process, where the rule that
@@ -219,7 +220,7 @@ pub struct Decision {
     pub report: Option<Vec<Category>>,
 }
 
-/// The decision on `attempt`, given what its address did before (`history`, if kept) and its
+/// The decision on `attempt`, given what its address did (`history`, if kept) and its
 /// reputation (`answer`), by `thresholds`. Never fails; every "no" says why.
 pub fn decide(
     attempt: &Attempt,
@@ -230,10 +231,13 @@ pub fn decide(
     let history = history.copied().unwrap_or_default();
     let block = block(attempt, history.count, answer, thresholds);
     let report = (thresholds.report && block.is_block())
-        .then(|| {
-            let mut evidence = history.evidence.cloned().unwrap_or_default();
-            evidence.add_attempt(attempt);
-            report_categories(&evidence)
+        .then(|| match history.evidence {
+            Some(evidence) => report_categories(evidence),
+            None => {
+                let mut evidence = Evidence::new();
+                evidence.add_attempt(attempt);
+                report_categories(&evidence)
+            }
         })
         .flatten();
     Decision {
@@ -257,7 +261,7 @@ fn alert(answer: &Answer, min: u8) -> Alert {
 
 /// The AbuseIPDB categories a report of an address with `evidence` carries; `None` when
 /// nothing in it is hostile (nothing to report).
-pub fn report_categories(evidence: &Evidence) -> Option<Vec<Category>> {
+fn report_categories(evidence: &Evidence) -> Option<Vec<Category>> {
     Some(evidence.categories()).filter(|categories| !categories.is_empty())
 }
 

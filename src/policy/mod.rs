@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::{Attempt, Kind, Origin, Outcome};
+use crate::{Attempt, Kind, Outcome};
 use decision::{Answer, Block, Count, History, OnLookupFailure, ScoreFrom};
 
 /// Points of one try (a failure).
@@ -307,25 +307,14 @@ impl Policy {
             // Without a score, counting goes on.
             on_lookup_failure: OnLookupFailure::Skip,
             block_duration: duration,
-            // What a ban reports is decided per address by `repute watch` (`watch::reports`).
+            // What a ban reports is decided per banned address (`watch::reports`).
             report: false,
         };
         let history = History {
             evidence: None,
             count: Some(count),
         };
-        let attempt = Attempt {
-            time: None,
-            host: None,
-            pid: None,
-            kind,
-            outcome,
-            srcip: Some(ip),
-            srcport: None,
-            user: None,
-            wazuh_rule: None,
-            origin: Origin::Unknown,
-        };
+        let attempt = Attempt::bare(ip, kind, outcome);
         let Block::For { duration, .. } =
             decide(&attempt, Some(&history), &answer, &thresholds).block
         else {

@@ -685,7 +685,7 @@ impl Core {
             self.metrics
                 .decision_latency
                 .observe(read_at.elapsed().as_secs_f64());
-            self.ban(&ban, source)?;
+            self.ban(&ban, source, (ev.kind, ev.outcome))?;
         }
         Ok(())
     }
@@ -702,7 +702,8 @@ impl Core {
         lookup.score()
     }
 
-    fn ban(&mut self, ban: &Ban, source: &str) -> io::Result<()> {
+    /// Applies `ban`, decided on an attack of `trigger`'s kind and outcome.
+    fn ban(&mut self, ban: &Ban, source: &str, trigger: (Kind, Outcome)) -> io::Result<()> {
         if let Some(history) = self.ban_history.as_mut() {
             let bans = ban.evidence.bans_before.saturating_add(1);
             if let Err(e) = history.record(ban.network, bans, unix_now()) {
@@ -739,7 +740,7 @@ impl Core {
                     Ok(_) => {
                         record.applied = true;
                         if let Some(reports) = self.reports.as_mut() {
-                            reports.report(address);
+                            reports.report(address, trigger.0, trigger.1);
                         }
                         if let Some(fleet) = &self.fleet {
                             fleet.share(decisions::Ban {

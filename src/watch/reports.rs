@@ -1,10 +1,10 @@
 //! Watch's reports to AbuseIPDB (`[report] enabled = true`): the evidence of each attacking
 //! address kept as counts ([`crate::report::Evidence`], never log text), and each NEW ban reported
 //! on a thread of its own, so that the API's latency never holds up reading and deciding.
-//! The categories of each banned address's report are the decision step's
-//! ([`crate::policy::decision::report_categories`], what `decide` reports with), taken on
-//! that address's own evidence: a ban of an IPv6 network covers addresses that did
-//! different things.
+//! The categories of each banned address's report are the decision step's: the report part
+//! of [`crate::policy::decide`] on the ban's attempt from that address, its count reached,
+//! with that address's own evidence (a ban of an IPv6 network covers addresses that did
+//! different things).
 //!
 //! Only bans the policy decides here are reported: a ban restored after a restart, or one
 //! enforced from the fleet's decisions, never is (the ledger would also refuse a repeat
@@ -15,12 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::policy::decision;
+use crate::policy::decision::{self, Answer, Count, History, OnLookupFailure, Thresholds};
 use crate::report::{Category, Evidence, ReportOutcome, ReportRequest, Reporter};
 use crate::sshd::Event;
+use crate::{Attempt, Kind, Outcome};
 
 /// Addresses whose evidence is kept; past that the oldest is forgotten (its ban is then
 /// reported as "no evidence" rather than memory growing with an attacker's addresses).
@@ -111,11 +113,29 @@ impl Reports {
 
     /// Reports a new ban of `ip` on the evidence gathered so far (which is then dropped:
     /// a later ban is reported on what came after), with the categories the decision step
-    /// gives that evidence.
-    pub fn report(&mut self, ip: IpAddr) {
+    /// gives it: the decision on the ban's attack (`kind`, `outcome`) from `ip`, the count
+    /// reached, on that evidence (none kept: nothing to report).
+    pub fn report(&mut self, ip: IpAddr, kind: Kind, outcome: Outcome) {
         let evidence = self.evidence.remove(&ip).unwrap_or_default();
         self.order.retain(|a| *a != ip);
-        let categories = decision::report_categories(&evidence);
+        let history = History {
+            evidence: Some(&evidence),
+            count: Some(Count::Reached),
+        };
+        let thresholds = Thresholds {
+            alert_min_score: 0,
+            block_min_score: None,
+            on_lookup_failure: OnLookupFailure::Skip,
+            block_duration: Duration::ZERO,
+            report: true,
+        };
+        let categories = decision::decide(
+            &Attempt::bare(ip, kind, outcome),
+            Some(&history),
+            &Answer::NotAsked,
+            &thresholds,
+        )
+        .report;
         if let Some(tx) = &self.to_send {
             let _ = tx.send((ip, evidence, categories));
         }
