@@ -1,10 +1,12 @@
 //! Address to reputation: class gate, allowlist, cache, provider.
 //!
-//! [`Engine::lookup`] is the one path every door takes to a reputation, in this order: the
+//! [`Engine::lookup`] is the one path every command takes to a reputation, in this order: the
 //! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
 //! the allowlist; the shared cache; then the provider, under a short lease so that processes
-//! missing on the same address at the same moment share one call, and never while the shared
-//! quota state says the daily quota is spent. The engine only looks addresses up: what to do
+//! missing on the same address at the same moment share one call, never while the shared
+//! quota state says the daily quota is spent, and never while the engine's circuit breaker is
+//! open (after [`GIVE_UP_AFTER`] failures in a row, until [`RETRY_AFTER`] has passed; then one
+//! lookup tries again). The engine only looks addresses up: what to do
 //! about an attempt is decided by [`crate::policy::decision`]. Nothing here fails: every
 //! reason for having no reputation is a [`NoReputation`], and a broken cache is logged and
 //! bypassed.
@@ -299,7 +301,8 @@ impl Breaker {
                 self.last_failure = Some(why.clone());
                 if self.failures_in_a_row >= GIVE_UP_AFTER {
                     self.retry_at = Some(now + self.retry_after);
-                    tracing::warn!(
+                    // Debug only: one-shot commands say the reason once, on their own.
+                    tracing::debug!(
                         failures = self.failures_in_a_row,
                         why = %why,
                         retry_in = %crate::block::duration::format_duration(self.retry_after),
