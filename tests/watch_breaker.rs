@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use repute::block::SafetyPolicy;
-use repute::config::{ApiKey, CacheSetting, Config};
+use repute::config::{ApiKey, Config, StoreSetting};
 use repute::engine::Engine;
 use repute::policy::PolicySettings;
 use repute::source::StartAt;
@@ -100,7 +100,7 @@ fn lookups_resume_once_the_provider_recovers() {
     let config = Config {
         api_key: Some(ApiKey::new(KEY)),
         api_url: mock.base_url(),
-        cache: CacheSetting::Sqlite(tmp.path().join("cache.sqlite")),
+        cache: StoreSetting::Sqlite(tmp.path().join("cache.sqlite")),
         state_dir: tmp.path().to_path_buf(),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::policy::decision::{self, Answer, Count, History, OnLookupFailure, Thresholds};
 use crate::report::{Category, Evidence, ReportOutcome, ReportRequest, Reporter};
-use crate::sshd::Event;
+use crate::sshd::AttemptRef;
 use crate::{Attempt, Kind, Outcome};
 
 /// Addresses whose evidence is kept; past that the oldest is forgotten (its ban is then
@@ -99,7 +99,7 @@ impl Reports {
     }
 
     /// Counts one event of a public address into its evidence.
-    pub fn observe(&mut self, ip: IpAddr, event: &Event<'_>) {
+    pub fn observe(&mut self, ip: IpAddr, event: &AttemptRef<'_>) {
         if !self.evidence.contains_key(&ip) {
             if self.evidence.len() >= MAX_EVIDENCE
                 && let Some(oldest) = self.order.pop_front()
