@@ -283,6 +283,25 @@ pub struct Attempt {
     pub origin: Origin,
 }
 
+impl Attempt {
+    /// An attempt known only by its address, kind and outcome (`repute watch` decides on its
+    /// counts, not on the line).
+    pub fn bare(srcip: IpAddr, kind: Kind, outcome: Outcome) -> Attempt {
+        Attempt {
+            time: None,
+            host: None,
+            pid: None,
+            kind,
+            outcome,
+            srcip: Some(srcip),
+            srcport: None,
+            user: None,
+            wazuh_rule: None,
+            origin: Origin::Unknown,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

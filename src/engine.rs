@@ -3,8 +3,10 @@
 //! [`Engine::lookup`] is the one path every command takes to a reputation, in this order: the
 //! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
 //! the allowlist; the shared cache; then the provider, under a short lease so that processes
-//! missing on the same address at the same moment share one call, and never while the shared
-//! quota state says the daily quota is spent. The engine only looks addresses up: what to do
+//! missing on the same address at the same moment share one call, never while the shared
+//! quota state says the daily quota is spent, and never while the engine's circuit breaker is
+//! open (after [`GIVE_UP_AFTER`] failures in a row, until [`RETRY_AFTER`] has passed; then one
+//! lookup tries again). The engine only looks addresses up: what to do
 //! about an attempt is decided by [`crate::policy::decision`]. Nothing here fails: every
 //! reason for having no reputation is a [`NoReputation`], and a broken cache is logged and
 //! bypassed.
@@ -238,44 +240,90 @@ pub struct Engine {
 
 /// Failed lookups in a row after which an engine stops asking the provider.
 pub const GIVE_UP_AFTER: u32 = 3;
+/// How long the breaker stays open before one lookup may try the provider again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The engine's circuit breaker: a provider that is down (or refuses the key) would cost every
 /// remaining address of a long run (`repute scan --enrich`, `repute check` of many addresses,
-/// a daemon) its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is not asked
-/// again by this engine; cached answers are still served, and misses carry the last failure.
-/// A per-alert process makes one lookup, so it never trips.
-#[derive(Debug, Default)]
+/// `repute watch`) its own timeout, so after [`GIVE_UP_AFTER`] failures in a row it is not
+/// asked for [`RETRY_AFTER`]; cached answers are still served, and misses carry the last
+/// failure. Then it is half-open: the next miss tries the provider (one caller; the others
+/// keep the cache only for another pause), and an answer closes it, a failure opens it again.
+/// A per-alert process makes one lookup, so it never trips, and a one-shot one never notices
+/// the retry.
+#[derive(Debug)]
 struct Breaker {
     failures_in_a_row: u32,
     last_failure: Option<NoReputation>,
+    /// While open: when the provider may be tried again.
+    retry_at: Option<Instant>,
+    retry_after: Duration,
 }
 
 impl Breaker {
-    /// Why the provider is not asked, when the breaker is open.
-    fn open(&self) -> Option<NoReputation> {
-        (self.failures_in_a_row >= GIVE_UP_AFTER)
-            .then(|| self.last_failure.as_ref().map(given_up))
-            .flatten()
+    fn new(retry_after: Duration) -> Self {
+        Breaker {
+            failures_in_a_row: 0,
+            last_failure: None,
+            retry_at: None,
+            retry_after,
+        }
     }
 
-    fn note(&mut self, lookup: &Lookup) {
+    /// Whether the provider may be asked at `now`, or why not while the breaker is open.
+    /// Once the pause is over one caller is let through, and the next pause starts at once,
+    /// so that callers at the same moment do not all try.
+    fn permit(&mut self, now: Instant) -> Result<(), NoReputation> {
+        let Some(last) = self.last_failure.as_ref() else {
+            return Ok(());
+        };
+        if self.failures_in_a_row < GIVE_UP_AFTER {
+            return Ok(());
+        }
+        match self.retry_at {
+            Some(at) if now < at => Err(given_up(last, self.retry_after)),
+            _ => {
+                self.retry_at = Some(now + self.retry_after);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts the answer of a call `permit` allowed.
+    fn note(&mut self, lookup: &Lookup, now: Instant) {
         match (&lookup.source, lookup.missing()) {
-            (Source::Api, _) => self.failures_in_a_row = 0,
+            (Source::Api, _) => {
+                self.failures_in_a_row = 0;
+                self.retry_at = None;
+            }
             (_, Some(why @ (NoReputation::ProviderFailed { .. } | NoReputation::Unauthorized))) => {
-                self.failures_in_a_row += 1;
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
                 self.last_failure = Some(why.clone());
+                if self.failures_in_a_row >= GIVE_UP_AFTER {
+                    self.retry_at = Some(now + self.retry_after);
+                    // Debug only: one-shot commands say the reason once, on their own.
+                    tracing::debug!(
+                        failures = self.failures_in_a_row,
+                        why = %why,
+                        retry_in = %crate::block::duration::format_duration(self.retry_after),
+                        "reputation provider failing; only the cache answers until the retry"
+                    );
+                }
             }
             _ => {}
         }
     }
 }
 
-/// The reason given to an address the provider was not asked about, after `last` failures.
-fn given_up(last: &NoReputation) -> NoReputation {
+/// The reason given to an address the provider was not asked about, after `last` failed.
+fn given_up(last: &NoReputation, retry_after: Duration) -> NoReputation {
     match last {
         NoReputation::ProviderFailed { status, detail } => NoReputation::ProviderFailed {
             status: *status,
-            detail: format!("{detail}; not asked again after {GIVE_UP_AFTER} failures in a row"),
+            detail: format!(
+                "{detail}; not asked for {} after {GIVE_UP_AFTER} failures in a row",
+                crate::block::duration::format_duration(retry_after)
+            ),
         },
         other => other.clone(),
     }
@@ -359,7 +407,7 @@ impl Engine {
             settings: LookupSettings::from_config(config),
             store,
             provider,
-            breaker: Mutex::default(),
+            breaker: Mutex::new(Breaker::new(RETRY_AFTER)),
         }
     }
 
@@ -369,25 +417,9 @@ impl Engine {
     }
 
     /// The answer for one address; never fails, never looks up a non-public address, and
-    /// stops asking a provider that failed [`GIVE_UP_AFTER`] times in a row (the breaker).
+    /// asks a provider that failed [`GIVE_UP_AFTER`] times in a row only once per
+    /// [`RETRY_AFTER`] (the breaker).
     pub fn lookup(&self, ip: IpAddr) -> Lookup {
-        let open = self
-            .breaker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .open();
-        if let Some(why) = open {
-            return self.lookup_cached(ip, why);
-        }
-        let lookup = self.lookup_unguarded(ip);
-        self.breaker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .note(&lookup);
-        lookup
-    }
-
-    fn lookup_unguarded(&self, ip: IpAddr) -> Lookup {
         let (ip, class, key) = match self.answer_without_provider(ip) {
             Ok(answer) => return answer,
             Err(miss) => miss,
@@ -395,20 +427,25 @@ impl Engine {
         let Some(provider) = self.provider.as_deref() else {
             return Lookup::skipped(ip, class, NoReputation::NoApiKey);
         };
-        match self.fetch_under_lease(&key, provider) {
+        if let Err(why) = self.breaker().permit(Instant::now()) {
+            return Lookup::skipped(ip, class, why);
+        }
+        let lookup = match self.fetch_under_lease(&key, provider) {
             Ok((source, rep)) => Lookup::found(ip, class, source, rep),
             Err(why) => Lookup::skipped(ip, class, why),
-        }
+        };
+        self.breaker().note(&lookup, Instant::now());
+        lookup
     }
 
-    /// As [`Engine::lookup`], but a cache miss costs no call and answers `instead`: for a
-    /// caller that has given up on the provider for now (the breaker, after repeated
-    /// failures), so cached answers are still served.
-    pub fn lookup_cached(&self, ip: IpAddr, instead: NoReputation) -> Lookup {
-        match self.answer_without_provider(ip) {
-            Ok(answer) => answer,
-            Err((ip, class, _)) => Lookup::skipped(ip, class, instead),
-        }
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The breaker's pause before the provider is tried again (default [`RETRY_AFTER`]).
+    pub fn with_retry_after(self, pause: Duration) -> Engine {
+        self.breaker().retry_after = pause;
+        self
     }
 
     /// The answer of the class gate, the allowlist and the cache, or the canonical address,
@@ -786,8 +823,8 @@ mod tests {
     }
 
     /// Every caller (check, scan, a daemon) gets the breaker: after three failures in a row
-    /// the provider is not asked again, cached answers are still served, and an answer from
-    /// the provider closes it again.
+    /// the provider is not asked (for a minute), cached answers are still served, and another
+    /// engine asks again.
     #[test]
     fn a_failing_provider_is_left_alone_after_three_failures_in_a_row() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -812,7 +849,7 @@ mod tests {
             .missing()
             .map(ToString::to_string)
             .unwrap_or_default();
-        assert!(why.contains("not asked again"), "{why}");
+        assert!(why.contains("not asked for 1m"), "{why}");
         assert_eq!(
             e.lookup(ip("45.155.205.60")).source,
             Source::Cache,
@@ -822,6 +859,75 @@ mod tests {
         fake.fail(None);
         let other = engine(dir.path(), &fake);
         assert_eq!(other.lookup(ip("45.155.205.65")).source, Source::Api);
+    }
+
+    /// A daemon's breaker closes again: once its pause is over one lookup goes to the
+    /// provider; a failure opens it for another pause, an answer closes it. (The pause is
+    /// ended by moving the breaker's retry time, so the test waits for nothing.)
+    #[test]
+    fn after_its_pause_the_breaker_lets_one_lookup_try_the_provider() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        let e = engine(dir.path(), &fake);
+        let pause_over = |e: &Engine| e.breaker().retry_at = Some(Instant::now());
+        fake.fail(Some(ApiError::Server {
+            status: 503,
+            detail: "down".into(),
+        }));
+        for last in 61..=63 {
+            e.lookup(ip(&format!("45.155.205.{last}")));
+        }
+        e.lookup(ip("45.155.205.64"));
+        assert_eq!(fake.calls(), 3, "open: not asked");
+
+        // The pause is over, the provider still down: one try, and open again.
+        pause_over(&e);
+        let tried = e.lookup(ip("45.155.205.65"));
+        assert_eq!(fake.calls(), 4, "half-open: one try");
+        assert!(
+            !tried
+                .missing()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+                .contains("not asked"),
+            "the try's own failure is said"
+        );
+        e.lookup(ip("45.155.205.66"));
+        assert_eq!(fake.calls(), 4, "the failed try opened it again");
+
+        // The pause is over and the provider back: its answer closes the breaker.
+        pause_over(&e);
+        fake.fail(None);
+        assert_eq!(e.lookup(ip("45.155.205.67")).source, Source::Api);
+        assert_eq!(e.lookup(ip("45.155.205.68")).source, Source::Api);
+        assert_eq!(fake.calls(), 6, "closed: every miss asks");
+    }
+
+    /// While the one try is out, other callers keep to the cache: the next pause starts as
+    /// the try is let through.
+    #[test]
+    fn the_breaker_lets_one_caller_through_per_pause() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(RETRY_AFTER);
+        let failed = Lookup::skipped(
+            ip("45.155.205.61"),
+            AddrClass::Public,
+            NoReputation::ProviderFailed {
+                status: Some(503),
+                detail: "down".into(),
+            },
+        );
+        for _ in 0..GIVE_UP_AFTER {
+            assert!(breaker.permit(start).is_ok());
+            breaker.note(&failed, start);
+        }
+        assert!(breaker.permit(start + RETRY_AFTER / 2).is_err());
+        let later = start + RETRY_AFTER;
+        assert!(breaker.permit(later).is_ok(), "the pause is over: one try");
+        assert!(breaker.permit(later).is_err(), "a second caller waits");
+        breaker.note(&failed, later);
+        assert!(breaker.permit(later + RETRY_AFTER / 2).is_err());
+        assert!(breaker.permit(later + RETRY_AFTER).is_ok());
     }
 
     #[test]

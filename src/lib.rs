@@ -28,8 +28,9 @@
 //!   failed with a note) so a storm costs one lookup per address; [`quota`] keeps the quota
 //!   state every process must honour. A lookup settles answer, lease and quota in one
 //!   durable commit.
-//! - [`engine`] only looks addresses up: class gate, allowlist, cache, provider (behind a
-//!   circuit breaker every caller shares); its `Lookup` carries a
+//! - [`engine`] only looks addresses up: class gate, allowlist, cache, provider (behind the
+//!   one circuit breaker every caller shares, `repute watch` included: open after repeated
+//!   failures, one try again a minute later); its `Lookup` carries a
 //!   `Result<Reputation, NoReputation>`. [`config`] is the one settings loader every command and the integration
 //!   use (defaults, Wazuh-home defaults, `/etc/repute/repute.toml`, environment, then the
 //!   integration's options JSON and each command's flags), picks the one store every process
@@ -61,15 +62,17 @@
 //!   address's history and its reputation (or why there is none) in; alert, block for how
 //!   long, report with which categories, or ignore, each with its reason, out, by the
 //!   thresholds of [`config`] (the integration's `min_score`, `block.min_score`, the active
-//!   response's `--on-lookup-failure`, `block.default_duration`). For `repute watch` it also
-//!   decides when an attacking address is banned and for how long (tries within a window,
-//!   probes weighed less, reputation at the first attack, growing ban times, IPv6 per /64,
-//!   bounded memory). [`policy::history`] keeps what each source did, bounded: IPv6
+//!   response's `--on-lookup-failure`, `block.default_duration`, `repute watch`'s `ban_score`
+//!   and growing ban time). For `repute watch`, `policy::Policy` keeps the recent history
+//!   the decision takes (tries within a window, probes weighed less, the score looked up at
+//!   the first failure, growing ban times, IPv6 per /64, bounded memory) and asks `decide`
+//!   whether an attack bans. [`policy::history`] keeps what each source did, bounded: IPv6
 //!   grouped per prefix (a /64 by default), at most a set number of sources, the least active
 //!   dropped past that; `scan`'s per-source table is built on it.
-//! - [`watch`] is the daemon of `repute watch`: sources → parser → policy → firewall, with
-//!   metrics and the status `repute status` shows; with a Redis store it shares its bans
-//!   and enforces the fleet's ([`decisions`]), and with `[report]` it reports new bans.
+//! - [`watch`] is the daemon of `repute watch`: sources → parser → policy (its count, then
+//!   `decide`) → firewall, with metrics and the status `repute status` shows; with a Redis
+//!   store it shares its bans and enforces the fleet's ([`decisions`]), and with `[report]` it
+//!   reports new bans with the categories `decide` gives them.
 
 pub mod addr;
 pub mod attempt;

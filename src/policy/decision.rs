@@ -1,22 +1,25 @@
 //! The one decision step: what to do about one attempt, for every command.
 //!
 //! [`decide`] takes an [`Attempt`] (read from a log, or from a Wazuh alert by
-//! [`crate::wazuh::alert::Alert::attempt`]), optionally what its address did before (the
-//! [`Evidence`] of its history), and its reputation ([`Answer`]: a score looked up through the
-//! [`crate::engine::Engine`], a score the alert already carries, or why there is none), and
-//! returns a [`Decision`]: whether to alert (the integration's enrichment or error event),
-//! whether to block and for how long (the active response; `repute watch` counts tries where it
-//! always did and asks [`reaches`] for its ban at the first attack), and with which AbuseIPDB
-//! categories to report (only when reporting is on). Each part carries the reason text the
+//! [`crate::wazuh::alert::Alert::attempt`]), optionally what its address did (its
+//! [`History`]: the [`Evidence`] of its attempts, and the count of its recent tries when the
+//! caller keeps one), and its reputation ([`Answer`]: a score looked up through the
+//! [`crate::engine::Engine`], a score the alert already carries, one the caller remembers, or
+//! why there is none), and returns a [`Decision`]: whether to alert (the integration's
+//! enrichment or error event), whether to block and for how long (the active response, and
+//! `repute watch`'s bans: the count judged by [`crate::policy::Policy::observe`], or the
+//! reputation at the first attack), and with which AbuseIPDB categories to report (only
+//! when reporting is on, from the history's evidence). Each part carries the reason text the
 //! commands log, so a decision reads the same whichever command took it. [`names_another`]
 //! is the check both Wazuh commands make first: an alert whose log names another address than
 //! the one they would act on (a decoder fooled by a crafted user name) is not acted on.
 //!
 //! The thresholds are [`Thresholds`], from [`Config`]: `alert_min_score` (the integration:
 //! its options' `min_score`), `block.min_score` (the active response: `extra_args` and its
-//! flag first), what to do when no score can be had (`--on-lookup-failure`), and
-//! `block.default_duration`. The lookup is the caller's (through the engine, only when a
-//! threshold needs a score), so the step itself never does I/O.
+//! flag first; `repute watch`: its `ban_score`), what to do when no score can be had
+//! (`--on-lookup-failure`), and `block.default_duration` (`repute watch`: its growing ban
+//! time). The lookup is the caller's (through the engine, only when a threshold needs a
+//! score), so the step itself never does I/O.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -96,6 +99,9 @@ pub enum ScoreFrom {
     Alert,
     /// The engine's lookup: the cache or the API.
     Lookup(Source),
+    /// An earlier lookup the caller remembers (`repute watch` looks an address up once, at
+    /// its first failure, and keeps the score with its count).
+    Remembered,
 }
 
 impl ScoreFrom {
@@ -104,6 +110,7 @@ impl ScoreFrom {
         match self {
             ScoreFrom::Alert => "alert",
             ScoreFrom::Lookup(source) => source.as_str(),
+            ScoreFrom::Remembered => "memory",
         }
     }
 }
@@ -138,6 +145,37 @@ impl Answer {
             from: ScoreFrom::Alert,
         }
     }
+}
+
+/// What the address did: the decision's "recent history" input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct History<'a> {
+    /// The evidence of its attempts, this one included (a caller that keeps evidence has
+    /// counted it already): what the report categories come from. `None`: this attempt alone.
+    pub evidence: Option<&'a Evidence>,
+    /// The count of its recent tries, when the caller keeps one (`repute watch`:
+    /// [`crate::policy::Policy::observe`]); `None` for a one-alert process, where the rule that
+    /// fired judged the address.
+    pub count: Option<Count>,
+}
+
+impl<'a> History<'a> {
+    /// Only the evidence of its attempts.
+    pub fn of(evidence: &'a Evidence) -> Self {
+        History {
+            evidence: Some(evidence),
+            count: None,
+        }
+    }
+}
+
+/// What the count of an address's recent tries says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Enough tries (or probes) within the window: block, whatever the score.
+    Reached,
+    /// Not yet: only the reputation can block (at or above the block threshold).
+    Below,
 }
 
 /// Whether to alert: the integration's event.
@@ -182,22 +220,26 @@ pub struct Decision {
     pub report: Option<Vec<Category>>,
 }
 
-/// The decision on `attempt`, given what its address did before (`history`, if kept) and its
+/// The decision on `attempt`, given what its address did (`history`, if kept) and its
 /// reputation (`answer`), by `thresholds`. Never fails; every "no" says why.
 pub fn decide(
     attempt: &Attempt,
-    history: Option<&Evidence>,
+    history: Option<&History<'_>>,
     answer: &Answer,
     thresholds: &Thresholds,
 ) -> Decision {
-    let block = block(attempt, answer, thresholds);
+    let history = history.copied().unwrap_or_default();
+    let block = block(attempt, history.count, answer, thresholds);
     let report = (thresholds.report && block.is_block())
-        .then(|| {
-            let mut evidence = history.cloned().unwrap_or_default();
-            evidence.add_attempt(attempt);
-            evidence.categories()
+        .then(|| match history.evidence {
+            Some(evidence) => report_categories(evidence),
+            None => {
+                let mut evidence = Evidence::new();
+                evidence.add_attempt(attempt);
+                report_categories(&evidence)
+            }
         })
-        .filter(|categories| !categories.is_empty());
+        .flatten();
     Decision {
         alert: alert(answer, thresholds.alert_min_score),
         block,
@@ -217,7 +259,13 @@ fn alert(answer: &Answer, min: u8) -> Alert {
     }
 }
 
-fn block(attempt: &Attempt, answer: &Answer, t: &Thresholds) -> Block {
+/// The AbuseIPDB categories a report of an address with `evidence` carries; `None` when
+/// nothing in it is hostile (nothing to report).
+fn report_categories(evidence: &Evidence) -> Option<Vec<Category>> {
+    Some(evidence.categories()).filter(|categories| !categories.is_empty())
+}
+
+fn block(attempt: &Attempt, count: Option<Count>, answer: &Answer, t: &Thresholds) -> Block {
     if !attempt.outcome.is_attack() {
         return Block::Not(format!(
             "not an attack: {} ({})",
@@ -225,18 +273,31 @@ fn block(attempt: &Attempt, answer: &Answer, t: &Thresholds) -> Block {
             attempt.outcome.as_str()
         ));
     }
+    let duration = t.block_duration;
+    // The count judged the address, as a Wazuh rule does; the firewall's own checks still
+    // refuse an allowlisted or non-public address, and say so.
+    if count == Some(Count::Reached) {
+        return Block::For {
+            duration,
+            gate: None,
+        };
+    }
     // Never blocked, whatever the settings: the firewall's own checks refuse these too.
     if let Answer::Missing(why) = answer
         && why.is_deliberate()
     {
         return Block::Not(why.to_string());
     }
-    let duration = t.block_duration;
-    let Some(min) = t.block_min_score else {
-        return Block::For {
-            duration,
-            gate: None,
-        };
+    let min = match (t.block_min_score, count) {
+        (Some(min), _) => min,
+        // No count kept: the rule that fired judged the address.
+        (None, None) => {
+            return Block::For {
+                duration,
+                gate: None,
+            };
+        }
+        (None, Some(_)) => return Block::Not("too few tries, and no score threshold".into()),
     };
     let why = match answer {
         Answer::Score { score, from } if reaches(*score, min) => {

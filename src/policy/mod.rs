@@ -3,12 +3,12 @@
 //! [`decision`] is the one decision step every command calls: an attempt (from a log line or
 //! a Wazuh alert), its address's history and its reputation in, a [`Decision`] out (alert,
 //! block for how long, report with which categories, or ignore, each with its reason). The
-//! integration's `min_score`, the active response's reputation gate and `repute watch`'s ban
-//! at the first attack all go through it.
+//! integration's `min_score`, the active response's reputation gate, and `repute watch`'s
+//! bans (by its count or by reputation) and the categories of its reports all go through it.
 //!
-//! The rest of this module is `repute watch`'s counting: when an attacking address gets
-//! banned, and for how long: fail2ban's vocabulary, sshguard's weighing, reputation where it
-//! earns its quota, in bounded memory.
+//! The rest of this module is `repute watch`'s counting, the "recent history" its decisions
+//! are taken on: how many tries an attacking address made within the window, how long its
+//! ban lasts: fail2ban's vocabulary, sshguard's weighing, in bounded memory.
 //!
 //! - **Counting.** Every attack (failure or probe) from an address adds points in a sliding
 //!   window of `find_time`: a try (a refused password, key, user) weighs [`TRY_POINTS`], a
@@ -17,14 +17,15 @@
 //!   with `scan`) says how many attempts each line adds, and a line that only repeats a try
 //!   its connection already counted (PAM's lines, `Failed password` after `Invalid user`, the
 //!   close of a refused connection, the summaries) adds none: on sshd with PAM one try writes
-//!   up to five lines, and `max_retry = 5` must mean five tries. The address is banned when
-//!   its points reach `max_retry × TRY_POINTS`: five tries, or ten probes.
+//!   up to five lines, and `max_retry = 5` must mean five tries. The count is
+//!   [`decision::Count::Reached`] when its points reach `max_retry × TRY_POINTS` (five tries,
+//!   or ten probes), and [`Policy::observe`] hands it to [`decide`], which bans.
 //! - **Reputation.** An address is looked up (by the caller, through the engine) at its
-//!   first failure; with a score at or above `ban_score` ([`decision::reaches`], the
-//!   comparison every threshold uses) it is banned there.
+//!   first failure, and its score remembered with its count; [`decide`] bans it at an attack
+//!   when the score is at or above `ban_score` (the block threshold, [`decision::reaches`]).
 //!   Without an answer (provider down, quota spent) counting goes on as if none was asked.
 //! - **Ban time** grows for repeat offenders: `ban_time × factor^(bans before)`, capped at
-//!   `ban_time_max`, as fail2ban's `bantime.increment`.
+//!   `ban_time_max`, as fail2ban's `bantime.increment` (the decision's block duration).
 //! - **IPv6** is counted per network (`/64` by default, `ipv6_prefix`), since one host holds a
 //!   whole /64. The firewall sets hold single addresses, so a ban of a network bans each of
 //!   its addresses seen attacking (up to [`MAX_MEMBERS`]), and any further address of it at
@@ -46,7 +47,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::{Kind, Outcome};
+use crate::{Attempt, Kind, Outcome};
+use decision::{Answer, Block, Count, History, OnLookupFailure, ScoreFrom};
 
 /// Points of one try (a failure).
 pub const TRY_POINTS: u32 = 2;
@@ -282,27 +284,53 @@ impl Policy {
             track.hits.pop_front();
         }
         let total: u32 = track.hits.iter().map(|(_, w)| u32::from(*w)).sum();
-        let by_score = weight > 0
-            && settings
-                .ban_score
-                .zip(track.score)
-                .is_some_and(|(min, s)| decision::reaches(s, min));
-        if total < threshold && !by_score {
+        let bans_before = track.bans;
+        let duration = ban_duration(&settings, bans_before);
+        // The count is the decision's history; the reputation part (a score at or above
+        // `ban_score`) is the decision step's. A line that adds no attempt (PAM's echo of a
+        // try) never bans by its score.
+        let count = if total >= threshold {
+            Count::Reached
+        } else {
+            Count::Below
+        };
+        let answer = match track.score {
+            Some(score) if weight > 0 => Answer::Score {
+                score,
+                from: ScoreFrom::Remembered,
+            },
+            _ => Answer::NotAsked,
+        };
+        let thresholds = Thresholds {
+            alert_min_score: 0,
+            block_min_score: settings.ban_score,
+            // Without a score, counting goes on.
+            on_lookup_failure: OnLookupFailure::Skip,
+            block_duration: duration,
+            // What a ban reports is decided per banned address (`watch::reports`).
+            report: false,
+        };
+        let history = History {
+            evidence: None,
+            count: Some(count),
+        };
+        let attempt = Attempt::bare(ip, kind, outcome);
+        let Block::For { duration, .. } =
+            decide(&attempt, Some(&history), &answer, &thresholds).block
+        else {
             return None;
-        }
+        };
         let failures = track
             .hits
             .iter()
             .filter(|(_, w)| u32::from(*w) >= TRY_POINTS)
             .count() as u32;
         let probes = track.hits.len() as u32 - failures;
-        let bans_before = track.bans;
-        let duration = ban_duration(&settings, bans_before);
         let until = now.saturating_add(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX));
         track.bans = track.bans.saturating_add(1);
         track.banned_until = Some(until);
         track.hits.clear();
-        let reason = if total >= threshold {
+        let reason = if count == Count::Reached {
             format!(
                 "repute watch: {failures} tries and {probes} probes within {}",
                 crate::block::duration::format_duration(settings.find_time)

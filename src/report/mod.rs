@@ -2,7 +2,8 @@
 //! ours.
 //!
 //! A [`Reporter`] is the one way a report leaves the host, for every command: `repute report`
-//! by hand, `repute watch` for the addresses it bans ([`Reporter::report_ban`]), and the
+//! by hand, `repute watch` for the addresses it bans ([`Reporter::report_ban_as`], with the
+//! decision step's categories), and the
 //! Wazuh active response with `--report`. In order, it refuses an address that is not public,
 //! allowlisted, one of this host's own or the SSH session's peer (the block safety checks,
 //! [`crate::block::safety`]); refuses in dry-run; refuses while the report endpoint's quota
@@ -16,7 +17,7 @@
 //! text); a comment given by hand is sent as given, cut to 1,024 characters. [`categories`]
 //! holds AbuseIPDB's category list; [`settings`] the `[report]` section.
 //!
-//! `watch` must not call [`Reporter::report_ban`] for a ban it restores after a restart: the
+//! `watch` must not call [`Reporter::report_ban_as`] for a ban it restores after a restart: the
 //! ledger would refuse it within 15 minutes anyway, but later it would be a second report of
 //! an old attack.
 
@@ -237,17 +238,22 @@ impl Reporter {
         }
     }
 
-    /// Reports an address `watch` (or the active response) banned, on its evidence.
+    /// Reports an address the active response banned, on its evidence.
     pub fn report_ban(&self, ip: IpAddr, evidence: &Evidence) -> ReportOutcome {
-        let request = self.ban_request(evidence);
+        self.report_ban_as(ip, &self.ban_request(evidence))
+    }
+
+    /// Reports a ban as `request` says (`repute watch`: its categories the decision step's);
+    /// with no category it is not reported (no evidence).
+    pub fn report_ban_as(&self, ip: IpAddr, request: &ReportRequest) -> ReportOutcome {
         if request.categories.is_empty() {
             return self.finish(
                 ip,
-                &request,
+                request,
                 ReportOutcome::NotReported(NotReported::NoEvidence),
             );
         }
-        self.report(ip, &request)
+        self.report(ip, request)
     }
 
     /// Reports `ip` as `request` says, within the rules (see the module documentation).

@@ -10,9 +10,14 @@
 //! a restart neither skips nor re-reads a line (a crash may re-read up to the last second's
 //! lines: positions are saved after the lines are decided).
 //!
-//! Lookups are synchronous, with a pause: after the provider failed (down, quota spent, key
-//! refused) only the cache is asked for a minute, so a flood during an outage is counted at
-//! full speed. `--dry-run` opens no firewall, saves no position and says what it would do.
+//! Lookups are synchronous, through the engine's circuit breaker (the one every command
+//! shares): after [`crate::engine::GIVE_UP_AFTER`] provider failures in a row (down, key
+//! refused) only the cache is asked until [`crate::engine::RETRY_AFTER`] has passed, then one
+//! lookup tries again, so a flood during an outage is counted at full speed and lookups
+//! resume when the provider is back. Whether an attack bans is the decision step's
+//! ([`crate::policy::decide`], called by [`Policy::observe`] on the address's count and
+//! remembered score); what a ban reports is too (see [`reports`]). `--dry-run` opens no
+//! firewall, saves no position and says what it would do.
 //!
 //! With a shared store (Redis) [`fleet`] records this host's bans and follows the others',
 //! which `Core::apply_fleet` enforces each round; with `[report] enabled` [`reports`] sends
@@ -39,7 +44,7 @@ use serde::Serialize;
 use crate::addr;
 use crate::block::{BlockError, Blocker, Request, SafetyPolicy};
 use crate::decisions::{self, Change, Decisions, Update};
-use crate::engine::{Engine, NoReputation};
+use crate::engine::Engine;
 use crate::policy::{Ban, Policy, PolicySettings, Unban};
 use crate::source::journal::Parsed;
 use crate::source::{FileFollower, JournalOptions, JournalSource, PositionStore, StartAt};
@@ -52,8 +57,6 @@ use metrics::Metrics;
 use reports::Reports;
 use status::{Counters, StatusStore};
 
-/// After the provider failed, lookups use only the cache for this long.
-const LOOKUP_PAUSE: Duration = Duration::from_secs(60);
 /// A parser dates year-less syslog stamps relative to its creation: renewed this often.
 const PARSER_RENEWAL: Duration = Duration::from_secs(3600);
 /// Positions are saved at most this often while lines flow (and always at a clean stop):
@@ -153,7 +156,6 @@ struct Core {
     format: OutputFormat,
     policy: Policy,
     engine: Option<Engine>,
-    lookups_paused_until: Option<Instant>,
     blocker: Option<Blocker>,
     safety: SafetyPolicy,
     metrics: Arc<Metrics>,
@@ -268,7 +270,6 @@ impl Watch {
             format: options.format,
             policy: Policy::new(options.policy),
             engine: parts.engine,
-            lookups_paused_until: None,
             blocker: parts.blocker,
             safety: parts.safety,
             metrics: parts.metrics,
@@ -684,53 +685,25 @@ impl Core {
             self.metrics
                 .decision_latency
                 .observe(read_at.elapsed().as_secs_f64());
-            self.ban(&ban, source)?;
+            self.ban(&ban, source, (ev.kind, ev.outcome))?;
         }
         Ok(())
     }
 
-    /// The score of `ip`, through the engine; only the cache while the provider rests.
+    /// The score of `ip`, through the engine (whose breaker rests a failing provider: then
+    /// only the cache answers, until its retry).
     fn lookup(&mut self, ip: IpAddr) -> Option<u8> {
-        let engine = self.engine.as_ref()?;
-        let paused = self
-            .lookups_paused_until
-            .is_some_and(|t| Instant::now() < t);
-        let lookup = if paused {
-            engine.lookup_cached(
-                ip,
-                NoReputation::ProviderFailed {
-                    status: None,
-                    detail: "paused after a failure".into(),
-                },
-            )
-        } else {
-            engine.lookup(ip)
-        };
+        let lookup = self.engine.as_ref()?.lookup(ip);
         self.counters.lookups += 1;
         self.metrics
             .lookups
             .get_or_create(&vec![("source", lookup.source.as_str().to_string())])
             .inc();
-        if !paused
-            && matches!(
-                lookup.missing(),
-                Some(
-                    NoReputation::ProviderFailed { .. }
-                        | NoReputation::QuotaExhausted { .. }
-                        | NoReputation::Unauthorized
-                )
-            )
-        {
-            tracing::warn!(
-                why = %lookup.missing().map(ToString::to_string).unwrap_or_default(),
-                "reputation unavailable; counting without it for a minute"
-            );
-            self.lookups_paused_until = Some(Instant::now() + LOOKUP_PAUSE);
-        }
         lookup.score()
     }
 
-    fn ban(&mut self, ban: &Ban, source: &str) -> io::Result<()> {
+    /// Applies `ban`, decided on an attack of `trigger`'s kind and outcome.
+    fn ban(&mut self, ban: &Ban, source: &str, trigger: (Kind, Outcome)) -> io::Result<()> {
         if let Some(history) = self.ban_history.as_mut() {
             let bans = ban.evidence.bans_before.saturating_add(1);
             if let Err(e) = history.record(ban.network, bans, unix_now()) {
@@ -767,7 +740,7 @@ impl Core {
                     Ok(_) => {
                         record.applied = true;
                         if let Some(reports) = self.reports.as_mut() {
-                            reports.report(address);
+                            reports.report(address, trigger.0, trigger.1);
                         }
                         if let Some(fleet) = &self.fleet {
                             fleet.share(decisions::Ban {

@@ -1,6 +1,10 @@
 //! Watch's reports to AbuseIPDB (`[report] enabled = true`): the evidence of each attacking
 //! address kept as counts ([`crate::report::Evidence`], never log text), and each NEW ban reported
 //! on a thread of its own, so that the API's latency never holds up reading and deciding.
+//! The categories of each banned address's report are the decision step's: the report part
+//! of [`crate::policy::decide`] on the ban's attempt from that address, its count reached,
+//! with that address's own evidence (a ban of an IPv6 network covers addresses that did
+//! different things).
 //!
 //! Only bans the policy decides here are reported: a ban restored after a restart, or one
 //! enforced from the fleet's decisions, never is (the ledger would also refuse a repeat
@@ -11,11 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::report::{Evidence, ReportOutcome, Reporter};
+use crate::policy::decision::{self, Answer, Count, History, OnLookupFailure, Thresholds};
+use crate::report::{Category, Evidence, ReportOutcome, ReportRequest, Reporter};
 use crate::sshd::AttemptRef;
+use crate::{Attempt, Kind, Outcome};
 
 /// Addresses whose evidence is kept; past that the oldest is forgotten (its ban is then
 /// reported as "no evidence" rather than memory growing with an attacker's addresses).
@@ -37,24 +44,30 @@ pub struct Done {
     pub error: Option<String>,
 }
 
+/// One ban to report: the address, its evidence, the decision step's categories.
+type Job = (IpAddr, Evidence, Option<Vec<Category>>);
+
 /// The evidence kept and the reporting thread.
 pub struct Reports {
     evidence: HashMap<IpAddr, Evidence>,
     order: VecDeque<IpAddr>,
-    to_send: Option<Sender<(IpAddr, Evidence)>>,
+    to_send: Option<Sender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Reports {
     pub fn start(reporter: Reporter) -> Reports {
-        let (to_send, jobs) = channel::<(IpAddr, Evidence)>();
+        let (to_send, jobs) = channel::<Job>();
         let (done_tx, done) = channel();
         let thread = std::thread::spawn(move || {
-            for (ip, evidence) in jobs {
-                let request = reporter.ban_request(&evidence);
+            for (ip, evidence, decided) in jobs {
+                let request = ReportRequest {
+                    categories: decided.unwrap_or_default(),
+                    ..reporter.ban_request(&evidence)
+                };
                 let categories = request.categories.iter().map(|c| c.id()).collect();
-                let outcome = reporter.report_ban(ip, &evidence);
+                let outcome = reporter.report_ban_as(ip, &request);
                 let mut result = Done {
                     address: ip,
                     reported: outcome.is_reported(),
@@ -99,12 +112,32 @@ impl Reports {
     }
 
     /// Reports a new ban of `ip` on the evidence gathered so far (which is then dropped:
-    /// a later ban is reported on what came after).
-    pub fn report(&mut self, ip: IpAddr) {
+    /// a later ban is reported on what came after), with the categories the decision step
+    /// gives it: the decision on the ban's attack (`kind`, `outcome`) from `ip`, the count
+    /// reached, on that evidence (none kept: nothing to report).
+    pub fn report(&mut self, ip: IpAddr, kind: Kind, outcome: Outcome) {
         let evidence = self.evidence.remove(&ip).unwrap_or_default();
         self.order.retain(|a| *a != ip);
+        let history = History {
+            evidence: Some(&evidence),
+            count: Some(Count::Reached),
+        };
+        let thresholds = Thresholds {
+            alert_min_score: 0,
+            block_min_score: None,
+            on_lookup_failure: OnLookupFailure::Skip,
+            block_duration: Duration::ZERO,
+            report: true,
+        };
+        let categories = decision::decide(
+            &Attempt::bare(ip, kind, outcome),
+            Some(&history),
+            &Answer::NotAsked,
+            &thresholds,
+        )
+        .report;
         if let Some(tx) = &self.to_send {
-            let _ = tx.send((ip, evidence));
+            let _ = tx.send((ip, evidence, categories));
         }
     }
 

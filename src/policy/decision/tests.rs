@@ -215,13 +215,22 @@ fn reports_carry_the_categories_of_the_history() {
     );
     let mut history = Evidence::new();
     history.add_attempt(&attempt(true));
+    history.add_attempt(&probe);
     assert_eq!(
-        decide(&probe, Some(&history), &answer, &t).report,
+        decide(&probe, Some(&History::of(&history)), &answer, &t).report,
         Some(vec![Category::BRUTE_FORCE, Category::SSH]),
         "tries before the probe make it brute force"
     );
+    assert_eq!(
+        decide(&probe, Some(&History::of(&Evidence::new())), &answer, &t).report,
+        None,
+        "a caller that kept no evidence has nothing to report"
+    );
     t.report = false;
-    assert_eq!(decide(&probe, Some(&history), &answer, &t).report, None);
+    assert_eq!(
+        decide(&probe, Some(&History::of(&history)), &answer, &t).report,
+        None
+    );
 }
 
 #[test]
@@ -263,4 +272,67 @@ fn names_another_compares_canonical_addresses() {
     let mut none = attempt(true);
     none.srcip = None;
     assert_eq!(names_another(&none, target("198.51.100.7")), None);
+}
+
+/// `repute watch`'s bans: the count of recent tries is part of the history. Reached, it
+/// blocks whatever the answer (the firewall's checks still refuse what they refuse, and say
+/// so); below, only a score at or above the block threshold does, and with no threshold
+/// nothing. A history without a count is a one-alert process's, decided as before.
+#[test]
+fn a_count_in_the_history_blocks_when_reached_else_only_the_score_does() {
+    let mut t = thresholds(OnLookupFailure::Skip);
+    let reached = History {
+        evidence: None,
+        count: Some(Count::Reached),
+    };
+    let below = History {
+        evidence: None,
+        count: Some(Count::Below),
+    };
+    let mut answers = vec![Answer::NotAsked];
+    answers.extend(SCORES.iter().map(|s| Answer::carried(*s)));
+    answers.extend(every_missing_reason().into_iter().map(Answer::Missing));
+    for answer in &answers {
+        assert_eq!(
+            decide(&attempt(true), Some(&reached), answer, &t).block,
+            Block::For {
+                duration: Duration::from_secs(3600),
+                gate: None
+            },
+            "{answer:?}"
+        );
+        assert!(
+            !decide(&attempt(false), Some(&reached), answer, &t)
+                .block
+                .is_block(),
+            "not an attack: {answer:?}"
+        );
+    }
+    for score in SCORES {
+        let answer = Answer::Score {
+            score,
+            from: ScoreFrom::Remembered,
+        };
+        let block = decide(&attempt(true), Some(&below), &answer, &t).block;
+        assert_eq!(block.is_block(), score >= 90, "{score}: {block:?}");
+    }
+    for answer in [Answer::NotAsked, Answer::Missing(NoReputation::NoApiKey)] {
+        assert!(
+            !decide(&attempt(true), Some(&below), &answer, &t)
+                .block
+                .is_block(),
+            "without a score counting goes on: {answer:?}"
+        );
+    }
+    t.block_min_score = None;
+    assert_eq!(
+        decide(&attempt(true), Some(&below), &Answer::carried(100), &t).block,
+        Block::Not("too few tries, and no score threshold".into())
+    );
+    assert!(
+        decide(&attempt(true), None, &Answer::carried(0), &t)
+            .block
+            .is_block(),
+        "no count kept: the rule that fired judged"
+    );
 }
