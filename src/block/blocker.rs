@@ -363,8 +363,8 @@ fn unrecorded(entry: KernelEntry) -> Listed {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
     use super::*;
 
@@ -372,10 +372,16 @@ mod tests {
     /// kernel paths are tested end to end in `tests/block_*.rs`, inside a namespace).
     #[derive(Default)]
     struct MemoryFirewall {
-        entries: RefCell<HashMap<IpAddr, Duration>>,
+        entries: Mutex<HashMap<IpAddr, Duration>>,
     }
 
-    impl Firewall for std::rc::Rc<MemoryFirewall> {
+    impl MemoryFirewall {
+        fn entries(&self) -> MutexGuard<'_, HashMap<IpAddr, Duration>> {
+            self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl Firewall for Arc<MemoryFirewall> {
         fn name(&self) -> &'static str {
             "memory"
         }
@@ -383,14 +389,14 @@ mod tests {
             Ok(())
         }
         fn add(&self, ip: IpAddr, timeout: Duration) -> Result<(), BlockError> {
-            self.entries.borrow_mut().insert(ip, timeout);
+            self.entries().insert(ip, timeout);
             Ok(())
         }
         fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
-            Ok(self.entries.borrow_mut().remove(&ip).is_some())
+            Ok(self.entries().remove(&ip).is_some())
         }
         fn list(&self) -> Result<Vec<KernelEntry>, BlockError> {
-            let entries = self.entries.borrow();
+            let entries = self.entries();
             Ok(entries
                 .iter()
                 .map(|(ip, t)| KernelEntry {
@@ -400,7 +406,7 @@ mod tests {
                 .collect())
         }
         fn flush(&self) -> Result<(), BlockError> {
-            self.entries.borrow_mut().clear();
+            self.entries().clear();
             Ok(())
         }
     }
@@ -409,14 +415,12 @@ mod tests {
         text.parse().unwrap_or(IpAddr::from([0u8; 4]))
     }
 
-    fn setup(
-        max: usize,
-    ) -> Result<(tempfile::TempDir, std::rc::Rc<MemoryFirewall>, Blocker), BlockError> {
+    fn setup(max: usize) -> Result<(tempfile::TempDir, Arc<MemoryFirewall>, Blocker), BlockError> {
         let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
             program: "tempdir".into(),
             source,
         })?;
-        let fw = std::rc::Rc::new(MemoryFirewall::default());
+        let fw = Arc::new(MemoryFirewall::default());
         let state = State::open(&dir.path().join("store.sqlite"))?;
         let blocker = Blocker::new(Box::new(fw.clone()), state, SafetyPolicy::default(), max);
         Ok((dir, fw, blocker))
@@ -435,12 +439,12 @@ mod tests {
     fn flushed_kernel_set_is_restored_from_state() -> Result<(), BlockError> {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         assert!(listed[0].restored);
         assert_eq!(listed[0].reason.as_deref(), Some("brute force"));
-        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        assert!(fw.entries().contains_key(&ip("45.155.205.233")));
         Ok(())
     }
 
@@ -448,14 +452,14 @@ mod tests {
     fn refused_record_is_not_restored_and_forgotten() -> Result<(), BlockError> {
         let (_dir, fw, mut blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         blocker.safety.session_peers = vec![(ip("45.155.205.233"), "SSH_CLIENT")];
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         assert!(!listed[0].restored);
         let why = listed[0].not_restored.as_deref().unwrap_or_default();
         assert!(why.contains("SSH session"), "{why}");
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         assert!(blocker.list()?.is_empty());
         Ok(())
@@ -465,12 +469,12 @@ mod tests {
     fn forced_non_public_record_is_not_restored() -> Result<(), BlockError> {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("10.0.0.1", 600, None))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         let why = listed[0].not_restored.as_deref().unwrap_or_default();
         assert!(why.starts_with("not a public address"), "{why}");
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         Ok(())
     }
 
@@ -479,9 +483,9 @@ mod tests {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, None))?;
         blocker.add(&forced("203.0.113.10", 600, None))?;
-        fw.entries.borrow_mut().remove(&ip("45.155.205.233"));
+        fw.entries().remove(&ip("45.155.205.233"));
         assert_eq!(blocker.flush()?, 2);
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -500,7 +504,7 @@ mod tests {
             origin: Origin::Manual,
         })?;
         assert!(blocker.list()?.is_empty());
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -542,7 +546,7 @@ mod tests {
             blocker.add(&request),
             Err(BlockError::Refused { .. })
         ));
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -552,7 +556,7 @@ mod tests {
         let (_dir, fw, blocker) = setup(10)?;
         let added = blocker.add(&forced("::ffff:203.0.113.9", 60, None))?;
         assert_eq!(added.ip, ip("203.0.113.9"));
-        assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
+        assert!(fw.entries().contains_key(&ip("203.0.113.9")));
         assert!(blocker.del(ip("203.0.113.9"))?);
         assert!(!blocker.del(ip("203.0.113.9"))?);
         Ok(())
@@ -574,13 +578,13 @@ mod tests {
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert!(record.until > unix_now() + 29 * 86_400, "not shortened");
         assert_eq!(
-            fw.entries.borrow().get(&ip("45.155.205.233")),
+            fw.entries().get(&ip("45.155.205.233")),
             Some(&Duration::from_secs(30 * 86_400)),
             "the kernel timeout is untouched"
         );
         let deleted = blocker.del_for_active_response(ip("45.155.205.233"))?;
         assert!(matches!(deleted, ArDeleted::KeptManual(_)), "{deleted:?}");
-        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        assert!(fw.entries().contains_key(&ip("45.155.205.233")));
         assert!(blocker.state.get(ip("45.155.205.233"))?.is_some());
         Ok(())
     }
@@ -600,7 +604,7 @@ mod tests {
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert_eq!(record.origin, Origin::Manual);
         assert_eq!(
-            fw.entries.borrow().get(&ip("203.0.113.9")),
+            fw.entries().get(&ip("203.0.113.9")),
             Some(&Duration::from_secs(3600))
         );
         assert!(matches!(
@@ -628,7 +632,7 @@ mod tests {
             blocker.del_for_active_response(ip("203.0.113.10"))?,
             ArDeleted::Removed
         );
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         // Somebody's own nft entry is not active response's to remove.
         fw.add(ip("198.51.100.7"), Duration::from_secs(30))?;
         assert_eq!(

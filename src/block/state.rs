@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, params};
 
@@ -74,9 +75,11 @@ pub struct Record {
     pub origin: Origin,
 }
 
-/// The block state table of one store file.
+/// The block state table of one store file. The connection sits behind a mutex so one
+/// `State` (and the [`super::Blocker`] holding it) can be shared by threads; every write is
+/// one statement, so a thread that panicked mid-call left nothing half done.
 pub struct State {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -102,9 +105,13 @@ impl State {
             }
         }
         Ok(State {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn err(&self, source: rusqlite::Error) -> BlockError {
@@ -148,7 +155,7 @@ impl State {
 
     /// Records (or renews) a block.
     pub fn put(&self, record: &Record) -> Result<(), BlockError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO block_state (ip, until, reason, backend, added, origin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -175,7 +182,7 @@ impl State {
 
     /// Forgets one address; returns whether it was recorded.
     pub fn remove(&self, ip: IpAddr) -> Result<bool, BlockError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM block_state WHERE ip = ?1", [ip.to_string()])
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -183,7 +190,7 @@ impl State {
 
     /// Forgets every address.
     pub fn clear(&self) -> Result<(), BlockError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM block_state", [])
             .map(drop)
             .map_err(|e| self.err(e))
@@ -192,8 +199,8 @@ impl State {
     /// Every record, oldest first. A row whose address does not parse (written by hand) is
     /// skipped rather than failing the whole list.
     pub fn all(&self) -> Result<Vec<Record>, BlockError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT ip, until, reason, backend, added, origin FROM block_state ORDER BY added, ip",
             )
