@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::safety::{Refusal, SafetyPolicy};
-use super::state::{Origin, Record, State};
+use super::state::{BlockDecision, Enforcement, Origin, Record, State};
 use super::{BlockError, Firewall, KernelEntry};
 use crate::addr::canonical;
 use crate::config::Config;
@@ -50,10 +50,10 @@ pub enum ArAdded {
     /// Blocked, or an active-response block renewed, as asked.
     Applied(Added),
     /// A block running at least as long was there: left exactly as it was.
-    KeptLonger(Record),
+    KeptLonger(BlockDecision),
     /// An administrator's shorter block: its time was extended to the request's, its
     /// reason and origin kept (so an active-response `delete` will not remove it either).
-    ExtendedManual(Record),
+    ExtendedManual(BlockDecision),
 }
 
 /// What an active-response `delete` did.
@@ -62,7 +62,7 @@ pub enum ArDeleted {
     /// The active-response block was removed.
     Removed,
     /// An administrator's block: left in place.
-    KeptManual(Record),
+    KeptManual(BlockDecision),
     /// In the kernel set but recorded by nobody (added by hand with nft or ipset): left.
     KeptUnrecorded,
     /// Not blocked at all.
@@ -167,19 +167,23 @@ impl Blocker {
         let now = unix_now();
         let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
         let wanted_until = now.saturating_add(secs);
-        let running = self.state.get(ip)?.filter(|r| r.until > now);
+        // Judged by the decision alone: who asked, and until when.
+        let running = self
+            .state
+            .get(ip)?
+            .map(|r| r.decision)
+            .filter(|d| d.until > now);
         match running {
-            Some(record) if record.until >= wanted_until => Ok(ArAdded::KeptLonger(record)),
-            Some(record) if record.origin == Origin::Manual => {
+            Some(decision) if decision.until >= wanted_until => Ok(ArAdded::KeptLonger(decision)),
+            Some(decision) if decision.origin == Origin::Manual => {
                 let keep = Request {
-                    reason: record.reason.clone(),
+                    reason: decision.reason.clone(),
                     ..request.clone()
                 };
                 self.apply(ip, &keep, Origin::Manual, now)?;
-                Ok(ArAdded::ExtendedManual(Record {
+                Ok(ArAdded::ExtendedManual(BlockDecision {
                     until: wanted_until,
-                    added: now,
-                    ..record
+                    ..decision
                 }))
             }
             _ => self
@@ -194,9 +198,9 @@ impl Blocker {
         let ip = canonical(ip);
         let _lock = self.state.lock()?;
         let now = unix_now();
-        match self.state.get(ip)? {
-            Some(record) if record.origin == Origin::Manual && record.until > now => {
-                Ok(ArDeleted::KeptManual(record))
+        match self.state.get(ip)?.map(|r| r.decision) {
+            Some(decision) if decision.origin == Origin::Manual && decision.until > now => {
+                Ok(ArDeleted::KeptManual(decision))
             }
             Some(_) => {
                 self.firewall.del(ip)?;
@@ -231,12 +235,16 @@ impl Blocker {
         // Whole seconds, rounded down: the state never outlives the kernel entry.
         let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
         self.state.put(&Record {
-            ip,
-            until: now.saturating_add(secs),
-            reason: request.reason.clone(),
-            backend: self.firewall.name().to_string(),
-            added: now,
-            origin,
+            decision: BlockDecision {
+                ip,
+                until: now.saturating_add(secs),
+                reason: request.reason.clone(),
+                origin,
+            },
+            enforcement: Enforcement {
+                backend: self.firewall.name().to_string(),
+                applied_at: now,
+            },
         })?;
         Ok(Added {
             ip,
@@ -273,9 +281,9 @@ impl Blocker {
     /// Addresses blocked now: in the kernel, or recorded and not yet expired.
     fn active_addresses(&self, now: i64) -> Result<HashSet<IpAddr>, BlockError> {
         let mut active: HashSet<IpAddr> = self.firewall.list()?.into_iter().map(|e| e.ip).collect();
-        for record in self.state.all()? {
-            if record.until > now {
-                active.insert(record.ip);
+        for Record { decision, .. } in self.state.all()? {
+            if decision.until > now {
+                active.insert(decision.ip);
             }
         }
         Ok(active)
@@ -289,28 +297,33 @@ impl Blocker {
         let mut kernel = self.firewall.list()?;
         let mut listed = Vec::new();
         for record in self.state.all()? {
-            let position = kernel.iter().position(|e| e.ip == record.ip);
+            let decision = &record.decision;
+            let position = kernel.iter().position(|e| e.ip == decision.ip);
             let entry = position.map(|i| kernel.swap_remove(i));
-            if record.until <= now {
-                self.forget(&record, entry.is_some())?;
+            if decision.until <= now {
+                self.forget(decision, entry.is_some())?;
                 continue;
             }
             let restored = entry.is_none();
             let remaining = match entry {
                 Some(e) => e.remaining,
-                None => match self.safety.check(record.ip) {
-                    Ok(()) => Some(self.restore(&record, now)?),
+                None => match self.safety.check(decision.ip) {
+                    Ok(()) => Some(self.restore(decision, now)?),
                     Err(refusal) => {
                         listed.push(self.refuse_restore(record, &refusal)?);
                         continue;
                     }
                 },
             };
+            let Record {
+                decision,
+                enforcement,
+            } = record;
             listed.push(Listed {
-                ip: record.ip,
+                ip: decision.ip,
                 remaining_secs: remaining.map(|d| d.as_secs()),
-                reason: record.reason,
-                backend: Some(record.backend),
+                reason: decision.reason,
+                backend: Some(enforcement.backend),
                 restored,
                 not_restored: None,
             });
@@ -320,32 +333,36 @@ impl Blocker {
     }
 
     /// An expired record: out of the state, and out of the kernel if it lingers there.
-    fn forget(&self, record: &Record, in_kernel: bool) -> Result<(), BlockError> {
+    fn forget(&self, decision: &BlockDecision, in_kernel: bool) -> Result<(), BlockError> {
         if in_kernel {
-            self.firewall.del(record.ip)?;
+            self.firewall.del(decision.ip)?;
         }
-        self.state.remove(record.ip).map(drop)
+        self.state.remove(decision.ip).map(drop)
     }
 
     /// A running block missing from the kernel that the checks no longer allow: forgotten,
     /// not put back, and listed with the refusal so the operator sees what happened.
     fn refuse_restore(&self, record: Record, refusal: &Refusal) -> Result<Listed, BlockError> {
-        self.state.remove(record.ip)?;
+        let Record {
+            decision,
+            enforcement,
+        } = record;
+        self.state.remove(decision.ip)?;
         Ok(Listed {
-            ip: record.ip,
+            ip: decision.ip,
             remaining_secs: None,
-            reason: record.reason,
-            backend: Some(record.backend),
+            reason: decision.reason,
+            backend: Some(enforcement.backend),
             restored: false,
             not_restored: Some(refusal.to_string()),
         })
     }
 
     /// Puts a running block back into the kernel for the time it has left.
-    fn restore(&self, record: &Record, now: i64) -> Result<Duration, BlockError> {
-        let left = Duration::from_secs(u64::try_from(record.until - now).unwrap_or(1));
+    fn restore(&self, decision: &BlockDecision, now: i64) -> Result<Duration, BlockError> {
+        let left = Duration::from_secs(u64::try_from(decision.until - now).unwrap_or(1));
         self.firewall.ensure()?;
-        self.firewall.add(record.ip, left)?;
+        self.firewall.add(decision.ip, left)?;
         Ok(left)
     }
 }
@@ -496,12 +513,16 @@ mod tests {
         blocker.add(&forced("203.0.113.9", 600, None))?;
         // Make the record expired while the kernel entry lingers.
         blocker.state.put(&Record {
-            ip: ip("203.0.113.9"),
-            until: unix_now() - 1,
-            reason: None,
-            backend: "memory".into(),
-            added: unix_now() - 601,
-            origin: Origin::Manual,
+            decision: BlockDecision {
+                ip: ip("203.0.113.9"),
+                until: unix_now() - 1,
+                reason: None,
+                origin: Origin::Manual,
+            },
+            enforcement: Enforcement {
+                backend: "memory".into(),
+                applied_at: unix_now() - 601,
+            },
         })?;
         assert!(blocker.list()?.is_empty());
         assert!(fw.entries().is_empty());
@@ -574,7 +595,11 @@ mod tests {
             matches!(&kept, ArAdded::KeptLonger(r) if r.reason.as_deref() == Some("manual")),
             "{kept:?}"
         );
-        let record = blocker.state.get(ip("45.155.205.233"))?.expect("recorded");
+        let record = blocker
+            .state
+            .get(ip("45.155.205.233"))?
+            .expect("recorded")
+            .decision;
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert!(record.until > unix_now() + 29 * 86_400, "not shortened");
         assert_eq!(
@@ -600,7 +625,11 @@ mod tests {
             matches!(extended, ArAdded::ExtendedManual(_)),
             "{extended:?}"
         );
-        let record = blocker.state.get(ip("203.0.113.9"))?.expect("recorded");
+        let record = blocker
+            .state
+            .get(ip("203.0.113.9"))?
+            .expect("recorded")
+            .decision;
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert_eq!(record.origin, Origin::Manual);
         assert_eq!(

@@ -2,7 +2,11 @@
 //! which backend.
 //!
 //! The kernel knows addresses and timeouts but not why; this table knows why, and outlives a
-//! reboot or a flushed set. Times are whole Unix seconds. Every write is a single statement,
+//! reboot or a flushed set. A [`Record`] keeps apart the two things it holds: the
+//! [`BlockDecision`] (which address, until when, why, who asked: what the active response's
+//! rules and `list`'s restoring judge by) and the [`Enforcement`] (which backend put it in the
+//! kernel, and when it last did: facts about this host's firewall). Both still live in one
+//! row of one table, written together; see `docs/security.md` for what that leaves. Times are whole Unix seconds. Every write is a single statement,
 //! so concurrent processes (execd runs one per alert) need no explicit transaction.
 
 use std::net::IpAddr;
@@ -62,17 +66,30 @@ impl Origin {
     }
 }
 
-/// One recorded block.
+/// The decision to block: which address, until when, why, and who asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct BlockDecision {
     pub ip: IpAddr,
     /// Unix seconds when the block ends.
     pub until: i64,
     pub reason: Option<String>,
+    pub origin: Origin,
+}
+
+/// How this host enforces a decision: the backend that put the address in the kernel, and
+/// when it (last) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enforcement {
     pub backend: String,
     /// Unix seconds when it was (last) applied.
-    pub added: i64,
-    pub origin: Origin,
+    pub applied_at: i64,
+}
+
+/// One recorded block: the decision and its enforcement on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub decision: BlockDecision,
+    pub enforcement: Enforcement,
 }
 
 /// The block state table of one store file. The connection sits behind a mutex so one
@@ -155,6 +172,10 @@ impl State {
 
     /// Records (or renews) a block.
     pub fn put(&self, record: &Record) -> Result<(), BlockError> {
+        let Record {
+            decision,
+            enforcement,
+        } = record;
         self.conn()
             .execute(
                 "INSERT INTO block_state (ip, until, reason, backend, added, origin)
@@ -163,12 +184,12 @@ impl State {
                    reason = COALESCE(?3, block_state.reason), backend = ?4, added = ?5,
                    origin = ?6",
                 params![
-                    record.ip.to_string(),
-                    record.until,
-                    record.reason,
-                    record.backend,
-                    record.added,
-                    record.origin.as_column()
+                    decision.ip.to_string(),
+                    decision.until,
+                    decision.reason,
+                    enforcement.backend,
+                    enforcement.applied_at,
+                    decision.origin.as_column()
                 ],
             )
             .map(drop)
@@ -177,7 +198,7 @@ impl State {
 
     /// The record of one address, if any (expired or not).
     pub fn get(&self, ip: IpAddr) -> Result<Option<Record>, BlockError> {
-        Ok(self.all()?.into_iter().find(|r| r.ip == ip))
+        Ok(self.all()?.into_iter().find(|r| r.decision.ip == ip))
     }
 
     /// Forgets one address; returns whether it was recorded.
@@ -222,12 +243,16 @@ impl State {
             let (ip, until, reason, backend, added, origin) = row.map_err(|e| self.err(e))?;
             if let Ok(ip) = ip.parse() {
                 records.push(Record {
-                    ip,
-                    until,
-                    reason,
-                    backend,
-                    added,
-                    origin: Origin::from_column(origin.as_deref()),
+                    decision: BlockDecision {
+                        ip,
+                        until,
+                        reason,
+                        origin: Origin::from_column(origin.as_deref()),
+                    },
+                    enforcement: Enforcement {
+                        backend,
+                        applied_at: added,
+                    },
                 });
             }
         }
@@ -241,12 +266,16 @@ mod tests {
 
     fn record(ip: &str, until: i64, reason: Option<&str>) -> Record {
         Record {
-            ip: ip.parse().unwrap_or(IpAddr::from([0u8; 4])),
-            until,
-            reason: reason.map(str::to_string),
-            backend: "nftables".into(),
-            added: until - 10,
-            origin: Origin::Manual,
+            decision: BlockDecision {
+                ip: ip.parse().unwrap_or(IpAddr::from([0u8; 4])),
+                until,
+                reason: reason.map(str::to_string),
+                origin: Origin::Manual,
+            },
+            enforcement: Enforcement {
+                backend: "nftables".into(),
+                applied_at: until - 10,
+            },
         }
     }
 
@@ -263,15 +292,43 @@ mod tests {
         state.put(&record("203.0.113.9", 300, None))?;
         let all = state.all()?;
         assert_eq!(all.len(), 2);
-        let renewed = all.iter().find(|r| r.ip.to_string() == "203.0.113.9");
+        let renewed = all
+            .iter()
+            .map(|r| &r.decision)
+            .find(|d| d.ip.to_string() == "203.0.113.9");
         assert_eq!(
-            renewed.map(|r| (r.until, r.reason.as_deref())),
+            renewed.map(|d| (d.until, d.reason.as_deref())),
             Some((300, Some("brute force")))
         );
         assert!(state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
         assert!(!state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
         state.clear()?;
         assert!(state.all()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn enforcement_changes_leave_the_decision_as_it_was() -> Result<(), BlockError> {
+        let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
+            program: "tempdir".into(),
+            source,
+        })?;
+        let state = State::open(&dir.path().join("store.sqlite"))?;
+        let first = record("45.155.205.233", 500, Some("brute force"));
+        state.put(&first)?;
+        // The same decision enforced again, by another backend, later (a change of backend,
+        // a restore after a reboot): only the enforcement moves.
+        let again = Record {
+            enforcement: Enforcement {
+                backend: "ipset".into(),
+                applied_at: 495,
+            },
+            ..first.clone()
+        };
+        state.put(&again)?;
+        let got = state.get(first.decision.ip)?.expect("recorded");
+        assert_eq!(got.decision, first.decision);
+        assert_eq!(got.enforcement, again.enforcement);
         Ok(())
     }
 
@@ -299,7 +356,7 @@ mod tests {
         let state = State::open(&path)?;
         let all = state.all()?;
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].origin, Origin::Manual);
+        assert_eq!(all[0].decision.origin, Origin::Manual);
         // A second opener finds the column already there.
         State::open(&path)?;
         Ok(())
