@@ -140,7 +140,9 @@ impl State {
 
     /// Takes the change lock (`<store>.block-lock`): a change reads the sets, then writes
     /// them and the state, and two processes doing that at once could both pass the entry
-    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`].
+    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`]. Each call opens
+    /// the lock file anew, and `flock` locks belong to the open file, so two threads of one
+    /// process sharing a [`super::Blocker`] exclude each other as two processes do.
     pub fn lock(&self) -> Result<ChangeLock, BlockError> {
         use std::os::fd::AsRawFd;
         let mut name = self.path.clone().into_os_string();
