@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use repute::config::{ApiKey, CacheSetting, Config};
+use repute::config::{ApiKey, Config, StoreSetting};
 use repute::engine::{Engine, Source};
 
 #[allow(dead_code)]
@@ -23,7 +23,7 @@ fn main() {
     divan::main();
 }
 
-fn config(mock: &MockAbuseIpdb, cache: CacheSetting) -> Config {
+fn config(mock: &MockAbuseIpdb, cache: StoreSetting) -> Config {
     Config {
         api_key: Some(ApiKey::new(KEY)),
         api_url: mock.base_url(),
@@ -38,7 +38,7 @@ fn config(mock: &MockAbuseIpdb, cache: CacheSetting) -> Config {
 fn sqlite_engine(mock: &MockAbuseIpdb, dir: &tempfile::TempDir) -> Engine {
     Engine::new(&config(
         mock,
-        CacheSetting::Sqlite(dir.path().join("c.sqlite")),
+        StoreSetting::Sqlite(dir.path().join("c.sqlite")),
     ))
     .expect("engine")
 }
@@ -80,7 +80,7 @@ fn cache_miss(bencher: divan::Bencher) {
 #[divan::bench]
 fn no_cache_http_only(bencher: divan::Bencher) {
     let mock = MockAbuseIpdb::start();
-    let engine = Engine::new(&config(&mock, CacheSetting::Disabled)).expect("engine");
+    let engine = Engine::new(&config(&mock, StoreSetting::Disabled)).expect("engine");
     let ip: IpAddr = "118.25.6.39".parse().expect("ip");
     bencher.bench_local(|| {
         let l = engine.lookup(ip);

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use repute::block::SafetyPolicy;
-use repute::config::{CacheSetting, Config};
+use repute::config::{Config, StoreSetting};
 use repute::engine::Engine;
 use repute::policy::{Policy, PolicySettings};
 use repute::source::StartAt;
@@ -214,7 +214,7 @@ fn latency(dir: &Path) {
         let (log, decisions, stop) = (log.clone(), Arc::clone(&decisions), Arc::clone(&stop));
         std::thread::spawn(move || {
             let config = Config {
-                cache: CacheSetting::Sqlite(cache),
+                cache: StoreSetting::Sqlite(cache),
                 ..Config::default()
             };
             let engine = Engine::new(&config).expect("engine");

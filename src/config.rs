@@ -67,7 +67,7 @@ impl fmt::Debug for ProxyUrl {
 
 /// Where reputation answers are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheSetting {
+pub enum StoreSetting {
     /// A SQLite file shared by every process on this host.
     Sqlite(PathBuf),
     /// No cache: every lookup goes to the provider.
@@ -106,7 +106,7 @@ impl Default for BlockSettings {
     }
 }
 
-/// Everything a door needs to know.
+/// Everything a command needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub api_key: Option<ApiKey>,
@@ -115,7 +115,7 @@ pub struct Config {
     /// API base, e.g. `https://api.abuseipdb.com/api/v2` (a URL ending in `/check` is accepted
     /// and trimmed).
     pub api_url: String,
-    pub cache: CacheSetting,
+    pub cache: StoreSetting,
     /// Directory for the state store (default `/var/lib/repute`, `REPUTE_STATE_DIR`; when no
     /// layer names one and the system directory is not writable, the per-user
     /// `$XDG_CACHE_HOME/repute` or `~/.cache/repute`, see [`Config::per_user_state`]).
@@ -156,7 +156,7 @@ impl Default for Config {
             api_key: None,
             api_key_file: None,
             api_url: "https://api.abuseipdb.com/api/v2".into(),
-            cache: CacheSetting::Sqlite(state_dir.join("repute.sqlite")),
+            cache: StoreSetting::Sqlite(state_dir.join("repute.sqlite")),
             state_dir,
             per_user_state: false,
             settings_file: None,
@@ -233,7 +233,7 @@ impl ConfigError {
     }
 }
 
-/// Settings a door takes from its own flags; they win over the file and the environment.
+/// Settings a command takes from its own flags; they win over the file and the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub api_key: Option<ApiKey>,
@@ -327,8 +327,8 @@ impl Config {
     /// the cache is SQLite, else `repute.sqlite` in the state directory.
     pub fn store_path(&self) -> PathBuf {
         match &self.cache {
-            CacheSetting::Sqlite(p) => p.clone(),
-            CacheSetting::Disabled | CacheSetting::Redis(_) => self.state_dir.join("repute.sqlite"),
+            StoreSetting::Sqlite(p) => p.clone(),
+            StoreSetting::Disabled | StoreSetting::Redis(_) => self.state_dir.join("repute.sqlite"),
         }
     }
 
@@ -685,7 +685,7 @@ impl Builder {
         }
         c.cache = match self.cache {
             Some((value, origin)) => parse_cache(&value, &origin, &self.redis)?,
-            None => CacheSetting::Sqlite(c.state_dir.join("repute.sqlite")),
+            None => StoreSetting::Sqlite(c.state_dir.join("repute.sqlite")),
         };
         for (name, d) in [
             ("connect_timeout", c.connect_timeout),
@@ -1023,14 +1023,14 @@ pub fn parse_cache(
     value: &str,
     origin: &str,
     redis: &crate::fleet::RedisOptions,
-) -> Result<CacheSetting, ConfigError> {
+) -> Result<StoreSetting, ConfigError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("none") {
-        return Ok(CacheSetting::Disabled);
+        return Ok(StoreSetting::Disabled);
     }
     if crate::fleet::target::is_redis_url(v) {
         return crate::fleet::RedisTarget::parse(v, redis)
-            .map(CacheSetting::Redis)
+            .map(StoreSetting::Redis)
             .map_err(|m| ConfigError::invalid(origin, m));
     }
     // Named as given, but for a `user:pass@`, which is never repeated.
@@ -1047,7 +1047,7 @@ pub fn parse_cache(
     if v.contains("://") {
         return Err(not_a_store("is not a store"));
     }
-    Ok(CacheSetting::Sqlite(PathBuf::from(v)))
+    Ok(StoreSetting::Sqlite(PathBuf::from(v)))
 }
 
 /// Addresses (`203.0.113.7`) and networks (`192.0.2.0/24`), IPv4 or IPv6.
@@ -1103,7 +1103,7 @@ mod tests {
         assert_eq!(c.api_url, "https://api.abuseipdb.com/api/v2");
         assert_eq!(
             c.cache,
-            CacheSetting::Sqlite(PathBuf::from("/var/lib/repute/repute.sqlite"))
+            StoreSetting::Sqlite(PathBuf::from("/var/lib/repute/repute.sqlite"))
         );
         assert!(c.api_key.is_none());
     }
@@ -1185,7 +1185,7 @@ mod tests {
         assert_eq!(c.block.default_duration, Duration::from_secs(7200));
         assert_eq!(
             c.cache,
-            CacheSetting::Sqlite(PathBuf::from("/srv/repute/repute.sqlite"))
+            StoreSetting::Sqlite(PathBuf::from("/srv/repute/repute.sqlite"))
         );
         let flags = Overrides {
             max_age_days: Some(7),
@@ -1194,7 +1194,7 @@ mod tests {
         };
         let c = load(Some(file), &[("REPUTE_MAX_AGE_DAYS", "60")], &flags).expect("load");
         assert_eq!(c.max_age_days, 7, "flags win over the environment");
-        assert_eq!(c.cache, CacheSetting::Disabled);
+        assert_eq!(c.cache, StoreSetting::Disabled);
     }
 
     #[test]
@@ -1258,7 +1258,7 @@ store_timeout = "250ms"
 store_failure = "error"
 "#;
         let c = load(Some(file), &[], &Overrides::default()).expect("load");
-        let CacheSetting::Redis(t) = &c.cache else {
+        let StoreSetting::Redis(t) = &c.cache else {
             panic!("{:?}", c.cache)
         };
         assert_eq!(t.to_string(), "redis://repute@10.0.0.5:6379/1");
@@ -1273,7 +1273,7 @@ store_failure = "error"
             ("REPUTE_STORE_PREFIX", "b:"),
         ];
         let c = load(Some(file), &env, &Overrides::default()).expect("load");
-        let CacheSetting::Redis(t) = &c.cache else {
+        let StoreSetting::Redis(t) = &c.cache else {
             panic!("{:?}", c.cache)
         };
         assert!(t.cluster);
@@ -1285,7 +1285,7 @@ store_failure = "error"
         );
         assert_eq!(
             c.expect("load").cache,
-            CacheSetting::Sqlite(PathBuf::from("/tmp/x.sqlite"))
+            StoreSetting::Sqlite(PathBuf::from("/tmp/x.sqlite"))
         );
     }
 
@@ -1388,7 +1388,7 @@ store_failure = "error"
             c.api_key.is_some(),
             "relative key file resolved beside the config"
         );
-        assert_eq!(c.cache, CacheSetting::Disabled);
+        assert_eq!(c.cache, StoreSetting::Disabled);
         assert_eq!(c.block.min_score, Some(50));
         crate::watch::settings::load(Some(&path)).expect("every commented [watch] line");
     }

@@ -1,6 +1,6 @@
 //! Address to reputation: class gate, allowlist, cache, provider.
 //!
-//! [`Engine::lookup`] is the one path every door takes to a reputation, in this order: the
+//! [`Engine::lookup`] is the one path every command takes to a reputation, in this order: the
 //! address is unwrapped (IPv4-mapped IPv6) and classified, and only a public address goes on;
 //! the allowlist; the shared cache; then the provider, under a short lease so that processes
 //! missing on the same address at the same moment share one call, and never while the shared
@@ -21,7 +21,7 @@ use crate::addr::AddrClass;
 use crate::cache::{
     CacheError, CacheKey, FailureNote, LeaseState, LookupFailure, QuotaUpdate, Settlement,
 };
-use crate::config::{CacheSetting, Config};
+use crate::config::{Config, StoreSetting};
 use crate::fleet::{OnStoreFailure, RedisStore};
 use crate::quota::QuotaState;
 use crate::reputation::abuseipdb::AbuseIpdb;
@@ -201,7 +201,7 @@ pub enum EngineError {
 
 /// The settings the engine reads from [`Config`].
 #[derive(Debug, Clone)]
-struct Policy {
+struct LookupSettings {
     max_age_days: u16,
     positive_ttl: Duration,
     negative_ttl: Duration,
@@ -212,16 +212,16 @@ struct Policy {
     on_store_failure: OnStoreFailure,
 }
 
-impl Policy {
+impl LookupSettings {
     fn from_config(config: &Config) -> Self {
-        Policy {
+        LookupSettings {
             max_age_days: config.max_age_days.clamp(1, 365),
             positive_ttl: config.positive_ttl,
             negative_ttl: config.negative_ttl,
             allowlist: config.allowlist.clone(),
             lease_ttl: config.timeout + config.connect_timeout + Duration::from_secs(1),
             on_store_failure: match &config.cache {
-                CacheSetting::Redis(target) => target.on_failure,
+                StoreSetting::Redis(target) => target.on_failure,
                 _ => OnStoreFailure::Lookup,
             },
         }
@@ -230,7 +230,7 @@ impl Policy {
 
 /// Turns addresses into [`Lookup`]s.
 pub struct Engine {
-    policy: Policy,
+    settings: LookupSettings,
     store: Box<dyn Store>,
     provider: Option<Box<dyn Provider>>,
     breaker: Mutex<Breaker>,
@@ -284,7 +284,7 @@ fn given_up(last: &NoReputation) -> NoReputation {
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
-            .field("policy", &self.policy)
+            .field("policy", &self.settings)
             .field(
                 "provider",
                 &self.provider.as_ref().map(|p| p.name().to_string()),
@@ -306,9 +306,9 @@ fn abuseipdb(config: &Config) -> Option<Box<dyn Provider>> {
 /// once (see [`crate::fleet`]).
 pub fn open_store(config: &Config) -> Result<Box<dyn Store>, CacheError> {
     Ok(match &config.cache {
-        CacheSetting::Sqlite(path) => Box::new(SqliteStore::open(path)?),
-        CacheSetting::Disabled => Box::new(NoStore::new()),
-        CacheSetting::Redis(target) => Box::new(RedisStore::new(target.clone())),
+        StoreSetting::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        StoreSetting::Disabled => Box::new(NoStore::new()),
+        StoreSetting::Redis(target) => Box::new(RedisStore::new(target.clone())),
     })
 }
 
@@ -324,7 +324,7 @@ impl Engine {
     }
 
     /// As [`Engine::new`], but a cache that cannot be opened (a directory the process may
-    /// not write, a full disk) is logged and replaced by no cache: for the per-alert doors,
+    /// not write, a full disk) is logged and replaced by no cache: for the per-alert commands,
     /// where an answer without the cache beats no answer.
     pub fn new_or_uncached(config: &Config) -> Engine {
         let store: Box<dyn Store> = match open_store(config) {
@@ -356,7 +356,7 @@ impl Engine {
         provider: Option<Box<dyn Provider>>,
     ) -> Engine {
         Engine {
-            policy: Policy::from_config(config),
+            settings: LookupSettings::from_config(config),
             store,
             provider,
             breaker: Mutex::default(),
@@ -365,7 +365,7 @@ impl Engine {
 
     /// The `maxAgeInDays` lookups use.
     pub fn max_age_days(&self) -> u16 {
-        self.policy.max_age_days
+        self.settings.max_age_days
     }
 
     /// The answer for one address; never fails, never looks up a non-public address, and
@@ -419,10 +419,10 @@ impl Engine {
         if !class.is_public() {
             return Ok(Lookup::skipped(ip, class, NoReputation::NotPublic(class)));
         }
-        if self.policy.allowlist.iter().any(|net| net.contains(&ip)) {
+        if self.settings.allowlist.iter().any(|net| net.contains(&ip)) {
             return Ok(Lookup::skipped(ip, class, NoReputation::Allowlisted));
         }
-        let key = CacheKey::new(ip, self.policy.max_age_days);
+        let key = CacheKey::new(ip, self.settings.max_age_days);
         match self.cached(&key) {
             Some(rep) => Ok(Lookup::found(ip, class, Source::Cache, rep)),
             None => Err((ip, class, key)),
@@ -468,7 +468,7 @@ impl Engine {
         holder: &str,
         e: &CacheError,
     ) -> Result<(Source, Reputation), NoReputation> {
-        if e.is_unreachable() && self.policy.on_store_failure == OnStoreFailure::Error {
+        if e.is_unreachable() && self.settings.on_store_failure == OnStoreFailure::Error {
             return Err(NoReputation::StoreUnavailable {
                 detail: e.to_string(),
             });
@@ -486,10 +486,10 @@ impl Engine {
         provider: &dyn Provider,
     ) -> Result<(Source, Reputation), NoReputation> {
         let holder = lease_holder();
-        let deadline = Instant::now() + self.policy.lease_ttl + Duration::from_secs(1);
+        let deadline = Instant::now() + self.settings.lease_ttl + Duration::from_secs(1);
         let mut pause = Duration::from_millis(5);
         loop {
-            match self.store.take_lease(key, &holder, self.policy.lease_ttl) {
+            match self.store.take_lease(key, &holder, self.settings.lease_ttl) {
                 Ok(LeaseState::Taken) => {
                     // Another process may have filled the cache between our miss and now.
                     if let Some(rep) = self.cached(key) {
@@ -595,9 +595,9 @@ impl Engine {
         match provider.check(key.ip, key.max_age_days) {
             Ok(checked) => {
                 let ttl = if checked.reputation.is_unknown() {
-                    self.policy.negative_ttl
+                    self.settings.negative_ttl
                 } else {
-                    self.policy.positive_ttl
+                    self.settings.positive_ttl
                 };
                 // What the rate-limit headers said; a remaining count of zero stops every
                 // process until the reset.
@@ -644,7 +644,7 @@ fn failure(
     previous: Option<QuotaState>,
     now: i64,
 ) -> (NoReputation, Option<QuotaState>) {
-    // The reason goes back in the Lookup; the door decides whether to print it.
+    // The reason goes back in the Lookup; the command decides whether to print it.
     tracing::debug!(error = %err, "reputation lookup failed");
     match err {
         ApiError::QuotaExhausted { retry_at, .. } => {
@@ -741,7 +741,7 @@ mod tests {
 
     fn config(dir: &std::path::Path) -> Config {
         Config {
-            cache: CacheSetting::Sqlite(dir.join("cache.sqlite")),
+            cache: StoreSetting::Sqlite(dir.join("cache.sqlite")),
             state_dir: dir.to_path_buf(),
             allowlist: crate::config::parse_allowlist(["1.1.1.0/24", "9.9.9.9"], "test")
                 .expect("allowlist"),
@@ -1084,7 +1084,7 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "not a directory").expect("write");
         let mut cfg = config(dir.path());
-        cfg.cache = CacheSetting::Sqlite(blocker.join("cache.sqlite"));
+        cfg.cache = StoreSetting::Sqlite(blocker.join("cache.sqlite"));
         assert!(Engine::new(&cfg).is_err());
         let e = Engine::new_or_uncached(&cfg);
         assert_eq!(
@@ -1098,7 +1098,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let fake = Fake::default();
         let mut cfg = config(dir.path());
-        cfg.cache = CacheSetting::Disabled;
+        cfg.cache = StoreSetting::Disabled;
         let e = Engine::with_provider(&cfg, Box::new(fake.clone())).expect("engine");
         assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);
         assert_eq!(e.lookup(ip("185.220.101.70")).source, Source::Api);

@@ -1,7 +1,7 @@
 //! # repute
 //!
 //! repute tells defenders which login attempts come from known-bad addresses, and acts on it.
-//! This library is the engine behind every door of the `repute` binary; the binary itself
+//! This library is the engine behind every command of the `repute` binary; the binary itself
 //! (`src/main.rs`, `src/cli/`) only parses arguments and calls in here.
 //!
 //! The pipeline, left to right:
@@ -22,7 +22,7 @@
 //! - [`scan`] reads files, `.gz` files, stdin or this machine's own sshd logs (the journal
 //!   through `journalctl`, else `/var/log/auth.log*`, `/var/log/secure*`) in a streaming way
 //!   and either writes attempts out as JSON lines or summarises them per address (the
-//!   `repute scan` door); `scan::enrich` adds reputation through the [`engine`].
+//!   `repute scan` command); `scan::enrich` adds reputation through the [`engine`].
 //! - [`reputation`] knows AbuseIPDB: the [`reputation::Reputation`] it returns, the provider
 //!   trait, and the HTTP client, which also reports the quota AbuseIPDB announces. [`cache`]
 //!   keeps answers in the shared store, with a typed lookup lease (taken, held by another,

@@ -1,4 +1,4 @@
-//! The `repute` binary: parse the command line, pick the door, print errors in one line.
+//! The `repute` binary: parse the command line, pick the command, print errors in one line.
 
 mod cli;
 

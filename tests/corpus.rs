@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use repute::Outcome;
-use repute::sshd::{Event, Parser, envelope};
+use repute::sshd::{AttemptRef, Parser, envelope};
 
 /// `../shared/corpus` beside the package (or one level further up, for a git worktree
 /// nested in a folder of worktrees); `REPUTE_CORPUS` overrides.
@@ -58,7 +58,7 @@ fn parser() -> Parser {
 
 /// A line with an envelope goes through `parse_line`; a bare message (sshguard's tests mix
 /// both) through `parse_parts`, as a journald or Wazuh caller would pass it.
-fn parse<'a>(p: &mut Parser, line: &'a str) -> Option<Event<'a>> {
+fn parse<'a>(p: &mut Parser, line: &'a str) -> Option<AttemptRef<'a>> {
     let probe = envelope::Clock::new("2026-11-28T12:00:00Z".parse().unwrap());
     if envelope::split(line, &probe).is_some() {
         p.parse_line_ref(line)
@@ -72,7 +72,7 @@ fn ip(s: &str) -> Option<IpAddr> {
     bare.parse::<IpAddr>().ok().map(|a| a.to_canonical())
 }
 
-fn attack(ev: &Option<Event<'_>>) -> Option<Option<IpAddr>> {
+fn attack(ev: &Option<AttemptRef<'_>>) -> Option<Option<IpAddr>> {
     ev.as_ref()
         .filter(|e| e.outcome.is_attack())
         .map(|e| e.srcip)
@@ -259,7 +259,7 @@ fn run_fail2ban(path: &Path, figures: &mut F2bFigures) {
 }
 
 /// The address a line adds attempts to (fail2ban's "match"), if it adds any.
-fn counted(ev: &Option<Event<'_>>) -> Option<Option<IpAddr>> {
+fn counted(ev: &Option<AttemptRef<'_>>) -> Option<Option<IpAddr>> {
     ev.as_ref().filter(|e| e.attempts > 0).map(|e| e.srcip)
 }
 

@@ -478,7 +478,7 @@ fn the_shared_store_is_used_only_when_the_store_is_redis() {
     let redis = RedisServer::start();
     let mut config = repute::config::Config::default();
     config.cache =
-        repute::config::CacheSetting::Redis(target(&redis.url(), &RedisOptions::default()));
+        repute::config::StoreSetting::Redis(target(&redis.url(), &RedisOptions::default()));
     let ip: IpAddr = "192.0.2.200".parse().expect("ip");
     let ban = Ban::new(ip, Duration::from_secs(60), "by hand");
     let shared = repute::decisions::when_shared(&config, |d| d.record(&ban));
@@ -489,7 +489,7 @@ fn the_shared_store_is_used_only_when_the_store_is_redis() {
             .parse::<i64>()
             .is_ok()
     );
-    config.cache = repute::config::CacheSetting::Sqlite(Path::new("/nonexistent/x").into());
+    config.cache = repute::config::StoreSetting::Sqlite(Path::new("/nonexistent/x").into());
     assert!(repute::decisions::when_shared(&config, |d| d.current()).is_none());
 }
 
@@ -800,7 +800,7 @@ fn a_miss_on_redis_writes_in_two_round_trips() {
     let config = repute::config::Config {
         api_key: Some(repute::config::ApiKey::new(KEY)),
         api_url: mock.base_url(),
-        cache: repute::config::CacheSetting::Redis(target(&redis.url(), &RedisOptions::default())),
+        cache: repute::config::StoreSetting::Redis(target(&redis.url(), &RedisOptions::default())),
         ..repute::config::Config::default()
     };
     let engine = repute::engine::Engine::new(&config).expect("engine");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use repute::config::{ApiKey, CacheSetting, Config};
+use repute::config::{ApiKey, Config, StoreSetting};
 use repute::report::{Evidence, NotReported, ReportOutcome, Reporter};
 use serde_json::Value;
 use support::mock_abuseipdb::MockAbuseIpdb;
@@ -369,7 +369,7 @@ fn config(dir: &Path, mock: &MockAbuseIpdb, user_names: bool) -> Config {
         api_key: Some(ApiKey::new(KEY)),
         api_url: mock.base_url(),
         state_dir: dir.join("state"),
-        cache: CacheSetting::Sqlite(dir.join("state/repute.sqlite")),
+        cache: StoreSetting::Sqlite(dir.join("state/repute.sqlite")),
         ..Config::default()
     };
     config.report.user_names = user_names;

@@ -12,7 +12,7 @@ mod support;
 use std::net::IpAddr;
 use std::path::Path;
 
-use repute::config::{ApiKey, CacheSetting, Config};
+use repute::config::{ApiKey, Config, StoreSetting};
 use repute::engine::{Engine, Source};
 use support::mock_abuseipdb::MockAbuseIpdb;
 
@@ -49,7 +49,7 @@ fn config(dir: &Path, mock: &MockAbuseIpdb) -> Config {
     Config {
         api_key: Some(ApiKey::new(KEY)),
         api_url: mock.base_url(),
-        cache: CacheSetting::Sqlite(dir.join("store.sqlite")),
+        cache: StoreSetting::Sqlite(dir.join("store.sqlite")),
         state_dir: dir.to_path_buf(),
         ..Config::default()
     }

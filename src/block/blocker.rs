@@ -1,4 +1,4 @@
-//! The block service the doors use: safety checks, the entry limit, the kernel, the state.
+//! The block service the commands use: safety checks, the entry limit, the kernel, the state.
 //!
 //! The state table is the record of intent and the kernel set the enforcement. `list`
 //! reconciles the two: a recorded block whose time is up is forgotten and taken out of the
@@ -116,7 +116,7 @@ impl Blocker {
         }
     }
 
-    /// The blocker a door uses: backend, store and allowlist from `config`, the host's
+    /// The blocker a command uses: backend, store and allowlist from `config`, the host's
     /// addresses and the SSH session from this process.
     pub fn for_config(config: &Config) -> Result<Self, BlockError> {
         let firewall = super::open_backend(&config.block)?;
@@ -135,7 +135,7 @@ impl Blocker {
         self.firewall.name()
     }
 
-    /// The address checks alone (for a door that wants to refuse before anything else).
+    /// The address checks alone (for a command that wants to refuse before anything else).
     pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
         self.safety.check(ip)
     }

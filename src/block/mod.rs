@@ -7,7 +7,7 @@
 //! vectors (nft reads JSON we build with serde on stdin), so no input ever reaches a shell.
 //!
 //! Every entry carries a kernel timeout, so a block expires even if repute never runs again.
-//! [`Blocker`] puts the pieces together for the doors (`repute block`, the Wazuh active
+//! [`Blocker`] puts the pieces together for the commands (`repute block`, the Wazuh active
 //! response): it refuses unsafe addresses ([`safety`]), enforces the entry limit, applies the
 //! block, and records why in the SQLite store ([`state`]), which `list` reconciles with the
 //! kernel. [`command`] runs the tools; [`parse_duration`] reads block durations (`1h30m`) with

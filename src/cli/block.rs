@@ -256,7 +256,7 @@ fn write_table(out: &mut impl Write, entries: &[Listed]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// The configuration for the block doors: file, environment (`REPUTE_STATE_DIR`, …), defaults.
+/// The configuration for the block commands: file, environment (`REPUTE_STATE_DIR`, …), defaults.
 pub(super) fn load_config(global: &Global) -> anyhow::Result<Config> {
     Ok(Config::load(global.config.as_deref())?)
 }

@@ -1,6 +1,6 @@
-//! The command line: the top-level parser and one file per door.
+//! The command line: the top-level parser and one file per command.
 //!
-//! Exit codes, for every door but the Wazuh ones (which document their own):
+//! Exit codes, for every command but the Wazuh ones (which document their own):
 //! 0 success, 1 the command ran but found or did nothing it was asked for, 2 error.
 
 use std::ffi::OsString;
@@ -25,7 +25,7 @@ mod wazuh_integration;
 mod wazuh_rules;
 mod wazuh_uninstall;
 
-/// Flags every door accepts.
+/// Flags every command accepts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
     /// Configuration file (default: /etc/repute/repute.toml when it exists).
@@ -33,7 +33,7 @@ pub struct Global {
     pub config: Option<PathBuf>,
 }
 
-/// `-v` was given (kept out of [`Global`] so the doors that build one need not change).
+/// `-v` was given (kept out of [`Global`] so the commands that build one need not change).
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `-v` was given.
@@ -52,9 +52,9 @@ impl Global {
             None => eprintln!("repute: no settings file (defaults and environment)"),
         }
         let store = match &config.cache {
-            repute::config::CacheSetting::Sqlite(path) => path.display().to_string(),
-            repute::config::CacheSetting::Disabled => "none (no cache)".to_string(),
-            repute::config::CacheSetting::Redis(target) => target.to_string(),
+            repute::config::StoreSetting::Sqlite(path) => path.display().to_string(),
+            repute::config::StoreSetting::Disabled => "none (no cache)".to_string(),
+            repute::config::StoreSetting::Redis(target) => target.to_string(),
         };
         let why = if config.per_user_state {
             format!(

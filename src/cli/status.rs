@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use repute::block::duration::format_duration;
 use repute::block::state::State;
-use repute::config::{CacheSetting, Config};
+use repute::config::{Config, StoreSetting};
 use repute::decisions::{Decisions, RedisDecisions};
 use repute::quota::QuotaState;
 use repute::report::{ReportLedger, SqliteLedger};
@@ -157,7 +157,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 
 /// The fleet's store, asked once for its live decisions (bounded by the store's timeout).
 fn fleet_status(config: &Config) -> Fleet {
-    let CacheSetting::Redis(target) = &config.cache else {
+    let StoreSetting::Redis(target) = &config.cache else {
         return Fleet {
             store: None,
             reachable: None,
@@ -192,11 +192,11 @@ fn report_status(config: &Config, path: &std::path::Path, fleet: &Fleet, now: i6
         error: None,
     };
     let ledger: Box<dyn ReportLedger> = match &config.cache {
-        CacheSetting::Redis(_) if fleet.reachable != Some(true) => {
+        StoreSetting::Redis(_) if fleet.reachable != Some(true) => {
             reports.error = Some("the fleet's store did not answer".into());
             return reports;
         }
-        CacheSetting::Redis(target) => Box::new(repute::fleet::RedisLedger::new(target.clone())),
+        StoreSetting::Redis(target) => Box::new(repute::fleet::RedisLedger::new(target.clone())),
         _ => match SqliteLedger::open(path) {
             Ok(ledger) => Box::new(ledger),
             Err(e) => {

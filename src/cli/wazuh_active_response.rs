@@ -2,7 +2,7 @@
 //!
 //! Installed as `<wazuh home>/active-response/bin/repute-block` (a copy or a symlink of the
 //! repute binary), it is started by execd with no arguments and recognised by that path
-//! ([`called_by_execd`]); `repute wazuh active-response [flags]` is the same door by hand.
+//! ([`called_by_execd`]); `repute wazuh active-response [flags]` is the same command by hand.
 //! It reads one JSON line, and for `add` it applies the same safety checks as `repute block`
 //! and, with a minimum score, the reputation gate, then does the `check_keys` handshake and
 //! blocks on `continue`. `delete` (execd's timeout) unblocks, without a handshake.

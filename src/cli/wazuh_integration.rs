@@ -1,4 +1,4 @@
-//! `repute wazuh integration …` and the `custom-*` executable names: the integratord door.
+//! `repute wazuh integration …` and the `custom-*` executable names: the integratord command.
 //!
 //! integratord runs `integrations/<name>` with argv[0] = `integrations` (never the path), so
 //! the binary recognises the call by its own executable name (`custom-abuseipdb`, any
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use repute::wazuh::home;
-use repute::wazuh::integration::{self, Context, Report};
+use repute::wazuh::integration::{self, Context, RunOutcome};
 use repute::wazuh::options::Env;
 
 use super::Global;
@@ -76,7 +76,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(exit_with(report))
 }
 
-fn run_integration(argv: &[OsString], name: String, config_file: Option<PathBuf>) -> Report {
+fn run_integration(argv: &[OsString], name: String, config_file: Option<PathBuf>) -> RunOutcome {
     let home = home::current_wazuh_home();
     log_library_warnings(&home);
     let ctx = Context {
@@ -112,7 +112,7 @@ fn log_library_warnings(home: &Path) {
         .try_init();
 }
 
-fn exit_with(report: Report) -> ExitCode {
+fn exit_with(report: RunOutcome) -> ExitCode {
     if report.exit != integration::Exit::Done {
         eprintln!("repute: {}", report.summary);
     }

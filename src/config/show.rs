@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::reference::{SETTINGS, Setting};
-use super::{CacheSetting, Config, ConfigError, Overrides, redact_userinfo};
+use super::{Config, ConfigError, Overrides, StoreSetting, redact_userinfo};
 use crate::watch::settings::WatchFileSettings;
 
 /// Where a value came from, in the loader's order.
@@ -201,7 +201,7 @@ fn effective_in(
 /// integration's own).
 pub fn value(setting: &Setting, c: &Config) -> String {
     let redis = match &c.cache {
-        CacheSetting::Redis(t) => Some(t),
+        StoreSetting::Redis(t) => Some(t),
         _ => None,
     };
     let no_redis = || "(not a Redis store)".to_string();
@@ -211,9 +211,9 @@ pub fn value(setting: &Setting, c: &Config) -> String {
         "api_key" => set(c.api_key.is_some()),
         "api_url" => redact_userinfo(&c.api_url),
         "store" => match &c.cache {
-            CacheSetting::Sqlite(p) => p.display().to_string(),
-            CacheSetting::Disabled => "none".into(),
-            CacheSetting::Redis(t) => t.to_string(),
+            StoreSetting::Sqlite(p) => p.display().to_string(),
+            StoreSetting::Disabled => "none".into(),
+            StoreSetting::Redis(t) => t.to_string(),
         },
         "store_password_file" => redis.map_or_else(no_redis, |t| set(t.password.is_some())),
         "store_prefix" => redis.map_or_else(no_redis, |t| t.prefix.clone()),

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use self::redis::RedisDecisions;
 pub use sqlite::SqliteDecisions;
 
-use crate::config::{CacheSetting, Config};
+use crate::config::{Config, StoreSetting};
 use crate::store::StoreError;
 
 /// How many changes the log keeps (roughly, for Redis's `MAXLEN ~`). A host that falls
@@ -142,7 +142,7 @@ pub fn this_host() -> String {
 /// The decisions store of `config`: Redis when the store is Redis, else the local SQLite file.
 pub fn open(config: &Config) -> Result<Box<dyn Decisions>, StoreError> {
     Ok(match &config.cache {
-        CacheSetting::Redis(target) => Box::new(RedisDecisions::new(target.clone())),
+        StoreSetting::Redis(target) => Box::new(RedisDecisions::new(target.clone())),
         _ => Box::new(SqliteDecisions::open(&config.store_path())?),
     })
 }
@@ -155,7 +155,7 @@ pub fn when_shared<T>(
     f: impl FnOnce(&dyn Decisions) -> Result<T, StoreError>,
 ) -> Option<Result<T, StoreError>> {
     match &config.cache {
-        CacheSetting::Redis(target) => Some(f(&RedisDecisions::new(target.clone()))),
+        StoreSetting::Redis(target) => Some(f(&RedisDecisions::new(target.clone()))),
         _ => None,
     }
 }
@@ -164,7 +164,7 @@ pub fn when_shared<T>(
 /// to record its bans in and follow the others' from; `None` for this host's own store.
 pub fn shared(config: &Config) -> Option<std::sync::Arc<dyn Decisions>> {
     match &config.cache {
-        CacheSetting::Redis(target) => {
+        StoreSetting::Redis(target) => {
             Some(std::sync::Arc::new(RedisDecisions::new(target.clone())))
         }
         _ => None,

@@ -13,7 +13,7 @@
 //! - **Counting.** Every attack (failure or probe) from an address adds points in a sliding
 //!   window of `find_time`: a try (a refused password, key, user) weighs [`TRY_POINTS`], a
 //!   probe (scan, aborted handshake, timeout) [`PROBE_POINTS`]. What is counted is attempts,
-//!   never lines: the parser's per-connection logic ([`crate::sshd::Event::attempts`], shared
+//!   never lines: the parser's per-connection logic ([`crate::sshd::AttemptRef::attempts`], shared
 //!   with `scan`) says how many attempts each line adds, and a line that only repeats a try
 //!   its connection already counted (PAM's lines, `Failed password` after `Invalid user`, the
 //!   close of a refused connection, the summaries) adds none: on sshd with PAM one try writes
@@ -90,7 +90,7 @@ impl Default for PolicySettings {
 }
 
 /// What one attempt of a line weighs: a try [`TRY_POINTS`], a probe [`PROBE_POINTS`]. How
-/// many attempts a line adds is the parser's per-connection logic ([`crate::sshd::Event::attempts`]),
+/// many attempts a line adds is the parser's per-connection logic ([`crate::sshd::AttemptRef::attempts`]),
 /// not this table: the policy never counts lines.
 pub fn attempt_points(kind: Kind, outcome: Outcome) -> u32 {
     match (kind, outcome) {
@@ -216,7 +216,7 @@ impl Policy {
     }
 
     /// Counts one attack (`score`: the answer of a lookup made for it, if any) and says
-    /// whether it earns a ban. `attempts` is what the line adds ([`crate::sshd::Event::attempts`]).
+    /// whether it earns a ban. `attempts` is what the line adds ([`crate::sshd::AttemptRef::attempts`]).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,

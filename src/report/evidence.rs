@@ -15,7 +15,7 @@ use jiff::Timestamp;
 
 use super::categories::Category;
 use crate::attempt::{Attempt, Kind, Outcome};
-use crate::sshd::Event;
+use crate::sshd::AttemptRef;
 
 /// Distinct user names remembered; beyond it the count is a lower bound.
 pub const MAX_USERS_TRACKED: usize = 1000;
@@ -63,7 +63,7 @@ impl Evidence {
 
     /// Adds one parsed line with the attempts its connection gives it (`event.attempts`: 0
     /// for a line repeating a try another line counted).
-    pub fn add_event(&mut self, event: &Event<'_>) {
+    pub fn add_event(&mut self, event: &AttemptRef<'_>) {
         self.add(
             event.time,
             event.host,

@@ -186,7 +186,7 @@ impl Reporter {
             .map_err(ReportError::HostAddresses)?;
         let redaction = Redaction::for_config(config);
         let ledger: Box<dyn ReportLedger> = match &config.cache {
-            crate::config::CacheSetting::Redis(target) => {
+            crate::config::StoreSetting::Redis(target) => {
                 Box::new(crate::fleet::RedisLedger::new(target.clone()))
             }
             _ => Box::new(SqliteLedger::open(&config.store_path())?),

@@ -1,6 +1,6 @@
 //! The AbuseIPDB v2 client: `check`, `blacklist` and `report` over blocking `ureq`.
 //!
-//! Blocking on purpose: the Wazuh doors start one process per alert, and a tokio runtime or a
+//! Blocking on purpose: the Wazuh commands start one process per alert, and a tokio runtime or a
 //! system trust store load would cost more than the lookup. Every call has a connect timeout
 //! and a total time budget; transient failures (5xx, timeouts, resets) are retried a bounded
 //! number of times inside that same budget, never beyond it. Answers are parsed leniently

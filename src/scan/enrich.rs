@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn a_mapped_address_shares_the_memo_of_its_ipv4_form() {
         let config = crate::config::Config {
-            cache: crate::config::CacheSetting::Disabled,
+            cache: crate::config::StoreSetting::Disabled,
             ..crate::config::Config::default()
         };
         let engine = Engine::from_parts(&config, Box::new(crate::store::NoStore::new()), None);

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::addr;
-use crate::sshd::Event;
+use crate::sshd::AttemptRef;
 
 /// Events serialised into memory by hand and handed to the output in big writes. (serde_json
 /// through a `dyn Write` cost twice the parsing time; the tests check this writer against
@@ -23,13 +23,13 @@ impl EventBuffer {
     /// Appends one event as a JSON line. `srcip` is written unwrapped (`::ffff:a.b.c.d` as
     /// `a.b.c.d`), the form it is classified and summarised in.
     #[cfg(test)]
-    pub fn push(&mut self, file: &str, line: u64, a: &Event<'_>) {
+    pub fn push(&mut self, file: &str, line: u64, a: &AttemptRef<'_>) {
         self.push_with(file, line, a, "");
     }
 
     /// As [`EventBuffer::push`], with `extra` (JSON members, each starting with a comma)
     /// appended after the contract's fields, which stay first and unchanged.
-    pub fn push_with(&mut self, file: &str, line: u64, a: &Event<'_>, extra: &str) {
+    pub fn push_with(&mut self, file: &str, line: u64, a: &AttemptRef<'_>, extra: &str) {
         if self.file != file || self.file_json.is_empty() {
             self.file = file.to_string();
             self.file_json.clear();
@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn by_hand(file: &str, line: u64, a: &Attempt) -> String {
-        let event = Event {
+        let event = AttemptRef {
             time: a.time,
             host: a.host.as_deref(),
             pid: a.pid,

@@ -1,5 +1,5 @@
 //! `repute scan`: reading logs (plain files, gzip, stdin) in a streaming way, turning sshd
-//! lines into [`Attempt`](crate::Attempt)s (borrowed as [`Event`]s), and either writing them out one JSON object per event
+//! lines into [`Attempt`](crate::Attempt)s (borrowed as [`AttemptRef`]s), and either writing them out one JSON object per event
 //! ([`write_events`], the `--format jsonl` contract) or summarising them per address
 //! ([`summarize`], the `--format table` view).
 //!
@@ -54,7 +54,7 @@ use std::borrow::Cow;
 use crate::addr;
 use crate::policy::history::{DEFAULT_MAX_SOURCES, Grouping};
 use crate::sshd::journal::{Entry, ExportEntry, Field};
-use crate::sshd::{Event, Parser};
+use crate::sshd::{AttemptRef, Parser};
 use lines::{Line, LineCounts, read_lines};
 use open::Opened;
 
@@ -174,7 +174,7 @@ impl LineJudge {
     /// A line that is not UTF-8 is decoded lossily into `scratch` (bad bytes become U+FFFD)
     /// and judged all the same: an attacker must not hide a line from the scan by putting
     /// an invalid byte in the user name. The address sshd appends is ASCII, so it survives.
-    fn judge<'a>(&'a mut self, line: &Line<'a>, scratch: &'a mut String) -> Option<Event<'a>> {
+    fn judge<'a>(&'a mut self, line: &Line<'a>, scratch: &'a mut String) -> Option<AttemptRef<'a>> {
         let text = match line.text {
             Some(text) => text,
             None => {
@@ -203,7 +203,7 @@ impl LineJudge {
         self.export = ExportEntry::default();
     }
 
-    fn read<'a>(&'a mut self, text: &'a str) -> Option<Event<'a>> {
+    fn read<'a>(&'a mut self, text: &'a str) -> Option<AttemptRef<'a>> {
         if self.export.active || ExportEntry::starts(text) {
             if !self.export.feed(text) {
                 return None;
@@ -232,7 +232,7 @@ impl LineJudge {
     }
 
     /// One `journalctl -o json` entry: sshd's by journald's own fields, or nothing.
-    fn read_json<'a>(&'a mut self, text: &'a str) -> Option<Event<'a>> {
+    fn read_json<'a>(&'a mut self, text: &'a str) -> Option<AttemptRef<'a>> {
         let entry = Entry::from_json(text)?;
         if !entry.is_sshd() {
             return None;

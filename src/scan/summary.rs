@@ -21,7 +21,7 @@ use jiff::Timestamp;
 
 use crate::addr::{self, AddrClass};
 use crate::policy::history::{self, Activity, Grouping, History, Source};
-use crate::sshd::Event;
+use crate::sshd::AttemptRef;
 use crate::{Attempt, Outcome};
 
 /// Distinct user names counted per source; beyond it the count shows as a lower bound
@@ -334,7 +334,7 @@ impl Summary {
 
     /// Counts one recognised event, borrowed from its line, as the attempts its connection
     /// logic gave it.
-    pub fn add_event(&mut self, at: u64, event: &Event<'_>) {
+    pub fn add_event(&mut self, at: u64, event: &AttemptRef<'_>) {
         let (ip, outcome, attempts) = (event.srcip, event.outcome, event.attempts);
         self.record(at, ip, outcome, attempts, event.user, event.time);
     }

@@ -21,7 +21,7 @@ use super::tail::{
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Message<'a> {
     /// An authentication event.
-    Event(MsgEvent<'a>),
+    Attempt(MessageAttempt<'a>),
     /// Not an event, but it tells which client a connection (pid) serves:
     /// `Connection from A port N on B port 22`.
     Peer(Peer<'a>),
@@ -29,7 +29,7 @@ pub enum Message<'a> {
 
 /// An authentication event read from one message.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MsgEvent<'a> {
+pub struct MessageAttempt<'a> {
     pub kind: Kind,
     pub outcome: Outcome,
     /// The client as written in the message; `None` for families without one (attributed
@@ -41,9 +41,9 @@ pub struct MsgEvent<'a> {
     pub ends_connection: bool,
 }
 
-impl<'a> MsgEvent<'a> {
+impl<'a> MessageAttempt<'a> {
     fn new(kind: Kind, outcome: Outcome, peer: Option<Peer<'a>>) -> Self {
-        MsgEvent {
+        MessageAttempt {
             kind,
             outcome,
             peer,
@@ -161,14 +161,14 @@ fn after_preamble(kind: Kind) -> bool {
 /// gives no address (the connection's pid may still give the real one).
 fn uncut(msg: Message<'_>, full_len: usize) -> Message<'_> {
     match msg {
-        Message::Event(mut ev)
+        Message::Attempt(mut ev)
             if ev.user.is_some()
                 && ev.peer.is_some()
                 && after_preamble(ev.kind)
                 && may_be_cut(full_len, MAX_PREAMBLE) =>
         {
             ev.peer = None;
-            Message::Event(ev)
+            Message::Attempt(ev)
         }
         other => other,
     }
@@ -183,7 +183,11 @@ pub fn parse_pam_program(message: &str) -> Option<Message<'_>> {
     let body = body(message);
     let text = body.text;
     let msg = if text == "check pass; user unknown" {
-        event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None))
+        event(MessageAttempt::new(
+            Kind::PamUserUnknown,
+            Outcome::Failure,
+            None,
+        ))
     } else if let Some(fields) = text.strip_prefix("authentication failure; ") {
         pam_fields(fields, Kind::PamAuthFailure)
     } else {
@@ -194,9 +198,9 @@ pub fn parse_pam_program(message: &str) -> Option<Message<'_>> {
 
 fn with_rule<'a>(msg: Message<'a>, body: &Body<'_>) -> Message<'a> {
     match msg {
-        Message::Event(mut ev) => {
+        Message::Attempt(mut ev) => {
             ev.wazuh_rule = rules::wazuh_rule(&ev, body);
-            Message::Event(ev)
+            Message::Attempt(ev)
         }
         peer => peer,
     }
@@ -242,8 +246,8 @@ pub(crate) fn body(message: &str) -> Body<'_> {
     }
 }
 
-fn event(ev: MsgEvent<'_>) -> Option<Message<'_>> {
-    Some(Message::Event(ev))
+fn event(ev: MessageAttempt<'_>) -> Option<Message<'_>> {
+    Some(Message::Attempt(ev))
 }
 
 /// `Failed|Accepted|Postponed METHOD for [invalid user ]USER from HOST port N sshV[: INFO]`
@@ -279,7 +283,7 @@ fn failed_or_accepted<'a>(text: &'a str, verb: &str, full_len: usize) -> Option<
     if verb == "Postponed " && may_be_cut(full_len, MAX_USER) {
         peer = None;
     }
-    event(MsgEvent::new(kind, outcome, peer).user(Some(user)))
+    event(MessageAttempt::new(kind, outcome, peer).user(Some(user)))
 }
 
 /// `USER from HOST[ port N][ sshV][: INFO]`: the first ` from ` with no `:` before it whose
@@ -371,7 +375,7 @@ fn invalid_user<'a>(text: &'a str, lead: &str) -> Option<Message<'a>> {
         })?,
         None => ("", rest.strip_prefix(" from ").and_then(host_port)?),
     };
-    event(MsgEvent::new(Kind::InvalidUser, Outcome::Failure, Some(peer)).user(Some(user)))
+    event(MessageAttempt::new(Kind::InvalidUser, Outcome::Failure, Some(peer)).user(Some(user)))
 }
 
 /// `User U from HOST[ port N] not allowed because REASON` or, without an address,
@@ -383,11 +387,13 @@ fn user_not_allowed(text: &str) -> Option<Message<'_>> {
     let reason = &rest[at + 21..];
     if let Some((user, peer)) = rightmost_from(head, host_port) {
         return event(
-            MsgEvent::new(Kind::NotAllowed, Outcome::Failure, Some(peer)).user(Some(user)),
+            MessageAttempt::new(Kind::NotAllowed, Outcome::Failure, Some(peer)).user(Some(user)),
         );
     }
     (reason == "account is locked").then(|| {
-        Message::Event(MsgEvent::new(Kind::AccountLocked, Outcome::Failure, None).user(Some(head)))
+        Message::Attempt(
+            MessageAttempt::new(Kind::AccountLocked, Outcome::Failure, None).user(Some(head)),
+        )
     })
 }
 
@@ -396,12 +402,16 @@ fn user_not_allowed(text: &str) -> Option<Message<'_>> {
 fn unable_to_negotiate(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Unable to negotiate ")?;
     if rest.starts_with("a key exchange method") {
-        return event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None));
+        return event(MessageAttempt::new(
+            Kind::NegotiationFailed,
+            Outcome::Probe,
+            None,
+        ));
     }
     let rest = rest.strip_prefix("with ")?;
     // The client's offer follows the address; only the text up to the first `: ` is sshd's.
     let peer = leading_peer(rest)?;
-    event(MsgEvent::new(
+    event(MessageAttempt::new(
         Kind::NegotiationFailed,
         Outcome::Probe,
         Some(peer),
@@ -428,15 +438,23 @@ fn leading_peer(s: &str) -> Option<Peer<'_>> {
 fn no_matching(text: &str, level: Level) -> Option<Message<'_>> {
     let rest = text.strip_prefix("no matching ")?;
     let (_alg, after) = lit::split_once(rest, " found")?;
-    (level == Level::Fatal && (after.is_empty() || after.starts_with(':')))
-        .then(|| Message::Event(MsgEvent::new(Kind::NegotiationFailed, Outcome::Probe, None)))
+    (level == Level::Fatal && (after.is_empty() || after.starts_with(':'))).then(|| {
+        Message::Attempt(MessageAttempt::new(
+            Kind::NegotiationFailed,
+            Outcome::Probe,
+            None,
+        ))
+    })
 }
 
 /// `ROOT LOGIN REFUSED FROM HOST[ port N]`.
 fn root_refused(text: &str) -> Option<Message<'_>> {
     let tail = text.strip_prefix("ROOT LOGIN REFUSED FROM ")?;
     let peer = host_port(tail)?;
-    event(MsgEvent::new(Kind::RootLoginRefused, Outcome::Failure, Some(peer)).user(Some("root")))
+    event(
+        MessageAttempt::new(Kind::RootLoginRefused, Outcome::Failure, Some(peer))
+            .user(Some("root")),
+    )
 }
 
 /// `Received disconnect from HOST port N:CODE: TEXT` or the old `HOST: CODE: TEXT`. The
@@ -458,7 +476,7 @@ fn received_disconnect(text: &str, preauth: bool) -> Option<Message<'_>> {
         _ if preauth => (Kind::ReceivedDisconnectPreauth, Outcome::Probe),
         _ => (Kind::ReceivedDisconnect, Outcome::Info),
     };
-    let ev = MsgEvent::new(kind, outcome, Some(peer));
+    let ev = MessageAttempt::new(kind, outcome, Some(peer));
     event(if outcome == Outcome::Info {
         ev.ends()
     } else {
@@ -486,7 +504,11 @@ fn connection(text: &str, preauth: bool) -> Option<Message<'_>> {
         (true, false) => (Kind::ConnClosed, Outcome::Info),
         (false, false) => (Kind::ConnReset, Outcome::Info),
     };
-    event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+    event(
+        MessageAttempt::new(kind, outcome, Some(peer))
+            .user(user)
+            .ends(),
+    )
 }
 
 /// An `invalid user` or `authenticating user` preamble means the connection never
@@ -529,7 +551,11 @@ fn disconnected(text: &str, preauth: bool) -> Option<Message<'_>> {
     } else {
         (Kind::Disconnected, Outcome::Info)
     };
-    event(MsgEvent::new(kind, outcome, Some(peer)).user(user).ends())
+    event(
+        MessageAttempt::new(kind, outcome, Some(peer))
+            .user(user)
+            .ends(),
+    )
 }
 
 /// `Disconnecting: Too many authentication failures[ for U]` (by pid) and
@@ -544,8 +570,9 @@ fn disconnecting(text: &str) -> Option<Message<'_>> {
         return reason
             .starts_with("Too many authentication failures")
             .then(|| {
-                Message::Event(
-                    MsgEvent::new(Kind::TooManyAuthFailures, Outcome::Failure, None).user(user),
+                Message::Attempt(
+                    MessageAttempt::new(Kind::TooManyAuthFailures, Outcome::Failure, None)
+                        .user(user),
                 )
             });
     }
@@ -558,7 +585,7 @@ fn disconnecting(text: &str) -> Option<Message<'_>> {
             Some(conn) => (conn, Kind::ChangeOfUsername),
             // No split sshd could have written: the address is left to the pid's client.
             None => {
-                return event(MsgEvent::new(
+                return event(MessageAttempt::new(
                     Kind::ChangeOfUsername,
                     Outcome::Failure,
                     None,
@@ -580,7 +607,7 @@ fn disconnecting(text: &str) -> Option<Message<'_>> {
         (Kind::Disconnected, _) => Outcome::Info,
         _ => Outcome::Failure,
     };
-    event(MsgEvent::new(kind, outcome, Some(peer)).user(user))
+    event(MessageAttempt::new(kind, outcome, Some(peer)).user(user))
 }
 
 /// The separator and fixed start of `auth2.c`'s reason `Change of username or service not
@@ -637,7 +664,7 @@ fn change_of_username_split(
 fn no_identification(text: &str) -> Option<Message<'_>> {
     let tail = text.strip_prefix("Did not receive identification string from ")?;
     event(
-        MsgEvent::new(
+        MessageAttempt::new(
             Kind::NoIdentification,
             Outcome::Probe,
             Some(host_port(tail)?),
@@ -650,14 +677,14 @@ fn no_identification(text: &str) -> Option<Message<'_>> {
 fn bad_protocol(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Bad protocol version identification")?;
     let (_ident, peer) = rightmost_from(rest, host_port)?;
-    event(MsgEvent::new(Kind::BadProtocolVersion, Outcome::Probe, Some(peer)).ends())
+    event(MessageAttempt::new(Kind::BadProtocolVersion, Outcome::Probe, Some(peer)).ends())
 }
 
 /// `banner exchange: Connection from HOST port N: REASON`.
 fn banner_exchange(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("banner exchange: Connection from ")?;
     let peer = leading_peer(rest)?;
-    event(MsgEvent::new(Kind::BannerExchange, Outcome::Probe, Some(peer)).ends())
+    event(MessageAttempt::new(Kind::BannerExchange, Outcome::Probe, Some(peer)).ends())
 }
 
 /// `kex_exchange_identification: …` — the client closed, reset, or sent no SSH banner
@@ -667,7 +694,11 @@ fn kex_ident(text: &str) -> Option<Message<'_>> {
     // Every one of these is sshd failing to read the client's identification: the client
     // closed, reset, or sent something that is not SSH (fail2ban lists three of them).
     text.strip_prefix("kex_exchange_identification: ")?;
-    event(MsgEvent::new(Kind::KexIdentification, Outcome::Probe, None))
+    event(MessageAttempt::new(
+        Kind::KexIdentification,
+        Outcome::Probe,
+        None,
+    ))
 }
 
 /// `maximum authentication attempts exceeded for [invalid user ]U from HOST port N sshV`
@@ -701,7 +732,7 @@ fn max_auth_tries(text: &str, full_len: usize) -> Option<Message<'_>> {
     }
     let (user, peer) = found?;
     let peer = (!may_be_cut(full_len, MAX_USER)).then_some(peer);
-    event(MsgEvent::new(Kind::MaxAuthTries, Outcome::Failure, peer).user(Some(user)))
+    event(MessageAttempt::new(Kind::MaxAuthTries, Outcome::Failure, peer).user(Some(user)))
 }
 
 /// `pam_unix(sshd:auth): authentication failure; … rhost=HOST[  user=U]` and
@@ -710,14 +741,18 @@ fn pam_unix(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("pam_")?;
     let (_module, rest) = lit::split_once(rest, "(sshd:auth): ")?;
     if rest == "check pass; user unknown" {
-        return event(MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None));
+        return event(MessageAttempt::new(
+            Kind::PamUserUnknown,
+            Outcome::Failure,
+            None,
+        ));
     }
     // pam_unix with `audit`: `check pass; user (NAME) unknown`.
     if let Some(name) = rest
         .strip_prefix("check pass; user (")
         .and_then(|r| r.strip_suffix(") unknown"))
     {
-        let ev = MsgEvent::new(Kind::PamUserUnknown, Outcome::Failure, None);
+        let ev = MessageAttempt::new(Kind::PamUserUnknown, Outcome::Failure, None);
         return event(ev.user(Some(name)));
     }
     let fields = rest.strip_prefix("authentication failure; ")?;
@@ -780,7 +815,7 @@ fn pam_fields(fields: &str, kind: Kind) -> Option<Message<'_>> {
     // Old sshd builds name the requested user only in `ruser=`.
     let ruser = &after_ruser[..ruser_end];
     let user = user.or((!ruser.is_empty() && !ambiguous).then_some(ruser));
-    event(MsgEvent::new(kind, Outcome::Failure, peer).user(user))
+    event(MessageAttempt::new(kind, Outcome::Failure, peer).user(user))
 }
 
 /// `error: PAM: WHAT for [illegal user ]U from HOST[ via ADDR]` (`auth-pam.c`, BSD, macOS,
@@ -793,7 +828,7 @@ fn pam_error(text: &str) -> Option<Message<'_>> {
         .strip_prefix("illegal user ")
         .or_else(|| user.strip_prefix("invalid user "))
         .unwrap_or(user);
-    event(MsgEvent::new(Kind::PamError, Outcome::Failure, Some(peer)).user(Some(user)))
+    event(MessageAttempt::new(Kind::PamError, Outcome::Failure, Some(peer)).user(Some(user)))
 }
 
 /// `HOST[ via ADDR]`, the whole tail of an `error: PAM:` line.
@@ -815,7 +850,7 @@ fn refused_connect(text: &str) -> Option<Message<'_>> {
     let host = host.strip_prefix("::ffff:").unwrap_or(host);
     let peer = Peer::new(host, None);
     peer.ip?;
-    event(MsgEvent::new(Kind::RefusedConnect, Outcome::Probe, Some(peer)).ends())
+    event(MessageAttempt::new(Kind::RefusedConnect, Outcome::Probe, Some(peer)).ends())
 }
 
 /// `Magic value check failed (N) on obfuscated handshake from HOST port N` (obfuscated-ssh
@@ -823,7 +858,7 @@ fn refused_connect(text: &str) -> Option<Message<'_>> {
 fn magic_value(text: &str) -> Option<Message<'_>> {
     let rest = text.strip_prefix("Magic value check failed ")?;
     let (_, peer) = rightmost_from(rest, host_port)?;
-    event(MsgEvent::new(
+    event(MessageAttempt::new(
         Kind::MagicValueFailed,
         Outcome::Probe,
         Some(peer),
@@ -841,7 +876,7 @@ fn timeout(text: &str) -> Option<Message<'_>> {
         }
         None => host_port(rest)?,
     };
-    event(MsgEvent::new(Kind::LoginGraceTimeout, Outcome::Probe, Some(peer)).ends())
+    event(MessageAttempt::new(Kind::LoginGraceTimeout, Outcome::Probe, Some(peer)).ends())
 }
 
 /// `drop connection #N from [ADDR]:PORT on [ADDR]:PORT penalty: REASON` (9.8+).
@@ -853,7 +888,11 @@ fn penalty_drop(text: &str) -> Option<Message<'_>> {
     let port = parse_port(&rest[..end]);
     let peer = Peer::new(host, port);
     peer.ip?;
-    event(MsgEvent::new(Kind::PenaltyDrop, Outcome::Probe, Some(peer)))
+    event(MessageAttempt::new(
+        Kind::PenaltyDrop,
+        Outcome::Probe,
+        Some(peer),
+    ))
 }
 
 /// `ssh_dispatch_run_fatal: Connection from [PREAMBLE ]HOST port N: REASON`; the reason is
@@ -865,7 +904,7 @@ fn dispatch_fatal(text: &str) -> Option<Message<'_>> {
         if let Some((preamble, peer)) = preamble_host_port(&rest[..at])
             && let (Some((user, _)), Some(_)) = (preamble_user(preamble), peer.port)
         {
-            let ev = MsgEvent::new(Kind::CorruptMac, Outcome::Probe, Some(peer));
+            let ev = MessageAttempt::new(Kind::CorruptMac, Outcome::Probe, Some(peer));
             return event(ev.user(user).ends());
         }
         end = at;
@@ -877,13 +916,18 @@ fn dispatch_fatal(text: &str) -> Option<Message<'_>> {
 /// address, attributed by pid.
 fn corrupted_mac(text: &str) -> Option<Message<'_>> {
     (text == "Corrupted MAC on input.")
-        .then(|| Message::Event(MsgEvent::new(Kind::CorruptMac, Outcome::Probe, None)))
+        .then(|| Message::Attempt(MessageAttempt::new(Kind::CorruptMac, Outcome::Probe, None)))
 }
 
 /// `fatal: Read from socket failed: Connection reset by peer` (old OpenSSH), by pid.
 fn read_socket(text: &str) -> Option<Message<'_>> {
-    (text == "Read from socket failed: Connection reset by peer")
-        .then(|| Message::Event(MsgEvent::new(Kind::ReadSocketReset, Outcome::Probe, None)))
+    (text == "Read from socket failed: Connection reset by peer").then(|| {
+        Message::Attempt(MessageAttempt::new(
+            Kind::ReadSocketReset,
+            Outcome::Probe,
+            None,
+        ))
+    })
 }
 
 /// `Close session: user U from HOST port N id N`: a session ending, not hostile.
@@ -894,7 +938,7 @@ fn close_session(text: &str) -> Option<Message<'_>> {
         id.parse::<u32>().ok()?;
         host_port(hp)
     })?;
-    event(MsgEvent::new(Kind::CloseSession, Outcome::Info, Some(peer)).user(Some(user)))
+    event(MessageAttempt::new(Kind::CloseSession, Outcome::Info, Some(peer)).user(Some(user)))
 }
 
 /// `SSH: Server;Ltype: …;Remote: HOST-PORT;…` (old SUSE audit lines): the pid's client.

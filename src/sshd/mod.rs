@@ -38,7 +38,7 @@ use crate::{Attempt, Kind, Origin, Outcome};
 
 use connection::Connections;
 use envelope::{Clock, Envelope, Program};
-use message::{Message, MsgEvent};
+use message::{Message, MessageAttempt};
 use pids::PidTable;
 
 /// Parses sshd lines one at a time, remembering per connection (pid) what earlier lines said
@@ -59,7 +59,7 @@ impl Default for Parser {
 /// An attempt borrowed from the line it was read from: what [`Parser::parse_line_ref`]
 /// returns, for callers that want to avoid the two small allocations of an [`Attempt`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Event<'a> {
+pub struct AttemptRef<'a> {
     pub time: Option<Timestamp>,
     pub host: Option<&'a str>,
     pub pid: Option<u32>,
@@ -77,11 +77,11 @@ pub struct Event<'a> {
     pub attempts: u32,
 }
 
-impl<'a> Event<'a> {
+impl<'a> AttemptRef<'a> {
     /// What the message alone says: no time, host or pid (those come from an envelope), the
     /// client as the message wrote it (a pid table may fill it in later).
-    fn from_message(ev: &MsgEvent<'a>) -> Event<'a> {
-        Event {
+    fn from_message(ev: &MessageAttempt<'a>) -> AttemptRef<'a> {
+        AttemptRef {
             time: None,
             host: None,
             pid: None,
@@ -146,7 +146,7 @@ impl Parser {
     }
 
     /// [`Parser::parse_line`] without allocating: the event borrows from `line`.
-    pub fn parse_line_ref<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
+    pub fn parse_line_ref<'a>(&mut self, line: &'a str) -> Option<AttemptRef<'a>> {
         let env = envelope::split(line, &self.clock)?;
         self.parse_envelope(env)
     }
@@ -159,7 +159,7 @@ impl Parser {
         host: Option<&'a str>,
         pid: Option<u32>,
         message: &'a str,
-    ) -> Option<Event<'a>> {
+    ) -> Option<AttemptRef<'a>> {
         self.parse_envelope(Envelope {
             time,
             host,
@@ -172,7 +172,7 @@ impl Parser {
     /// A line that is an sshd message without program tag (`journalctl -u ssh -o cat`, a
     /// runit/s6 log), after an optional time stamp and `facility.level:` banner. Only for
     /// input known to be sshd's alone: nothing here shows which program wrote the line.
-    pub fn parse_bare<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
+    pub fn parse_bare<'a>(&mut self, line: &'a str) -> Option<AttemptRef<'a>> {
         let (time, message) = envelope::bare(line, &self.clock);
         self.parse_parts(time, None, None, message)
     }
@@ -183,7 +183,7 @@ impl Parser {
         self.connections.clear();
     }
 
-    fn parse_envelope<'a>(&mut self, env: Envelope<'a>) -> Option<Event<'a>> {
+    fn parse_envelope<'a>(&mut self, env: Envelope<'a>) -> Option<AttemptRef<'a>> {
         let msg = match env.program {
             Program::SshdPam => message::parse_pam_program(env.message)?,
             _ => message::parse(env.message)?,
@@ -197,7 +197,7 @@ impl Parser {
                 }
                 None
             }
-            Message::Event(ev) => {
+            Message::Attempt(ev) => {
                 let ends_connection = ev.ends_connection;
                 let mut out = self.attribute(&env, ev, host, secs);
                 out.attempts = self.connections.attempts(&connection::Line {
@@ -220,15 +220,15 @@ impl Parser {
     fn attribute<'a>(
         &mut self,
         env: &Envelope<'a>,
-        ev: MsgEvent<'a>,
+        ev: MessageAttempt<'a>,
         host: u32,
         secs: Option<i64>,
-    ) -> Event<'a> {
-        let mut out = Event {
+    ) -> AttemptRef<'a> {
+        let mut out = AttemptRef {
             time: env.time,
             host: env.host,
             pid: env.pid,
-            ..Event::from_message(&ev)
+            ..AttemptRef::from_message(&ev)
         };
         let Some(pid) = env.pid else { return out };
         match ev.peer {
@@ -272,7 +272,7 @@ impl Parser {
 /// without pid attribution or time.
 pub fn parse_message(message: &str) -> Option<Attempt> {
     match message::parse(message)? {
-        Message::Event(ev) => Some(Event::from_message(&ev).to_attempt()),
+        Message::Attempt(ev) => Some(AttemptRef::from_message(&ev).to_attempt()),
         Message::Peer(_) => None,
     }
 }

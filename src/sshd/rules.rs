@@ -16,10 +16,10 @@
 use crate::Kind;
 
 use super::lit;
-use super::message::{Body, Level, MsgEvent};
+use super::message::{Body, Level, MessageAttempt};
 
 /// The rule id for an event read from `body`.
-pub(crate) fn wazuh_rule(ev: &MsgEvent<'_>, body: &Body<'_>) -> Option<u32> {
+pub(crate) fn wazuh_rule(ev: &MessageAttempt<'_>, body: &Body<'_>) -> Option<u32> {
     if let Some(pam) = pam_rule(ev.kind, body) {
         return Some(pam);
     }
@@ -52,7 +52,7 @@ fn invalid(body: &Body<'_>) -> bool {
 }
 
 /// The rule for a line whose client-controlled text holds no space.
-fn per_family(ev: &MsgEvent<'_>, body: &Body<'_>) -> u32 {
+fn per_family(ev: &MessageAttempt<'_>, body: &Body<'_>) -> u32 {
     let text = body.text;
     let inv = || invalid(body);
     match ev.kind {

@@ -43,7 +43,7 @@ use crate::engine::{Engine, NoReputation};
 use crate::policy::{Ban, Policy, PolicySettings, Unban};
 use crate::source::journal::Parsed;
 use crate::source::{FileFollower, JournalOptions, JournalSource, PositionStore, StartAt};
-use crate::sshd::{Event, Parser};
+use crate::sshd::{AttemptRef, Parser};
 use crate::{Kind, Outcome};
 
 use ban_history::BanHistory;
@@ -616,7 +616,7 @@ impl Core {
         file: &str,
         line: u64,
         cursor: Option<&str>,
-        ev: &Event<'_>,
+        ev: &AttemptRef<'_>,
         read_at: Instant,
         now: i64,
     ) -> io::Result<()> {

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use crate::report::{Evidence, ReportOutcome, Reporter};
-use crate::sshd::Event;
+use crate::sshd::AttemptRef;
 
 /// Addresses whose evidence is kept; past that the oldest is forgotten (its ban is then
 /// reported as "no evidence" rather than memory growing with an attacker's addresses).
@@ -86,7 +86,7 @@ impl Reports {
     }
 
     /// Counts one event of a public address into its evidence.
-    pub fn observe(&mut self, ip: IpAddr, event: &Event<'_>) {
+    pub fn observe(&mut self, ip: IpAddr, event: &AttemptRef<'_>) {
         if !self.evidence.contains_key(&ip) {
             if self.evidence.len() >= MAX_EVIDENCE
                 && let Some(oldest) = self.order.pop_front()

@@ -10,7 +10,7 @@
 //!
 //! This module is the protocol only: reading and validating messages, finding the address and
 //! the attempt the alert reports, the handshake lines, the log line, and the `ossec.conf`
-//! blocks that wire the program to the enrichment rules. The door (`src/cli/wazuh_active_response.rs`) does the
+//! blocks that wire the program to the enrichment rules. The command (`src/cli/wazuh_active_response.rs`) does the
 //! blocking with [`crate::block`]; the Wazuh home comes from [`super::home`].
 
 use std::fs::OpenOptions;
@@ -298,7 +298,7 @@ pub fn parse_reply(line: &str) -> Reply {
     }
 }
 
-/// Settings a message may carry in `extra_args`, on top of the door's own flags.
+/// Settings a message may carry in `extra_args`, on top of the command's own flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtraArgs {
     pub min_score: Option<u8>,
@@ -353,7 +353,7 @@ pub fn log_line(time: &jiff::ZonedDateTime, program: &str, message: &str) -> Str
 }
 
 /// Appends lines to `<home>/logs/active-responses.log`, or to stderr when there is no home
-/// (execd sends stderr to /dev/null; a person running the door by hand sees it).
+/// (execd sends stderr to /dev/null; a person running the command by hand sees it).
 #[derive(Debug, Clone)]
 pub struct ArLog {
     path: Option<PathBuf>,
@@ -409,7 +409,7 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
 /// purpose: 110112 is where the events for a confidence of 1-49 end, and a handful of reports
 /// against a shared address (a cloud NAT, a VPN exit) is too little to drop its traffic. The
 /// grading stays in one place, the ruleset; `--min-score N` in `<extra_args>` can raise the
-/// bar further (the door reads the score from the alert, without a lookup). Checked against
+/// bar further (the command reads the score from the alert, without a lookup). Checked against
 /// `repute_abuseipdb_rules.xml` by a test.
 pub const DEFAULT_BLOCK_RULES: &[u32] = &[110113, 110114];
 

@@ -100,16 +100,16 @@ pub struct ErrorBody {
 
 /// The whole payload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Event {
+pub struct EnrichmentEvent {
     pub abuseipdb: Body,
     pub integration: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srcip: Option<String>,
 }
 
-impl Event {
+impl EnrichmentEvent {
     /// The event for an answer.
-    pub fn found(source: SourceAlert, rep: &Reputation, answer: Source) -> Event {
+    pub fn found(source: SourceAlert, rep: &Reputation, answer: Source) -> EnrichmentEvent {
         let body = FoundBody {
             // The seed's test: `totalReports != 0`. Without a count, a score says it was reported.
             found: u8::from(
@@ -129,7 +129,7 @@ impl Event {
             is_whitelisted: rep.is_whitelisted,
             answer_source: answer,
         };
-        Event {
+        EnrichmentEvent {
             abuseipdb: Body::Found(Box::new(body)),
             integration: INTEGRATION_NAME,
             srcip: Some(rep.ip.to_string()),
@@ -142,8 +142,8 @@ impl Event {
         ip: Option<IpAddr>,
         error: ErrorCode,
         description: String,
-    ) -> Event {
-        Event {
+    ) -> EnrichmentEvent {
+        EnrichmentEvent {
             abuseipdb: Body::Error(ErrorBody {
                 error,
                 description,
@@ -156,7 +156,11 @@ impl Event {
 
     /// The event for a lookup that gave no reputation, or `None` when there is nothing to say
     /// (the address was deliberately not looked up).
-    pub fn for_missing(source: SourceAlert, ip: IpAddr, why: &NoReputation) -> Option<Event> {
+    pub fn for_missing(
+        source: SourceAlert,
+        ip: IpAddr,
+        why: &NoReputation,
+    ) -> Option<EnrichmentEvent> {
         let code = match why {
             NoReputation::NotPublic(_) | NoReputation::Allowlisted => return None,
             NoReputation::NoApiKey => ErrorCode::Code("no_api_key"),
@@ -172,7 +176,12 @@ impl Event {
             NoReputation::ProviderFailed { status: None, .. } => ErrorCode::Code("network"),
             NoReputation::StoreUnavailable { .. } => ErrorCode::Code("store_unavailable"),
         };
-        Some(Event::error(source, Some(ip), code, why.to_string()))
+        Some(EnrichmentEvent::error(
+            source,
+            Some(ip),
+            code,
+            why.to_string(),
+        ))
     }
 
     fn source_mut(&mut self) -> &mut SourceAlert {
@@ -260,7 +269,7 @@ mod tests {
 
     #[test]
     fn found_follows_total_reports_and_types_are_the_seeds() {
-        let mut e = Event::found(source(), &reputation(100, Some(42)), Source::Api);
+        let mut e = EnrichmentEvent::found(source(), &reputation(100, Some(42)), Source::Api);
         let v: Value = serde_json::from_str(&e.to_payload(0, 65_535)).unwrap();
         assert_eq!(v["abuseipdb"]["found"], json!(1));
         assert_eq!(v["abuseipdb"]["abuse_confidence_score"], json!(100));
@@ -271,7 +280,7 @@ mod tests {
         assert_eq!(v["srcip"], json!("49.88.112.73"));
         assert_eq!(v["abuseipdb"]["source"]["rule"], json!("100001"));
 
-        let mut none = Event::found(source(), &reputation(0, Some(0)), Source::Cache);
+        let mut none = EnrichmentEvent::found(source(), &reputation(0, Some(0)), Source::Cache);
         let v: Value = serde_json::from_str(&none.to_payload(0, 65_535)).unwrap();
         assert_eq!(v["abuseipdb"]["found"], json!(0));
         assert_eq!(v["abuseipdb"]["abuse_confidence_score"], json!(0));
@@ -280,18 +289,19 @@ mod tests {
 
     #[test]
     fn payload_starts_like_a_json_object_wazuh_decodes() {
-        let mut e = Event::found(source(), &reputation(1, Some(1)), Source::Api);
+        let mut e = EnrichmentEvent::found(source(), &reputation(1, Some(1)), Source::Api);
         assert!(e.to_payload(0, 65_535).starts_with("{\""));
     }
 
     #[test]
     fn failures_map_to_codes() {
         let ip = "49.88.112.73".parse().unwrap();
-        let code =
-            |why: NoReputation| match Event::for_missing(source(), ip, &why).map(|e| e.abuseipdb) {
-                Some(Body::Error(b)) => Some(b.error),
-                _ => None,
-            };
+        let code = |why: NoReputation| match EnrichmentEvent::for_missing(source(), ip, &why)
+            .map(|e| e.abuseipdb)
+        {
+            Some(Body::Error(b)) => Some(b.error),
+            _ => None,
+        };
         assert_eq!(
             code(NoReputation::Unauthorized),
             Some(ErrorCode::Status(401))
@@ -333,7 +343,7 @@ mod tests {
         let mut s = source();
         s.full_log = Some("é".repeat(40_000));
         s.description = Some("keep me".into());
-        let mut e = Event::found(s, &reputation(5, Some(1)), Source::Api);
+        let mut e = EnrichmentEvent::found(s, &reputation(5, Some(1)), Source::Api);
         let prefix = "1:abuseipdb:".len();
         let payload = e.to_payload(prefix, 65_535);
         assert!(prefix + payload.len() <= 65_535);
@@ -347,7 +357,7 @@ mod tests {
         let mut s = source();
         s.full_log = Some("\u{1}".repeat(30_000)); // 6 bytes each once escaped
         s.description = Some("\"".repeat(30_000));
-        let mut e = Event::error(s, None, ErrorCode::Status(500), "\\".repeat(30_000));
+        let mut e = EnrichmentEvent::error(s, None, ErrorCode::Status(500), "\\".repeat(30_000));
         let payload = e.to_payload(40, 65_535);
         assert!(40 + payload.len() <= 65_535);
         assert!(serde_json::from_str::<Value>(&payload).is_ok());

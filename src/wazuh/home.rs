@@ -1,6 +1,6 @@
 //! Finding the Wazuh home (e.g. `/var/ossec`) from inside a program Wazuh runs.
 //!
-//! Both Wazuh doors start with no useful path on the command line: integratord passes `argv[0]`
+//! Both Wazuh commands start with no useful path on the command line: integratord passes `argv[0]`
 //! = `integrations`, execd passes `active-response/bin/<name>` relative to the home it runs
 //! from. So the home comes, in this order, from
 //!
@@ -12,7 +12,7 @@
 //!    names the target, `argv[0]` the link) — Wazuh's own `w_homedir()` does the same;
 //! 4. the working directory, which both integratord and execd set to the home.
 //!
-//! Both doors call [`wazuh_home`] (through [`current_wazuh_home`]); [`HomeFrom`] says which
+//! Both commands call [`wazuh_home`] (through [`current_wazuh_home`]); [`HomeFrom`] says which
 //! clue answered, for the debug log.
 
 use std::ffi::OsString;

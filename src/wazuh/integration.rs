@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use super::alert::Alert;
 use super::args::{self, IntegrationArgs};
-use super::event::{ErrorCode, Event, SourceAlert};
+use super::event::{EnrichmentEvent, ErrorCode, SourceAlert};
 use super::log::IntegrationLog;
 use super::options::{self, Env, Options, Settings};
 use super::queue::{self, MAX_MESSAGE, QueueError};
@@ -74,7 +74,7 @@ impl Exit {
 
 /// The outcome of a run: the exit code and the one line that says what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct RunOutcome {
     pub exit: Exit,
     pub summary: String,
 }
@@ -115,7 +115,7 @@ pub struct Context<'a> {
 }
 
 /// Runs the integration with the arguments after `argv[0]`.
-pub fn run(argv: &[OsString], ctx: &Context) -> Report {
+pub fn run(argv: &[OsString], ctx: &Context) -> RunOutcome {
     let started = Instant::now();
     let args = match args::parse(argv) {
         Ok(a) => a,
@@ -123,7 +123,7 @@ pub fn run(argv: &[OsString], ctx: &Context) -> Report {
             let mut log = IntegrationLog::open(&ctx.home, &ctx.name, false);
             let summary = format!("bad arguments: {e}");
             log.info(&summary);
-            return Report {
+            return RunOutcome {
                 exit: Exit::BadArguments,
                 summary,
             };
@@ -230,12 +230,12 @@ impl Run<'_, '_> {
         lock(&self.log).debug(message);
     }
 
-    fn finish(&self, exit: Exit, summary: String) -> Report {
+    fn finish(&self, exit: Exit, summary: String) -> RunOutcome {
         self.info(&summary);
-        Report { exit, summary }
+        RunOutcome { exit, summary }
     }
 
-    fn alert_to_event(&self) -> Report {
+    fn alert_to_event(&self) -> RunOutcome {
         let alert = match Alert::read(&self.args.alert_file) {
             Ok(a) => a,
             Err(e @ super::alert::AlertError::Unreadable { .. }) => {
@@ -318,8 +318,8 @@ impl Run<'_, '_> {
         responder: &Responder,
         what: &str,
         err: String,
-    ) -> Report {
-        let mut event = Event::error(
+    ) -> RunOutcome {
+        let mut event = EnrichmentEvent::error(
             SourceAlert::from_alert(alert),
             alert.srcip(),
             ErrorCode::Code("bad_options"),
@@ -340,7 +340,7 @@ impl Run<'_, '_> {
         ip: IpAddr,
         responder: &Responder,
         what: &str,
-    ) -> Report {
+    ) -> RunOutcome {
         self.debug(&format!(
             "lookup {ip}: cache {:?}, api {}",
             settings.config.cache,
@@ -349,7 +349,7 @@ impl Run<'_, '_> {
         let mut lookup = match (self.ctx.open)(&settings.config) {
             Ok(l) => l,
             Err(e) => {
-                let mut event = Event::error(
+                let mut event = EnrichmentEvent::error(
                     SourceAlert::from_alert(alert),
                     Some(ip),
                     ErrorCode::Code("internal"),
@@ -374,8 +374,8 @@ impl Run<'_, '_> {
             (decision::Alert::Nothing(why), _) => {
                 return self.finish(Exit::Done, format!("{what}: {why}"));
             }
-            (_, Ok(rep)) => Event::found(source, rep, answer.source),
-            (_, Err(why)) => match Event::for_missing(source, ip, why) {
+            (_, Ok(rep)) => EnrichmentEvent::found(source, rep, answer.source),
+            (_, Err(why)) => match EnrichmentEvent::for_missing(source, ip, why) {
                 Some(e) => e,
                 None => return self.finish(Exit::Done, format!("{what}: skipped, {why}")),
             },
@@ -386,17 +386,17 @@ impl Run<'_, '_> {
     fn deliver(
         &self,
         responder: &Responder,
-        event: &mut Event,
+        event: &mut EnrichmentEvent,
         what: &str,
         result: &str,
-    ) -> Report {
+    ) -> RunOutcome {
         match responder.send(event) {
             Ok(Delivery::Sent(bytes)) => self.finish(
                 Exit::Done,
                 format!("{what}: {result}; event sent ({bytes} bytes)"),
             ),
             // The watchdog answered first; it logged its own line.
-            Ok(Delivery::AlreadySent) => Report {
+            Ok(Delivery::AlreadySent) => RunOutcome {
                 exit: Exit::Done,
                 summary: format!("{what}: answered by the timeout event"),
             },
@@ -420,7 +420,7 @@ impl Run<'_, '_> {
             let (exit, line) = match state {
                 Watch::Finished => return,
                 Watch::Answering(w) => {
-                    let mut event = Event::error(
+                    let mut event = EnrichmentEvent::error(
                         w.source,
                         Some(w.ip),
                         ErrorCode::Status(408),
@@ -547,7 +547,7 @@ impl Responder {
         Ok(())
     }
 
-    fn send(&self, event: &mut Event) -> Result<Delivery, QueueError> {
+    fn send(&self, event: &mut EnrichmentEvent) -> Result<Delivery, QueueError> {
         let mut state = lock(&self.state);
         if state.sent {
             return Ok(Delivery::AlreadySent);

@@ -3,7 +3,7 @@
 //!
 //! - [`alert`] reads the alert file integratord writes (JSON or the legacy text format).
 //! - [`args`] understands integratord's command line in every 4.x layout.
-//! - [`home`] finds the Wazuh home for both doors (`integrations/<name>` and
+//! - [`home`] finds the Wazuh home for both commands (`integrations/<name>` and
 //!   `active-response/bin/<name>` layouts, `WAZUH_HOME`, `argv[0]`, the working directory).
 //! - [`options`] builds the run's settings (home defaults, environment, `<options>`, argv).
 //! - [`event`] builds the enrichment event, field-compatible with the seed script.

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::args::IntegrationArgs;
-use crate::config::{CacheSetting, Config, ConfigError, Overrides};
+use crate::config::{Config, ConfigError, Overrides, StoreSetting};
 use crate::fleet::{OnStoreFailure, RedisOptions};
 
 /// Where `repute wazuh install` puts the API key, read when ossec.conf carries none.
@@ -212,7 +212,7 @@ pub fn settings(
         })?;
         config.api_url = url.clone();
     }
-    // Checked as every other door checks it (plain http:// only to loopback; the message
+    // Checked as every other command checks it (plain http:// only to loopback; the message
     // never repeats a `user:pass@`); the scheme is lower-cased, the client trims `/check`.
     crate::config::normalize_api_url(&config.api_url, "the API URL (api_url)")
         .map_err(|e| OptionsError::ApiUrl(e.to_string()))?;
@@ -263,9 +263,9 @@ fn cache_setting(
     home: &Path,
     value: &str,
     redis: &RedisOptions,
-) -> Result<CacheSetting, OptionsError> {
+) -> Result<StoreSetting, OptionsError> {
     match crate::config::parse_cache(value, "options `store`", redis) {
-        Ok(CacheSetting::Sqlite(path)) => Ok(CacheSetting::Sqlite(home.join(path))),
+        Ok(StoreSetting::Sqlite(path)) => Ok(StoreSetting::Sqlite(home.join(path))),
         Ok(other) => Ok(other),
         Err(ConfigError::Invalid { message, .. }) => Err(OptionsError::Store { detail: message }),
         Err(other) => Err(other.into()),
@@ -301,7 +301,7 @@ fn redis_options(home: &Path, options: &Options, env: &Env) -> Result<RedisOptio
 /// A store that does not answer may cost at most a tenth of the run's budget (once: a link
 /// that failed is not tried again in the same run), so the event still goes out in time.
 fn fit_store_to_budget(config: &mut Config, budget: Duration) {
-    if let CacheSetting::Redis(target) = &mut config.cache {
+    if let StoreSetting::Redis(target) = &mut config.cache {
         let share = (budget / 10).max(Duration::from_millis(50));
         target.timeout = target.timeout.min(share);
     }
@@ -350,7 +350,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.config.cache,
-            CacheSetting::Sqlite("/var/ossec/var/repute/repute.sqlite".into())
+            StoreSetting::Sqlite("/var/ossec/var/repute/repute.sqlite".into())
         );
         assert_eq!(s.budget, Duration::from_secs(10));
         assert_eq!(s.config.api_key, None);
@@ -377,7 +377,7 @@ mod tests {
         a.timeout = Some(Duration::from_secs(4));
         a.retries = Some(1);
         let s = settings(dir.path(), None, &a, &options, &env).unwrap();
-        assert_eq!(s.config.cache, CacheSetting::Disabled);
+        assert_eq!(s.config.cache, StoreSetting::Disabled);
         assert_eq!(s.config.positive_ttl, Duration::from_secs(60));
         assert_eq!(s.config.max_age_days, 30);
         assert_eq!(s.config.allowlist.len(), 2);
@@ -404,7 +404,7 @@ mod tests {
         let mut a = args();
         a.timeout = Some(Duration::from_secs(2));
         let s = settings(home.path(), None, &a, &options, &Env::default()).unwrap();
-        let CacheSetting::Redis(t) = &s.config.cache else {
+        let StoreSetting::Redis(t) = &s.config.cache else {
             panic!("{:?}", s.config.cache)
         };
         assert_eq!(t.password.as_ref().map(|p| p.expose()), Some("pw-in-file"));
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(s.config.negative_ttl, Duration::from_secs(5400));
         assert_eq!(
             s.config.cache,
-            CacheSetting::Sqlite(dir.path().join("var/repute/repute.sqlite"))
+            StoreSetting::Sqlite(dir.path().join("var/repute/repute.sqlite"))
         );
         let env = Env::from_pairs(&[("REPUTE_CONFIG", toml.to_str().unwrap())]);
         let s = settings(dir.path(), None, &args(), &Options::default(), &env).unwrap();
@@ -462,7 +462,7 @@ mod tests {
         let s = settings(dir.path(), Some(&toml), &args(), &Options::default(), &env).unwrap();
         assert_eq!(
             s.config.cache,
-            CacheSetting::Sqlite("/srv/repute/repute.sqlite".into())
+            StoreSetting::Sqlite("/srv/repute/repute.sqlite".into())
         );
     }
 

@@ -21,7 +21,7 @@ type Seen = (
 
 fn seen(message: &str) -> Option<Seen> {
     match parse(message)? {
-        Message::Event(e) => Some((
+        Message::Attempt(e) => Some((
             e.kind,
             e.outcome,
             e.srcip(),
@@ -498,7 +498,7 @@ proptest! {
     #[test]
     fn per_family_rule_is_the_walk(u in "[a-z_][a-z0-9_.-]{0,20}", t in 0..TEMPLATES.len()) {
         let message = TEMPLATES[t].replace("{U}", &u);
-        if let Some(Message::Event(e)) = parse(&message) {
+        if let Some(Message::Attempt(e)) = parse(&message) {
             prop_assert_eq!(e.wazuh_rule, Some(cascade(body(&message).full)), "{}", message);
         }
     }
