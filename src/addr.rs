@@ -227,22 +227,96 @@ pub fn classify_v6(ip: Ipv6Addr) -> AddrClass {
     }
 }
 
+/// The one gate every caller uses: the canonical address (IPv4-mapped IPv6 unwrapped) when
+/// it is public, so it may be looked up, blocked or reported; otherwise its class. `repute
+/// check`, the integration, the engine, the block safety checks, `scan`'s `public` flag and
+/// `watch` all decide through here, so `::ffff:10.0.0.1` is private for every one of them.
+pub fn public(ip: IpAddr) -> Result<IpAddr, AddrClass> {
+    let ip = canonical(ip);
+    match classify(ip) {
+        AddrClass::Public => Ok(ip),
+        class => Err(class),
+    }
+}
+
+/// Whether [`public`] lets `ip` through.
+pub fn is_public(ip: IpAddr) -> bool {
+    public(ip).is_ok()
+}
+
+/// Longest part of a refused input repeated in its error: enough to recognise it.
+const SHOWN_INPUT_CHARS: usize = 64;
+
+/// Text that is not an address, with why: the one error of every command that takes one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not an IPv4 or IPv6 address: {why}")]
+pub struct NotAnAddress {
+    /// The input as given, cut to 64 characters (shown escaped, so it cannot break a line).
+    pub input: String,
+    pub why: &'static str,
+}
+
 /// Parses an address as logs and users write it: surrounding whitespace, `[v6]` brackets and
 /// a `%zone` suffix are accepted and dropped, IPv4-mapped IPv6 is unwrapped. Host names and
-/// anything else give `None` (no lookups, ever).
-pub fn parse_addr(text: &str) -> Option<IpAddr> {
-    let text = text.trim();
-    let text = match text.strip_prefix('[') {
-        Some(inner) => inner.strip_suffix(']')?,
-        None => text,
+/// anything else are refused with the reason (no lookups, ever). IPv4 parts with a leading
+/// zero (`010.0.0.1`) are refused, as Rust's parser does: `inet_aton` reads them as octal
+/// and people as decimal, so any reading would be a guess.
+pub fn parse(text: &str) -> Result<IpAddr, NotAnAddress> {
+    let refuse = |why| NotAnAddress {
+        input: text.chars().take(SHOWN_INPUT_CHARS).collect(),
+        why,
     };
-    let text = match text.split_once('%') {
+    let trimmed = text.trim();
+    let inner = match (trimmed.strip_prefix('['), trimmed.ends_with(']')) {
+        (Some(inner), true) => inner.strip_suffix(']').unwrap_or(inner),
+        (Some(_), false) => return Err(refuse("a `[` without its `]`")),
+        (None, true) => return Err(refuse("a `]` without its `[`")),
+        (None, false) => trimmed,
+    };
+    let address = match inner.split_once('%') {
         // A zone id only ever follows an IPv6 address (fe80::1%eth0).
-        Some((addr, zone)) if addr.contains(':') && !zone.is_empty() => addr,
-        Some(_) => return None,
-        None => text,
+        Some((_, "")) => return Err(refuse("an empty %zone")),
+        Some((addr, _)) if addr.contains(':') => addr,
+        Some(_) => return Err(refuse("a %zone only follows an IPv6 address")),
+        None => inner,
     };
-    text.parse::<IpAddr>().ok().map(canonical)
+    if let Ok(ip) = address.parse::<IpAddr>() {
+        return Ok(canonical(ip));
+    }
+    Err(refuse(why_not_an_address(address)))
+}
+
+/// As [`parse`], without the reason (log fields, where a non-address is simply skipped).
+pub fn parse_addr(text: &str) -> Option<IpAddr> {
+    parse(text).ok()
+}
+
+/// The most likely reason `text` (brackets and zone already taken off) is not an address.
+fn why_not_an_address(text: &str) -> &'static str {
+    if text.is_empty() {
+        return "empty";
+    }
+    // The dotted part of an IPv4 address, or of IPv6 ending in one (::ffff:1.2.3.4).
+    let dotted = text.rsplit(':').next().unwrap_or(text);
+    let leading_zero = dotted.contains('.')
+        && dotted.split('.').any(|part| {
+            part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit())
+        });
+    if leading_zero {
+        return "an IPv4 part with a leading zero (octal to some tools, decimal to others): \
+                write it without the zero";
+    }
+    if text.chars().any(char::is_whitespace) {
+        return "it contains a space";
+    }
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
+    if host.parse::<std::net::Ipv4Addr>().is_ok() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return "a port is not part of the address";
+    }
+    if !text.contains(':') && text.chars().any(|c| c.is_ascii_alphabetic()) {
+        return "a host name (only addresses are accepted: names are never looked up)";
+    }
+    "not in dotted IPv4 or IPv6 notation"
 }
 
 #[cfg(test)]
@@ -542,6 +616,29 @@ mod tests {
         ] {
             assert_eq!(parse_addr(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn public_is_the_one_gate_and_unwraps_mapped_addresses() {
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(public(mapped), Err(AddrClass::Private));
+        let mapped: IpAddr = "::ffff:8.8.8.8".parse().unwrap();
+        assert_eq!(public(mapped), Ok("8.8.8.8".parse().unwrap()));
+        assert!(!is_public("64:ff9b::a00:1".parse().unwrap()));
+    }
+
+    #[test]
+    fn parse_names_the_input_and_the_reason() {
+        let err = |text: &str| parse(text).expect_err(text).to_string();
+        assert_eq!(
+            err("010.0.0.1"),
+            "\"010.0.0.1\" is not an IPv4 or IPv6 address: an IPv4 part with a leading zero \
+             (octal to some tools, decimal to others): write it without the zero"
+        );
+        assert!(err("::ffff:010.0.0.1").contains("leading zero"));
+        assert!(err("1.2.3.4:22").contains("port"));
+        assert!(err("ssh.example.net").contains("host name"));
+        assert!(err(&"9".repeat(500)).len() < 200, "a long input is cut");
     }
 
     #[test]

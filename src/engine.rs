@@ -451,11 +451,14 @@ impl Engine {
     /// The answer of the class gate, the allowlist and the cache, or the canonical address,
     /// its class and its cache key when only the provider can answer.
     fn answer_without_provider(&self, ip: IpAddr) -> Result<Lookup, (IpAddr, AddrClass, CacheKey)> {
-        let ip = crate::addr::canonical(ip);
-        let class = crate::addr::classify(ip);
-        if !class.is_public() {
-            return Ok(Lookup::skipped(ip, class, NoReputation::NotPublic(class)));
-        }
+        let ip = match crate::addr::public(ip) {
+            Ok(ip) => ip,
+            Err(class) => {
+                let ip = crate::addr::canonical(ip);
+                return Ok(Lookup::skipped(ip, class, NoReputation::NotPublic(class)));
+            }
+        };
+        let class = AddrClass::Public;
         if self.settings.allowlist.iter().any(|net| net.contains(&ip)) {
             return Ok(Lookup::skipped(ip, class, NoReputation::Allowlisted));
         }

@@ -16,8 +16,9 @@
 //!   attacker typed (a user name, a key id, an identification string) never becomes the
 //!   source; a line that could be read two ways gives no address. `sshd::connection` then
 //!   counts attempts per connection (one try, however many lines describe it).
-//! - [`addr`] classifies an address against the IANA special-purpose registries. Only
-//!   [`addr::AddrClass::is_public`] addresses are ever sent to a reputation provider.
+//! - [`addr`] classifies an address against the IANA special-purpose registries and parses
+//!   addresses as people and logs write them ([`addr::parse`]). [`addr::public`] is the one
+//!   gate: only addresses it lets through are ever looked up, blocked or reported.
 //! - [`scan`] reads files, `.gz` files, stdin or this machine's own sshd logs (the journal
 //!   through `journalctl`, else `/var/log/auth.log*`, `/var/log/secure*`) in a streaming way
 //!   and either writes attempts out as JSON lines or summarises them per address (the
@@ -69,6 +70,7 @@
 //!   whether an attack bans. [`policy::history`] keeps what each source did, bounded: IPv6
 //!   grouped per prefix (a /64 by default), at most a set number of sources, the least active
 //!   dropped past that; `scan`'s per-source table is built on it.
+//! - [`printable`] makes outside text (user names, the provider's ISP) safe for a terminal.
 //! - [`watch`] is the daemon of `repute watch`: sources → parser → policy (its count, then
 //!   `decide`) → firewall, with metrics and the status `repute status` shows; with a Redis
 //!   store it shares its bans and enforces the fleet's ([`decisions`]), and with `[report]` it
@@ -84,6 +86,7 @@ pub mod duration;
 pub mod engine;
 pub mod fleet;
 pub mod policy;
+pub mod printable;
 pub mod quota;
 pub mod report;
 pub mod reputation;

@@ -146,6 +146,46 @@ fn the_table_names_each_address() {
 }
 
 #[test]
+fn provider_text_in_the_table_is_escaped_as_scan_escapes_it() {
+    let mock = MockAbuseIpdb::start();
+    // The provider's text is not ours: an ISP (or usage type, or country) carrying an ANSI
+    // colour, a carriage return and a newline must neither recolour the terminal nor forge
+    // a row of its own.
+    mock.set_answer(
+        "45.155.205.233",
+        r#"{"ipAddress":"45.155.205.233","isPublic":true,"ipVersion":4,"isWhitelisted":false,
+"abuseConfidenceScore":97,"countryCode":"N\u001bL","usageType":"Data Center\r",
+"isp":"Evil \u001b[31mNet\n45.155.205.234  public  api  0  NL","domain":"evil.example",
+"hostnames":["a\u001b]0;pwned\u0007"],"isTor":false,"totalReports":3,"numDistinctUsers":2,
+"lastReportedAt":"2026-11-27T08:15:00+00:00"}"#,
+    );
+    let s = Setup::new();
+    let out = s.cmd(&mock).args(["45.155.205.233"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "a header and one row: {text:?}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "no control character reaches the terminal: {text:?}"
+    );
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(r"Evil \u{1b}[31mNet\n45.155.205.234"), "{row}");
+    assert!(row.contains(r"Data Center\r"), "{row}");
+    assert!(row.contains(r"N\u{1b}L"), "{row}");
+    // JSON keeps the provider's text exactly (the serializer escapes it).
+    let out = s
+        .cmd(&mock)
+        .args(["--format", "json", "45.155.205.233"])
+        .output()
+        .expect("run");
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines[0]["reputation"]["isp"],
+        "Evil \u{1b}[31mNet\n45.155.205.234  public  api  0  NL"
+    );
+}
+
+#[test]
 fn an_invalid_address_is_one_line_exit_2_and_no_lookup() {
     let mock = MockAbuseIpdb::start();
     let s = Setup::new();

@@ -399,6 +399,23 @@ fn addresses_that_are_not_looked_up_send_nothing() {
             "not a public address",
         ),
         ("loopback v6", alert("::1", AGENT), "not a public address"),
+        // The same gate as `check`, `block` and `scan` (`addr::public`): mapped and embedded
+        // private addresses, and a link-local one with its zone, are private everywhere.
+        (
+            "mapped private",
+            alert("::ffff:10.0.0.1", AGENT),
+            "not a public address (private)",
+        ),
+        (
+            "NAT64 of a private address",
+            alert("64:ff9b::a00:1", AGENT),
+            "not a public address (private)",
+        ),
+        (
+            "link-local with a zone",
+            alert("fe80::1%eth0", AGENT),
+            "not a public address (link-local)",
+        ),
         ("loop guard", looped, "enrichment event"),
         ("no srcip", no_srcip, "no data.srcip"),
         ("host name", hostname, "not an IP address"),

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::safety::{Refusal, SafetyPolicy};
-use super::state::{Origin, Record, State};
+use super::state::{BlockDecision, Enforcement, Origin, Record, State};
 use super::{BlockError, Firewall, KernelEntry};
 use crate::addr::canonical;
 use crate::config::Config;
@@ -50,10 +50,10 @@ pub enum ArAdded {
     /// Blocked, or an active-response block renewed, as asked.
     Applied(Added),
     /// A block running at least as long was there: left exactly as it was.
-    KeptLonger(Record),
+    KeptLonger(BlockDecision),
     /// An administrator's shorter block: its time was extended to the request's, its
     /// reason and origin kept (so an active-response `delete` will not remove it either).
-    ExtendedManual(Record),
+    ExtendedManual(BlockDecision),
 }
 
 /// What an active-response `delete` did.
@@ -62,7 +62,7 @@ pub enum ArDeleted {
     /// The active-response block was removed.
     Removed,
     /// An administrator's block: left in place.
-    KeptManual(Record),
+    KeptManual(BlockDecision),
     /// In the kernel set but recorded by nobody (added by hand with nft or ipset): left.
     KeptUnrecorded,
     /// Not blocked at all.
@@ -167,19 +167,23 @@ impl Blocker {
         let now = unix_now();
         let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
         let wanted_until = now.saturating_add(secs);
-        let running = self.state.get(ip)?.filter(|r| r.until > now);
+        // Judged by the decision alone: who asked, and until when.
+        let running = self
+            .state
+            .get(ip)?
+            .map(|r| r.decision)
+            .filter(|d| d.until > now);
         match running {
-            Some(record) if record.until >= wanted_until => Ok(ArAdded::KeptLonger(record)),
-            Some(record) if record.origin == Origin::Manual => {
+            Some(decision) if decision.until >= wanted_until => Ok(ArAdded::KeptLonger(decision)),
+            Some(decision) if decision.origin == Origin::Manual => {
                 let keep = Request {
-                    reason: record.reason.clone(),
+                    reason: decision.reason.clone(),
                     ..request.clone()
                 };
                 self.apply(ip, &keep, Origin::Manual, now)?;
-                Ok(ArAdded::ExtendedManual(Record {
+                Ok(ArAdded::ExtendedManual(BlockDecision {
                     until: wanted_until,
-                    added: now,
-                    ..record
+                    ..decision
                 }))
             }
             _ => self
@@ -194,9 +198,9 @@ impl Blocker {
         let ip = canonical(ip);
         let _lock = self.state.lock()?;
         let now = unix_now();
-        match self.state.get(ip)? {
-            Some(record) if record.origin == Origin::Manual && record.until > now => {
-                Ok(ArDeleted::KeptManual(record))
+        match self.state.get(ip)?.map(|r| r.decision) {
+            Some(decision) if decision.origin == Origin::Manual && decision.until > now => {
+                Ok(ArDeleted::KeptManual(decision))
             }
             Some(_) => {
                 self.firewall.del(ip)?;
@@ -231,12 +235,16 @@ impl Blocker {
         // Whole seconds, rounded down: the state never outlives the kernel entry.
         let secs = i64::try_from(request.duration.as_secs()).unwrap_or(i64::MAX);
         self.state.put(&Record {
-            ip,
-            until: now.saturating_add(secs),
-            reason: request.reason.clone(),
-            backend: self.firewall.name().to_string(),
-            added: now,
-            origin,
+            decision: BlockDecision {
+                ip,
+                until: now.saturating_add(secs),
+                reason: request.reason.clone(),
+                origin,
+            },
+            enforcement: Enforcement {
+                backend: self.firewall.name().to_string(),
+                applied_at: now,
+            },
         })?;
         Ok(Added {
             ip,
@@ -273,9 +281,9 @@ impl Blocker {
     /// Addresses blocked now: in the kernel, or recorded and not yet expired.
     fn active_addresses(&self, now: i64) -> Result<HashSet<IpAddr>, BlockError> {
         let mut active: HashSet<IpAddr> = self.firewall.list()?.into_iter().map(|e| e.ip).collect();
-        for record in self.state.all()? {
-            if record.until > now {
-                active.insert(record.ip);
+        for Record { decision, .. } in self.state.all()? {
+            if decision.until > now {
+                active.insert(decision.ip);
             }
         }
         Ok(active)
@@ -289,28 +297,33 @@ impl Blocker {
         let mut kernel = self.firewall.list()?;
         let mut listed = Vec::new();
         for record in self.state.all()? {
-            let position = kernel.iter().position(|e| e.ip == record.ip);
+            let decision = &record.decision;
+            let position = kernel.iter().position(|e| e.ip == decision.ip);
             let entry = position.map(|i| kernel.swap_remove(i));
-            if record.until <= now {
-                self.forget(&record, entry.is_some())?;
+            if decision.until <= now {
+                self.forget(decision, entry.is_some())?;
                 continue;
             }
             let restored = entry.is_none();
             let remaining = match entry {
                 Some(e) => e.remaining,
-                None => match self.safety.check(record.ip) {
-                    Ok(()) => Some(self.restore(&record, now)?),
+                None => match self.safety.check(decision.ip) {
+                    Ok(()) => Some(self.restore(decision, now)?),
                     Err(refusal) => {
                         listed.push(self.refuse_restore(record, &refusal)?);
                         continue;
                     }
                 },
             };
+            let Record {
+                decision,
+                enforcement,
+            } = record;
             listed.push(Listed {
-                ip: record.ip,
+                ip: decision.ip,
                 remaining_secs: remaining.map(|d| d.as_secs()),
-                reason: record.reason,
-                backend: Some(record.backend),
+                reason: decision.reason,
+                backend: Some(enforcement.backend),
                 restored,
                 not_restored: None,
             });
@@ -320,32 +333,36 @@ impl Blocker {
     }
 
     /// An expired record: out of the state, and out of the kernel if it lingers there.
-    fn forget(&self, record: &Record, in_kernel: bool) -> Result<(), BlockError> {
+    fn forget(&self, decision: &BlockDecision, in_kernel: bool) -> Result<(), BlockError> {
         if in_kernel {
-            self.firewall.del(record.ip)?;
+            self.firewall.del(decision.ip)?;
         }
-        self.state.remove(record.ip).map(drop)
+        self.state.remove(decision.ip).map(drop)
     }
 
     /// A running block missing from the kernel that the checks no longer allow: forgotten,
     /// not put back, and listed with the refusal so the operator sees what happened.
     fn refuse_restore(&self, record: Record, refusal: &Refusal) -> Result<Listed, BlockError> {
-        self.state.remove(record.ip)?;
+        let Record {
+            decision,
+            enforcement,
+        } = record;
+        self.state.remove(decision.ip)?;
         Ok(Listed {
-            ip: record.ip,
+            ip: decision.ip,
             remaining_secs: None,
-            reason: record.reason,
-            backend: Some(record.backend),
+            reason: decision.reason,
+            backend: Some(enforcement.backend),
             restored: false,
             not_restored: Some(refusal.to_string()),
         })
     }
 
     /// Puts a running block back into the kernel for the time it has left.
-    fn restore(&self, record: &Record, now: i64) -> Result<Duration, BlockError> {
-        let left = Duration::from_secs(u64::try_from(record.until - now).unwrap_or(1));
+    fn restore(&self, decision: &BlockDecision, now: i64) -> Result<Duration, BlockError> {
+        let left = Duration::from_secs(u64::try_from(decision.until - now).unwrap_or(1));
         self.firewall.ensure()?;
-        self.firewall.add(record.ip, left)?;
+        self.firewall.add(decision.ip, left)?;
         Ok(left)
     }
 }
@@ -363,8 +380,8 @@ fn unrecorded(entry: KernelEntry) -> Listed {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
     use super::*;
 
@@ -372,10 +389,16 @@ mod tests {
     /// kernel paths are tested end to end in `tests/block_*.rs`, inside a namespace).
     #[derive(Default)]
     struct MemoryFirewall {
-        entries: RefCell<HashMap<IpAddr, Duration>>,
+        entries: Mutex<HashMap<IpAddr, Duration>>,
     }
 
-    impl Firewall for std::rc::Rc<MemoryFirewall> {
+    impl MemoryFirewall {
+        fn entries(&self) -> MutexGuard<'_, HashMap<IpAddr, Duration>> {
+            self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl Firewall for Arc<MemoryFirewall> {
         fn name(&self) -> &'static str {
             "memory"
         }
@@ -383,14 +406,14 @@ mod tests {
             Ok(())
         }
         fn add(&self, ip: IpAddr, timeout: Duration) -> Result<(), BlockError> {
-            self.entries.borrow_mut().insert(ip, timeout);
+            self.entries().insert(ip, timeout);
             Ok(())
         }
         fn del(&self, ip: IpAddr) -> Result<bool, BlockError> {
-            Ok(self.entries.borrow_mut().remove(&ip).is_some())
+            Ok(self.entries().remove(&ip).is_some())
         }
         fn list(&self) -> Result<Vec<KernelEntry>, BlockError> {
-            let entries = self.entries.borrow();
+            let entries = self.entries();
             Ok(entries
                 .iter()
                 .map(|(ip, t)| KernelEntry {
@@ -400,7 +423,7 @@ mod tests {
                 .collect())
         }
         fn flush(&self) -> Result<(), BlockError> {
-            self.entries.borrow_mut().clear();
+            self.entries().clear();
             Ok(())
         }
     }
@@ -409,14 +432,12 @@ mod tests {
         text.parse().unwrap_or(IpAddr::from([0u8; 4]))
     }
 
-    fn setup(
-        max: usize,
-    ) -> Result<(tempfile::TempDir, std::rc::Rc<MemoryFirewall>, Blocker), BlockError> {
+    fn setup(max: usize) -> Result<(tempfile::TempDir, Arc<MemoryFirewall>, Blocker), BlockError> {
         let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
             program: "tempdir".into(),
             source,
         })?;
-        let fw = std::rc::Rc::new(MemoryFirewall::default());
+        let fw = Arc::new(MemoryFirewall::default());
         let state = State::open(&dir.path().join("store.sqlite"))?;
         let blocker = Blocker::new(Box::new(fw.clone()), state, SafetyPolicy::default(), max);
         Ok((dir, fw, blocker))
@@ -435,12 +456,12 @@ mod tests {
     fn flushed_kernel_set_is_restored_from_state() -> Result<(), BlockError> {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         assert!(listed[0].restored);
         assert_eq!(listed[0].reason.as_deref(), Some("brute force"));
-        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        assert!(fw.entries().contains_key(&ip("45.155.205.233")));
         Ok(())
     }
 
@@ -448,14 +469,14 @@ mod tests {
     fn refused_record_is_not_restored_and_forgotten() -> Result<(), BlockError> {
         let (_dir, fw, mut blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, Some("brute force")))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         blocker.safety.session_peers = vec![(ip("45.155.205.233"), "SSH_CLIENT")];
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         assert!(!listed[0].restored);
         let why = listed[0].not_restored.as_deref().unwrap_or_default();
         assert!(why.contains("SSH session"), "{why}");
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         assert!(blocker.list()?.is_empty());
         Ok(())
@@ -465,12 +486,12 @@ mod tests {
     fn forced_non_public_record_is_not_restored() -> Result<(), BlockError> {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("10.0.0.1", 600, None))?;
-        fw.entries.borrow_mut().clear();
+        fw.entries().clear();
         let listed = blocker.list()?;
         assert_eq!(listed.len(), 1);
         let why = listed[0].not_restored.as_deref().unwrap_or_default();
         assert!(why.starts_with("not a public address"), "{why}");
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         Ok(())
     }
 
@@ -479,9 +500,9 @@ mod tests {
         let (_dir, fw, blocker) = setup(10)?;
         blocker.add(&forced("45.155.205.233", 600, None))?;
         blocker.add(&forced("203.0.113.10", 600, None))?;
-        fw.entries.borrow_mut().remove(&ip("45.155.205.233"));
+        fw.entries().remove(&ip("45.155.205.233"));
         assert_eq!(blocker.flush()?, 2);
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -492,15 +513,19 @@ mod tests {
         blocker.add(&forced("203.0.113.9", 600, None))?;
         // Make the record expired while the kernel entry lingers.
         blocker.state.put(&Record {
-            ip: ip("203.0.113.9"),
-            until: unix_now() - 1,
-            reason: None,
-            backend: "memory".into(),
-            added: unix_now() - 601,
-            origin: Origin::Manual,
+            decision: BlockDecision {
+                ip: ip("203.0.113.9"),
+                until: unix_now() - 1,
+                reason: None,
+                origin: Origin::Manual,
+            },
+            enforcement: Enforcement {
+                backend: "memory".into(),
+                applied_at: unix_now() - 601,
+            },
         })?;
         assert!(blocker.list()?.is_empty());
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -542,7 +567,7 @@ mod tests {
             blocker.add(&request),
             Err(BlockError::Refused { .. })
         ));
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         assert!(blocker.state.all()?.is_empty());
         Ok(())
     }
@@ -552,7 +577,7 @@ mod tests {
         let (_dir, fw, blocker) = setup(10)?;
         let added = blocker.add(&forced("::ffff:203.0.113.9", 60, None))?;
         assert_eq!(added.ip, ip("203.0.113.9"));
-        assert!(fw.entries.borrow().contains_key(&ip("203.0.113.9")));
+        assert!(fw.entries().contains_key(&ip("203.0.113.9")));
         assert!(blocker.del(ip("203.0.113.9"))?);
         assert!(!blocker.del(ip("203.0.113.9"))?);
         Ok(())
@@ -570,17 +595,21 @@ mod tests {
             matches!(&kept, ArAdded::KeptLonger(r) if r.reason.as_deref() == Some("manual")),
             "{kept:?}"
         );
-        let record = blocker.state.get(ip("45.155.205.233"))?.expect("recorded");
+        let record = blocker
+            .state
+            .get(ip("45.155.205.233"))?
+            .expect("recorded")
+            .decision;
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert!(record.until > unix_now() + 29 * 86_400, "not shortened");
         assert_eq!(
-            fw.entries.borrow().get(&ip("45.155.205.233")),
+            fw.entries().get(&ip("45.155.205.233")),
             Some(&Duration::from_secs(30 * 86_400)),
             "the kernel timeout is untouched"
         );
         let deleted = blocker.del_for_active_response(ip("45.155.205.233"))?;
         assert!(matches!(deleted, ArDeleted::KeptManual(_)), "{deleted:?}");
-        assert!(fw.entries.borrow().contains_key(&ip("45.155.205.233")));
+        assert!(fw.entries().contains_key(&ip("45.155.205.233")));
         assert!(blocker.state.get(ip("45.155.205.233"))?.is_some());
         Ok(())
     }
@@ -596,11 +625,15 @@ mod tests {
             matches!(extended, ArAdded::ExtendedManual(_)),
             "{extended:?}"
         );
-        let record = blocker.state.get(ip("203.0.113.9"))?.expect("recorded");
+        let record = blocker
+            .state
+            .get(ip("203.0.113.9"))?
+            .expect("recorded")
+            .decision;
         assert_eq!(record.reason.as_deref(), Some("manual"));
         assert_eq!(record.origin, Origin::Manual);
         assert_eq!(
-            fw.entries.borrow().get(&ip("203.0.113.9")),
+            fw.entries().get(&ip("203.0.113.9")),
             Some(&Duration::from_secs(3600))
         );
         assert!(matches!(
@@ -628,7 +661,7 @@ mod tests {
             blocker.del_for_active_response(ip("203.0.113.10"))?,
             ArDeleted::Removed
         );
-        assert!(fw.entries.borrow().is_empty());
+        assert!(fw.entries().is_empty());
         // Somebody's own nft entry is not active response's to remove.
         fw.add(ip("198.51.100.7"), Duration::from_secs(30))?;
         assert_eq!(

@@ -100,8 +100,9 @@ pub struct KernelEntry {
     pub remaining: Option<Duration>,
 }
 
-/// A kernel firewall that drops traffic from a set of addresses with timeouts.
-pub trait Firewall {
+/// A kernel firewall that drops traffic from a set of addresses with timeouts. `Send + Sync`,
+/// so one [`Blocker`] serves every thread of a long-running command.
+pub trait Firewall: Send + Sync {
     /// `nftables` or `ipset`: recorded in the block state.
     fn name(&self) -> &'static str;
     /// Creates the table/sets/rules when missing; safe to call any number of times.

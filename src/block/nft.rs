@@ -17,9 +17,9 @@
 //! commands we need are short, and parsing `nft -j list` output by hand lets us read each
 //! element's `expires` whatever shape the element takes.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -35,12 +35,12 @@ const SET6: &str = "block6";
 const PRIORITY: i32 = -10;
 
 /// The nftables backend.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Nftables {
     table: String,
     forward: bool,
     /// What the last listing (or our own changes since) showed, if anything.
-    seen: RefCell<Option<Seen>>,
+    seen: Mutex<Option<Seen>>,
 }
 
 /// The table as this process last saw it.
@@ -56,7 +56,7 @@ impl Nftables {
         Nftables {
             table: settings.table.clone(),
             forward: settings.forward,
-            seen: RefCell::new(None),
+            seen: Mutex::new(None),
         }
     }
 
@@ -105,16 +105,19 @@ impl Nftables {
             }
     }
 
+    /// The last listing as remembered. A thread that panicked while holding it left at worst
+    /// a stale cache, which the next listing replaces: poisoning is ignored.
+    fn seen(&self) -> MutexGuard<'_, Option<Seen>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Whether the last listing had `ip`; `None` when nothing was listed yet.
     fn seen_holds(&self, ip: IpAddr) -> Option<bool> {
-        self.seen
-            .borrow()
-            .as_ref()
-            .map(|s| s.addresses.contains(&ip))
+        self.seen().as_ref().map(|s| s.addresses.contains(&ip))
     }
 
     fn note(&self, update: impl FnOnce(&mut Seen)) {
-        if let Some(seen) = self.seen.borrow_mut().as_mut() {
+        if let Some(seen) = self.seen().as_mut() {
             update(seen);
         }
     }
@@ -193,7 +196,7 @@ impl Firewall for Nftables {
     }
 
     fn ensure(&self) -> Result<(), BlockError> {
-        if self.seen.borrow().as_ref().is_some_and(|s| s.complete) {
+        if self.seen().as_ref().is_some_and(|s| s.complete) {
             return Ok(());
         }
         let mut cmds = vec![
@@ -271,7 +274,7 @@ impl Firewall for Nftables {
 
     fn flush(&self) -> Result<(), BlockError> {
         // The caller has usually just listed (under the change lock): no second listing.
-        let known_empty = self.seen.borrow().as_ref().map(|s| s.addresses.is_empty());
+        let known_empty = self.seen().as_ref().map(|s| s.addresses.is_empty());
         let empty = match known_empty {
             Some(empty) => empty,
             None => self.list()?.is_empty(),
@@ -322,7 +325,7 @@ impl Nftables {
     }
 
     fn remember(&self, entries: &[KernelEntry], complete: bool) {
-        *self.seen.borrow_mut() = Some(Seen {
+        *self.seen() = Some(Seen {
             complete,
             addresses: entries.iter().map(|e| e.ip).collect(),
         });
@@ -375,7 +378,7 @@ mod tests {
         Nftables {
             table: "repute".into(),
             forward,
-            seen: RefCell::new(None),
+            seen: Mutex::new(None),
         }
     }
 
@@ -461,7 +464,7 @@ mod tests {
         let ip: IpAddr = "45.155.205.233".parse().unwrap_or(IpAddr::from([0u8; 4]));
         assert_eq!(nft.seen_holds(ip), Some(true));
         assert_eq!(nft.seen_holds(IpAddr::from([8, 8, 8, 8])), Some(false));
-        assert!(nft.seen.borrow().as_ref().is_some_and(|s| s.complete));
+        assert!(nft.seen().as_ref().is_some_and(|s| s.complete));
         assert_eq!(backend(false).seen_holds(ip), None);
     }
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use crate::addr::{AddrClass, canonical, classify};
+use crate::addr::{AddrClass, canonical};
 
 /// Why an address was not blocked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +75,7 @@ impl SafetyPolicy {
 
     /// `Ok` when `ip` may be blocked; the first reason it may not, otherwise.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
-        let ip = canonical(ip);
-        let class = classify(ip);
-        if !class.is_public() {
-            return Err(Refusal::NotPublic(class));
-        }
+        let ip = crate::addr::public(ip).map_err(Refusal::NotPublic)?;
         if let Some(net) = self.allowlist.iter().find(|n| n.contains(&ip)) {
             return Err(Refusal::Allowlisted(*net));
         }

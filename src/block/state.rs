@@ -2,11 +2,16 @@
 //! which backend.
 //!
 //! The kernel knows addresses and timeouts but not why; this table knows why, and outlives a
-//! reboot or a flushed set. Times are whole Unix seconds. Every write is a single statement,
+//! reboot or a flushed set. A [`Record`] keeps apart the two things it holds: the
+//! [`BlockDecision`] (which address, until when, why, who asked: what the active response's
+//! rules and `list`'s restoring judge by) and the [`Enforcement`] (which backend put it in the
+//! kernel, and when it last did: facts about this host's firewall). Both still live in one
+//! row of one table, written together; see `docs/security.md` for what that leaves. Times are whole Unix seconds. Every write is a single statement,
 //! so concurrent processes (execd runs one per alert) need no explicit transaction.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, params};
 
@@ -61,22 +66,37 @@ impl Origin {
     }
 }
 
-/// One recorded block.
+/// The decision to block: which address, until when, why, and who asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct BlockDecision {
     pub ip: IpAddr,
     /// Unix seconds when the block ends.
     pub until: i64,
     pub reason: Option<String>,
-    pub backend: String,
-    /// Unix seconds when it was (last) applied.
-    pub added: i64,
     pub origin: Origin,
 }
 
-/// The block state table of one store file.
+/// How this host enforces a decision: the backend that put the address in the kernel, and
+/// when it (last) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enforcement {
+    pub backend: String,
+    /// Unix seconds when it was (last) applied.
+    pub applied_at: i64,
+}
+
+/// One recorded block: the decision and its enforcement on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub decision: BlockDecision,
+    pub enforcement: Enforcement,
+}
+
+/// The block state table of one store file. The connection sits behind a mutex so one
+/// `State` (and the [`super::Blocker`] holding it) can be shared by threads; every write is
+/// one statement, so a thread that panicked mid-call left nothing half done.
 pub struct State {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -102,9 +122,13 @@ impl State {
             }
         }
         Ok(State {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn err(&self, source: rusqlite::Error) -> BlockError {
@@ -116,7 +140,9 @@ impl State {
 
     /// Takes the change lock (`<store>.block-lock`): a change reads the sets, then writes
     /// them and the state, and two processes doing that at once could both pass the entry
-    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`].
+    /// limit or both insert the same iptables rule. Bounded by [`LOCK_WAIT`]. Each call opens
+    /// the lock file anew, and `flock` locks belong to the open file, so two threads of one
+    /// process sharing a [`super::Blocker`] exclude each other as two processes do.
     pub fn lock(&self) -> Result<ChangeLock, BlockError> {
         use std::os::fd::AsRawFd;
         let mut name = self.path.clone().into_os_string();
@@ -148,7 +174,11 @@ impl State {
 
     /// Records (or renews) a block.
     pub fn put(&self, record: &Record) -> Result<(), BlockError> {
-        self.conn
+        let Record {
+            decision,
+            enforcement,
+        } = record;
+        self.conn()
             .execute(
                 "INSERT INTO block_state (ip, until, reason, backend, added, origin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -156,12 +186,12 @@ impl State {
                    reason = COALESCE(?3, block_state.reason), backend = ?4, added = ?5,
                    origin = ?6",
                 params![
-                    record.ip.to_string(),
-                    record.until,
-                    record.reason,
-                    record.backend,
-                    record.added,
-                    record.origin.as_column()
+                    decision.ip.to_string(),
+                    decision.until,
+                    decision.reason,
+                    enforcement.backend,
+                    enforcement.applied_at,
+                    decision.origin.as_column()
                 ],
             )
             .map(drop)
@@ -170,12 +200,12 @@ impl State {
 
     /// The record of one address, if any (expired or not).
     pub fn get(&self, ip: IpAddr) -> Result<Option<Record>, BlockError> {
-        Ok(self.all()?.into_iter().find(|r| r.ip == ip))
+        Ok(self.all()?.into_iter().find(|r| r.decision.ip == ip))
     }
 
     /// Forgets one address; returns whether it was recorded.
     pub fn remove(&self, ip: IpAddr) -> Result<bool, BlockError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM block_state WHERE ip = ?1", [ip.to_string()])
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -183,7 +213,7 @@ impl State {
 
     /// Forgets every address.
     pub fn clear(&self) -> Result<(), BlockError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM block_state", [])
             .map(drop)
             .map_err(|e| self.err(e))
@@ -192,8 +222,8 @@ impl State {
     /// Every record, oldest first. A row whose address does not parse (written by hand) is
     /// skipped rather than failing the whole list.
     pub fn all(&self) -> Result<Vec<Record>, BlockError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT ip, until, reason, backend, added, origin FROM block_state ORDER BY added, ip",
             )
@@ -215,12 +245,16 @@ impl State {
             let (ip, until, reason, backend, added, origin) = row.map_err(|e| self.err(e))?;
             if let Ok(ip) = ip.parse() {
                 records.push(Record {
-                    ip,
-                    until,
-                    reason,
-                    backend,
-                    added,
-                    origin: Origin::from_column(origin.as_deref()),
+                    decision: BlockDecision {
+                        ip,
+                        until,
+                        reason,
+                        origin: Origin::from_column(origin.as_deref()),
+                    },
+                    enforcement: Enforcement {
+                        backend,
+                        applied_at: added,
+                    },
                 });
             }
         }
@@ -234,12 +268,16 @@ mod tests {
 
     fn record(ip: &str, until: i64, reason: Option<&str>) -> Record {
         Record {
-            ip: ip.parse().unwrap_or(IpAddr::from([0u8; 4])),
-            until,
-            reason: reason.map(str::to_string),
-            backend: "nftables".into(),
-            added: until - 10,
-            origin: Origin::Manual,
+            decision: BlockDecision {
+                ip: ip.parse().unwrap_or(IpAddr::from([0u8; 4])),
+                until,
+                reason: reason.map(str::to_string),
+                origin: Origin::Manual,
+            },
+            enforcement: Enforcement {
+                backend: "nftables".into(),
+                applied_at: until - 10,
+            },
         }
     }
 
@@ -256,15 +294,43 @@ mod tests {
         state.put(&record("203.0.113.9", 300, None))?;
         let all = state.all()?;
         assert_eq!(all.len(), 2);
-        let renewed = all.iter().find(|r| r.ip.to_string() == "203.0.113.9");
+        let renewed = all
+            .iter()
+            .map(|r| &r.decision)
+            .find(|d| d.ip.to_string() == "203.0.113.9");
         assert_eq!(
-            renewed.map(|r| (r.until, r.reason.as_deref())),
+            renewed.map(|d| (d.until, d.reason.as_deref())),
             Some((300, Some("brute force")))
         );
         assert!(state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
         assert!(!state.remove("2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4])))?);
         state.clear()?;
         assert!(state.all()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn enforcement_changes_leave_the_decision_as_it_was() -> Result<(), BlockError> {
+        let dir = tempfile::tempdir().map_err(|source| BlockError::Spawn {
+            program: "tempdir".into(),
+            source,
+        })?;
+        let state = State::open(&dir.path().join("store.sqlite"))?;
+        let first = record("45.155.205.233", 500, Some("brute force"));
+        state.put(&first)?;
+        // The same decision enforced again, by another backend, later (a change of backend,
+        // a restore after a reboot): only the enforcement moves.
+        let again = Record {
+            enforcement: Enforcement {
+                backend: "ipset".into(),
+                applied_at: 495,
+            },
+            ..first.clone()
+        };
+        state.put(&again)?;
+        let got = state.get(first.decision.ip)?.expect("recorded");
+        assert_eq!(got.decision, first.decision);
+        assert_eq!(got.enforcement, again.enforcement);
         Ok(())
     }
 
@@ -292,7 +358,7 @@ mod tests {
         let state = State::open(&path)?;
         let all = state.all()?;
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].origin, Origin::Manual);
+        assert_eq!(all[0].decision.origin, Origin::Manual);
         // A second opener finds the column already there.
         State::open(&path)?;
         Ok(())

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use repute::block::duration::format_duration;
 use repute::block::{BlockError, Blocker, Listed, Request, parse_duration};
 use repute::config::Config;
@@ -153,10 +152,11 @@ fn share(config: &Config, f: impl FnOnce(&dyn Decisions) -> Result<(), StoreErro
     }
 }
 
-/// An address as typed; host names and anything else are refused (no lookups, ever).
+/// An address as typed, by the crate's one address parser ([`repute::addr::parse`], as
+/// `repute check` reads its arguments); host names and anything else are refused with the
+/// reason (no lookups, ever).
 pub fn parse_ip(text: &str) -> anyhow::Result<IpAddr> {
-    repute::addr::parse_addr(text)
-        .with_context(|| format!("{text:?} is not an IPv4 or IPv6 address"))
+    Ok(repute::addr::parse(text)?)
 }
 
 fn add(blocker: &Blocker, request: &Request) -> anyhow::Result<ExitCode> {

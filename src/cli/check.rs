@@ -99,17 +99,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 pub const NO_KEY_HINT: &str = "no AbuseIPDB API key: set ABUSEIPDB_API_KEY_FILE (a file holding \
 the key) or ABUSEIPDB_API_KEY, or `api_key_file` in /etc/repute/repute.toml";
 
-/// Parses every argument, or names the first that is not an address.
+/// Parses every argument with the crate's one address parser ([`repute::addr::parse`], as
+/// `repute block` does), or names the first that is not an address and why.
 pub fn parse_ips(texts: &[String]) -> anyhow::Result<Vec<IpAddr>> {
-    texts
+    Ok(texts
         .iter()
-        .map(|t| {
-            t.trim().parse::<IpAddr>().map_err(|_| {
-                anyhow::anyhow!("invalid IP address `{t}`: not an IPv4 or IPv6 address")
-            })
-        })
-        .collect()
+        .map(|t| repute::addr::parse(t))
+        .collect::<Result<_, _>>()?)
 }
+
+/// Longest provider text (usage type, ISP) shown in a table cell, in characters.
+const PROVIDER_SHOWN_CHARS: usize = 60;
+/// Longest reason shown (it may quote the provider's error text).
+const REASON_SHOWN_CHARS: usize = 200;
 
 fn write_json(out: &mut impl Write, lookups: &[Lookup]) -> anyhow::Result<()> {
     for lookup in lookups {
@@ -154,7 +156,11 @@ fn write_table(out: &mut impl Write, lookups: &[Lookup]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One row. Provider text is printed through [`repute::printable::shown`], as `repute scan`
+/// prints it: an ISP named with a newline or an ANSI escape cannot forge rows or repaint the
+/// terminal.
 fn table_row(l: &Lookup) -> [String; 7] {
+    use repute::printable::shown;
     let source = l.source.as_str().to_string();
     let dash = || "-".to_string();
     match &l.answer {
@@ -163,11 +169,12 @@ fn table_row(l: &Lookup) -> [String; 7] {
             l.class.to_string(),
             source,
             r.abuse_confidence_score.to_string(),
-            r.country_code.clone().unwrap_or_else(dash),
+            r.country_code.as_deref().map_or_else(dash, |c| shown(c, 8)),
             r.total_reports.map(|n| n.to_string()).unwrap_or_else(dash),
             [r.usage_type.as_deref(), r.isp.as_deref()]
                 .into_iter()
                 .flatten()
+                .map(|text| shown(text, PROVIDER_SHOWN_CHARS))
                 .collect::<Vec<_>>()
                 .join(" / "),
         ],
@@ -178,7 +185,7 @@ fn table_row(l: &Lookup) -> [String; 7] {
             dash(),
             dash(),
             dash(),
-            why.to_string(),
+            shown(&why.to_string(), REASON_SHOWN_CHARS),
         ],
     }
 }

@@ -121,11 +121,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let bans = State::open(&path)?
         .all()?
         .into_iter()
-        .filter(|r| r.until > now)
-        .map(|r| Ban {
-            ip: r.ip,
-            remaining_secs: u64::try_from(r.until - now).unwrap_or(0),
-            reason: r.reason,
+        .map(|r| r.decision)
+        .filter(|d| d.until > now)
+        .map(|d| Ban {
+            ip: d.ip,
+            remaining_secs: u64::try_from(d.until - now).unwrap_or(0),
+            reason: d.reason,
         })
         .collect();
     let running = saved

@@ -83,7 +83,7 @@ fn gather_stream(
             totals.attacks_without_address += u64::from(event.outcome.is_attack());
             return ControlFlow::Continue(());
         };
-        if opts.only_public && !addr::classify(ip).is_public() {
+        if opts.only_public && !addr::is_public(ip) {
             return ControlFlow::Continue(());
         }
         let slot = *index.entry(ip).or_insert_with(|| {

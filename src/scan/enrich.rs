@@ -15,7 +15,6 @@ use std::net::IpAddr;
 
 use super::Enricher;
 use super::summary::Summary;
-use super::table::shown_text;
 use crate::engine::{Engine, Lookup, NoReputation, Source};
 
 /// Longest usage type shown in the table, in characters.
@@ -87,12 +86,12 @@ pub fn cells(lookup: Option<&Lookup>) -> ReputationCells {
             country: r
                 .country_code
                 .as_deref()
-                .map_or_else(dash, |c| shown_text(c, 8)),
+                .map_or_else(dash, |c| crate::printable::shown(c, 8)),
             reports: r.total_reports.map_or_else(dash, |n| n.to_string()),
             usage: r
                 .usage_type
                 .as_deref()
-                .map_or_else(dash, |u| shown_text(u, USAGE_SHOWN_CHARS)),
+                .map_or_else(dash, |u| crate::printable::shown(u, USAGE_SHOWN_CHARS)),
         },
         Err(why) => ReputationCells {
             score: format!("- {}", short_reason(why)),

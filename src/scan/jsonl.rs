@@ -68,7 +68,7 @@ impl EventBuffer {
         json_opt_u64(out, a.srcport.map(u64::from));
         out.extend_from_slice(b",\"user\":");
         json_opt_str(out, a.user);
-        let public = srcip.is_some_and(|ip| addr::classify(ip).is_public());
+        let public = srcip.is_some_and(addr::is_public);
         out.extend_from_slice(if public {
             b",\"public\":true"
         } else {
@@ -199,7 +199,7 @@ mod tests {
             srcip,
             srcport: a.srcport,
             user: a.user.as_deref(),
-            public: srcip.is_some_and(|ip| addr::classify(ip).is_public()),
+            public: srcip.is_some_and(addr::is_public),
             wazuh_rule: a.wazuh_rule,
             attempts: u32::from(a.outcome.is_attack()),
         };

@@ -545,19 +545,14 @@ fn write_stream_events<R: Read + Send + 'static>(
             };
             totals.events += 1;
             totals.attacks += u64::from(attempt.outcome.is_attack());
-            if opts.only_public
-                && !attempt
-                    .srcip
-                    .is_some_and(|ip| addr::classify(ip).is_public())
-            {
+            if opts.only_public && !attempt.srcip.is_some_and(addr::is_public) {
                 return ControlFlow::Continue(());
             }
             *attacks_written += u64::from(attempt.outcome.is_attack());
             let members = match enricher.as_deref_mut() {
                 Some(enricher) => attempt
                     .srcip
-                    .map(addr::canonical)
-                    .filter(|ip| addr::classify(*ip).is_public())
+                    .and_then(|ip| addr::public(ip).ok())
                     .map_or("", |ip| enricher.event_members(ip)),
                 None => "",
             };

@@ -286,21 +286,11 @@ fn users_cell(row: &AddrSummary) -> String {
 
 /// An attacker-chosen name, made safe to print: escaped and cut short.
 fn shown_user(name: &str) -> String {
-    let escaped = shown_text(name, USER_SHOWN_CHARS);
+    let escaped = crate::printable::shown(name, USER_SHOWN_CHARS);
     if escaped.is_empty() {
         "\"\"".to_string()
     } else {
         escaped
-    }
-}
-
-/// Text from outside (attackers, the provider), made safe to print: escaped, and cut to
-/// `max` characters and an ellipsis.
-pub(super) fn shown_text(text: &str, max: usize) -> String {
-    let escaped: String = text.escape_debug().collect();
-    match escaped.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &escaped[..cut]),
-        None => escaped,
     }
 }
 

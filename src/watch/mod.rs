@@ -636,7 +636,7 @@ impl Core {
             })
             .inc();
         let srcip = ev.srcip.map(addr::canonical);
-        let public = srcip.is_some_and(|ip| addr::classify(ip).is_public());
+        let public = srcip.is_some_and(addr::is_public);
         if self.format == OutputFormat::Jsonl {
             let record = EventRecord {
                 file,

@@ -268,13 +268,15 @@ impl Run<'_, '_> {
             };
             return self.finish(Exit::Done, format!("{what}: skipped, {why}"));
         };
-        let class = addr::classify(ip);
-        if !class.is_public() {
-            return self.finish(
-                Exit::Done,
-                format!("{what}: skipped, not a public address ({class})"),
-            );
-        }
+        let ip = match addr::public(ip) {
+            Ok(ip) => ip,
+            Err(class) => {
+                return self.finish(
+                    Exit::Done,
+                    format!("{what}: skipped, not a public address ({class})"),
+                );
+            }
+        };
         // A decoder fooled by a crafted user name: no lookup, no event, so no block follows.
         let attempt = alert.attempt_with(ip);
         if let Some(why) = decision::names_another(&attempt, ip) {
