@@ -26,8 +26,9 @@ use support::mock_abuseipdb::{Fault, MockAbuseIpdb};
 const KEY: &str = "watch-breaker-key-0123456789";
 /// The mock answers this one as AbuseIPDB's documented example: score 100.
 const KNOWN_BAD: &str = "118.25.6.39";
-/// The breaker's pause in this test (the command's is a minute).
-const PAUSE: Duration = Duration::from_secs(2);
+/// The breaker's pause in this test (the command's is a minute): long enough that the fourth
+/// address is surely read while the breaker is open, on a loaded machine too.
+const PAUSE: Duration = Duration::from_secs(5);
 /// The longest any wait for watch's output lasts.
 const WAIT: Duration = Duration::from_secs(20);
 
