@@ -4,7 +4,18 @@
 //! This library is the engine behind every command of the `repute` binary; the binary itself
 //! (`src/main.rs`, `src/cli/`) only parses arguments and calls in here.
 //!
-//! The pipeline, left to right:
+//! One pipeline serves every command: **sources** (files, `.gz`, stdin, the journal, followed
+//! files, a Wazuh alert or active-response message) → the **sshd parser** and its
+//! **per-connection** count → an [`Attempt`] → the **engine**'s lookup (class gate,
+//! allowlist, the shared store, AbuseIPDB behind one breaker) → the **decision**
+//! ([`policy::decide`]: alert, block for how long, report with which categories, or nothing,
+//! with why) → **sinks** (a Wazuh event on the queue socket, the firewall through
+//! [`block`], a report to AbuseIPDB, JSON lines, metrics). Settings come from one loader
+//! ([`config`]); state lives in one store per host or one Redis per fleet, behind traits
+//! ([`store`]). `repute scan` and `repute check` stop after the lookup (they show, they do
+//! not act); the integration, the active response and `repute watch` run it to the end.
+//!
+//! The modules, left to right:
 //!
 //! - [`attempt`] defines the [`Attempt`] every reader produces and everything downstream
 //!   consumes (with its `Kind`, `Outcome` and `Origin`), so nothing downstream re-parses text.

@@ -1,5 +1,5 @@
 //! Where `repute watch` reads from, continuously: log files followed across rotations
-//! ([`file`]), the systemd journal through `journalctl` ([`journal`]), and where each stands,
+//! ([`mod@file`]), the systemd journal through `journalctl` ([`journal`]), and where each stands,
 //! saved in the shared store so a restart resumes exactly ([`position`]), and inotify to
 //! read a line as soon as it is written ([`wake`]).
 //!

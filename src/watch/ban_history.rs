@@ -6,7 +6,7 @@
 //! restart made the next ban of a known attacker a first one again. Each ban upserts one row
 //! (network, bans, when); at start the most recent rows, at most as many as the policy
 //! tracks, are given back to it. The table is cut to that many rows at start and every
-//! [`PRUNE_EVERY`] bans, so it stays as bounded as the policy's memory.
+//! `PRUNE_EVERY` bans, so it stays as bounded as the policy's memory.
 
 use std::path::{Path, PathBuf};
 

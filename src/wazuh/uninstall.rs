@@ -9,7 +9,7 @@
 //! the shipped rules (a copy is kept when they were edited) and the cache (`var/repute/`).
 //!
 //! The file is read and written as install does ([`super::ossec_conf::OssecConf`],
-//! [`super::install::replace_config`]): a byte-order mark stays, a symlinked `ossec.conf` is
+//! `install::replace_config`): a byte-order mark stays, a symlinked `ossec.conf` is
 //! edited where it points and stays a link, and a backup never replaces another.
 //!
 //! The API key (`etc/repute/abuseipdb.key`) stays unless asked (`--remove-key`): it is the
