@@ -523,59 +523,6 @@ fn lookup_failure_blocks_by_default_and_skips_on_request() {
     assert_eq!(netns.nft_elements("repute"), vec![V4]);
 }
 
-/// The mock AbuseIPDB, listening on the namespace's own loopback (the program runs in the
-/// namespace, so the host's 127.0.0.1 is out of its reach). Sockets belong to the namespace of
-/// the thread that creates them, so the mock is started, and stopped (its `Drop` wakes its
-/// accept loop by connecting to it), by a thread that has entered the namespace.
-struct MockInNetns {
-    mock: Option<support::mock_abuseipdb::MockAbuseIpdb>,
-    ns: PathBuf,
-}
-
-fn in_netns<T: Send + 'static>(
-    ns: &std::path::Path,
-    job: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(ns).expect("open the namespace");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
-        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        job()
-    })
-    .join()
-    .expect("a job inside the namespace")
-}
-
-impl MockInNetns {
-    fn start(netns: &Netns) -> MockInNetns {
-        let mock = in_netns(
-            &netns.ns_path(),
-            support::mock_abuseipdb::MockAbuseIpdb::start,
-        );
-        MockInNetns {
-            mock: Some(mock),
-            ns: netns.ns_path(),
-        }
-    }
-}
-
-impl std::ops::Deref for MockInNetns {
-    type Target = support::mock_abuseipdb::MockAbuseIpdb;
-    fn deref(&self) -> &Self::Target {
-        self.mock.as_ref().expect("running mock")
-    }
-}
-
-impl Drop for MockInNetns {
-    fn drop(&mut self) {
-        if let Some(mock) = self.mock.take() {
-            in_netns(&self.ns, move || drop(mock));
-        }
-    }
-}
-
 fn answer(ip: &str, score: u8) -> String {
     json!({
         "ipAddress": ip, "isPublic": true, "ipVersion": if ip.contains(':') { 6 } else { 4 },
@@ -594,7 +541,7 @@ fn min_score_gate_asks_abuseipdb() {
         return;
     };
     let wazuh = FakeWazuh::symlinked(&netns);
-    let mock = MockInNetns::start(&netns);
+    let mock = support::mock_abuseipdb::MockInNetns::start(&netns.ns_path());
     let key = "test-key-7f3a9c";
     mock.expect_key(key);
     mock.set_answer(V4, &answer(V4, 15));

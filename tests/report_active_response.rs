@@ -7,11 +7,11 @@ mod block_support;
 mod need;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use block_support::{Netns, execd};
 use serde_json::{Value, json};
-use support::mock_abuseipdb::MockAbuseIpdb;
+use support::mock_abuseipdb::MockInNetns;
 
 const IP: &str = "45.155.205.233";
 const KEY: &str = "test-key-report-ar";
@@ -28,20 +28,6 @@ fn alert() -> Value {
     })
 }
 
-/// Runs `job` on a thread that has entered the namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &Path, job: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(ns).expect("open the namespace");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
-        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        job()
-    })
-    .join()
-    .expect("a job inside the namespace")
-}
-
 #[test]
 fn a_blocked_address_is_reported_once_on_the_alerts_evidence() {
     let Some(netns) = Netns::new() else {
@@ -53,7 +39,7 @@ fn a_blocked_address_is_reported_once_on_the_alerts_evidence() {
     let program: PathBuf = home.join(execd::PROGRAM);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_repute"), &program).expect("symlink");
     let ns = netns.ns_path();
-    let mock = in_netns(&ns, MockAbuseIpdb::start);
+    let mock = MockInNetns::start(&ns);
     let base_url = mock.base_url();
     let run = || {
         let input = format!("{}\n", execd::message("add", &[] as &[&str], alert()));
@@ -122,5 +108,5 @@ fn a_blocked_address_is_reported_once_on_the_alerts_evidence() {
         ]
     );
     assert!(!log().contains(KEY) && !audit.contains(KEY));
-    in_netns(&ns, move || drop(mock));
+    drop(mock);
 }

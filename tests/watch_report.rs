@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use block_support::Netns;
-use support::mock_abuseipdb::MockAbuseIpdb;
+use support::mock_abuseipdb::{MockAbuseIpdb, MockInNetns};
 use watch_support::{Running, append};
 
 const KEY: &str = "test-key-watch-report";
@@ -23,44 +23,7 @@ const V4_B: &str = "185.220.101.4";
 /// Our host name and the user names tried: none may leave in a comment.
 const OUR_HOST: &str = "bastion-host-9";
 
-/// Runs `job` on a thread that has entered the namespace `ns` (a socket made there stays
-/// there).
-fn in_netns<T: Send + 'static>(ns: &Path, job: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(ns).expect("open the namespace");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on a valid descriptor; it changes only this short-lived thread.
-        let entered = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        job()
-    })
-    .join()
-    .expect("a job inside the namespace")
-}
-
-/// The mock, started in the namespace and stopped there (even when a test fails: stopped
-/// from outside, its wake-up connection would not reach it).
-struct NsMock {
-    mock: Option<MockAbuseIpdb>,
-    ns: PathBuf,
-}
-
-impl std::ops::Deref for NsMock {
-    type Target = MockAbuseIpdb;
-    fn deref(&self) -> &MockAbuseIpdb {
-        self.mock.as_ref().expect("running")
-    }
-}
-
-impl Drop for NsMock {
-    fn drop(&mut self) {
-        if let Some(mock) = self.mock.take() {
-            in_netns(&self.ns, move || drop(mock));
-        }
-    }
-}
-
-fn setup() -> Option<(Netns, PathBuf, NsMock)> {
+fn setup() -> Option<(Netns, PathBuf, MockInNetns)> {
     let netns = Netns::new()?;
     // Counting alone decides (no ban at the first failure by score), so the evidence is the
     // three tries.
@@ -69,10 +32,7 @@ fn setup() -> Option<(Netns, PathBuf, NsMock)> {
     );
     let log = netns.dir.path().join("auth.log");
     std::fs::write(&log, "").expect("create log");
-    let mock = NsMock {
-        mock: Some(in_netns(&netns.ns_path(), MockAbuseIpdb::start)),
-        ns: netns.ns_path(),
-    };
+    let mock = MockInNetns::start(&netns.ns_path());
     Some((netns, log, mock))
 }
 

@@ -826,6 +826,13 @@ pub fn in_netns<T: Send + 'static>(
     .expect("a job inside the namespace")
 }
 
+impl std::ops::Deref for MockInNetns {
+    type Target = MockAbuseIpdb;
+    fn deref(&self) -> &MockAbuseIpdb {
+        self.api()
+    }
+}
+
 impl Drop for MockInNetns {
     fn drop(&mut self) {
         if let Some(mock) = self.mock.take() {
