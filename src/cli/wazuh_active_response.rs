@@ -47,7 +47,8 @@ use repute::block::state::Origin;
 use repute::block::{ArAdded, ArDeleted, BlockError, Blocker, Request, parse_duration};
 use repute::config::Config;
 use repute::engine::Engine;
-use repute::policy::decision::{self, Answer, OnLookupFailure, Thresholds};
+use repute::policy::decision::{self, Answer, History, OnLookupFailure, Thresholds};
+use repute::report::{Category, Evidence};
 use repute::wazuh::active_response::{
     ArError, ArLog, Command, MAX_MESSAGE_BYTES, Message, READ_TIMEOUT, Reply, TimedStdin,
     check_keys_message, parse_extra_args, parse_reply, read_line_bounded,
@@ -278,7 +279,8 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             return Ok(());
         }
         let mut reason = message.rule_summary();
-        let duration = match decide(message, ip, thresholds, config) {
+        let (block, evidence, categories) = decide(message, ip, thresholds, config);
+        let duration = match block {
             decision::Block::Not(why) => {
                 self.log.log(&format!("Declined to block {ip}: {why}"));
                 return Ok(());
@@ -300,7 +302,13 @@ impl<R: BufRead, W: Write> Session<'_, R, W> {
             Reply::Continue => {
                 self.block(blocker, config, &request)?;
                 if thresholds.report {
-                    super::active_response_report::report_blocked(self.log, config, message, ip);
+                    super::active_response_report::report_blocked(
+                        self.log,
+                        config,
+                        ip,
+                        &evidence,
+                        categories.unwrap_or_default(),
+                    );
                 }
                 Ok(())
             }
@@ -415,28 +423,38 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|_| unix.to_string())
 }
 
-/// The policy's block decision on the alert's attempt: with a minimum score, on the score
-/// the alert carries when it is an enrichment alert, else the engine's answer (cache, then
-/// AbuseIPDB); without one, no lookup.
+/// The policy's decision on the alert's attempt: whether to block (with a minimum score, on
+/// the score the alert carries when it is an enrichment alert, else the engine's answer,
+/// cache then AbuseIPDB; without one, no lookup), and, with `--report`, the categories to
+/// report with, from the alert's own evidence (its sshd line from this address; an alert of
+/// another kind is no evidence of an SSH attack, so it is not reported).
 fn decide(
     message: &Message,
     ip: IpAddr,
     thresholds: &Thresholds,
     config: &Config,
-) -> decision::Block {
+) -> (decision::Block, Evidence, Option<Vec<Category>>) {
     // The message's address was found, so the alert has an attempt; no address, no block.
     let Some(attempt) = message.attempt() else {
-        return decision::Block::Not("the alert names no address".into());
+        let why = decision::Block::Not("the alert names no address".into());
+        return (why, Evidence::new(), None);
     };
     if let Some(why) = decision::names_another(&attempt, ip) {
-        return decision::Block::Not(why);
+        return (decision::Block::Not(why), Evidence::new(), None);
+    }
+    let mut evidence = Evidence::new();
+    if attempt.kind != repute::Kind::WazuhAlert
+        && attempt.srcip.map(|s| s.to_canonical()) == Some(ip.to_canonical())
+    {
+        evidence.add_attempt(&attempt);
     }
     let answer = match message.alert_score() {
         _ if !thresholds.block_needs_score() => Answer::NotAsked,
         Some(score) => Answer::carried(score),
         None => Answer::of(&Engine::new_or_uncached(config).lookup(ip)),
     };
-    decision::decide(&attempt, None, &answer, thresholds).block
+    let decision = decision::decide(&attempt, Some(&History::of(&evidence)), &answer, thresholds);
+    (decision.block, evidence, decision.report)
 }
 
 #[cfg(test)]
