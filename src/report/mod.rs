@@ -238,7 +238,7 @@ impl Reporter {
         }
     }
 
-    /// Reports an address the active response banned, on its evidence.
+    /// Reports a banned address on its evidence, with the categories the evidence gives.
     pub fn report_ban(&self, ip: IpAddr, evidence: &Evidence) -> ReportOutcome {
         self.report_ban_as(ip, &self.ban_request(evidence))
     }
