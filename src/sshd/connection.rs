@@ -147,9 +147,19 @@ impl std::fmt::Debug for Connections {
 
 impl Default for Connections {
     fn default() -> Self {
+        Connections::with_slots(CONN_SLOTS, ADDR_SLOTS)
+    }
+}
+
+impl Connections {
+    /// Tables of `conns` connections and `held` addresses (powers of two): a reader of one
+    /// line (a Wazuh alert's log) needs one of each, not the megabyte a log reader keeps,
+    /// which costs a one-alert process a millisecond of page faults.
+    pub(crate) fn with_slots(conns: usize, held: usize) -> Self {
+        debug_assert!(conns.is_power_of_two() && held.is_power_of_two());
         Connections {
-            conns: vec![Conn::default(); CONN_SLOTS].into_boxed_slice(),
-            held: vec![Held::default(); ADDR_SLOTS].into_boxed_slice(),
+            conns: vec![Conn::default(); conns].into_boxed_slice(),
+            held: vec![Held::default(); held].into_boxed_slice(),
         }
     }
 }
@@ -175,22 +185,24 @@ fn fresh(then: Option<i64>, now: Option<i64>) -> bool {
 }
 
 impl Connections {
-    fn conn_index(pid: u32, host: u32) -> usize {
-        (pid ^ host.rotate_left(7)).wrapping_mul(0x9e37_79b9) as usize >> 13 & (CONN_SLOTS - 1)
+    fn conn_index(&self, pid: u32, host: u32) -> usize {
+        (pid ^ host.rotate_left(7)).wrapping_mul(0x9e37_79b9) as usize >> 13
+            & (self.conns.len() - 1)
     }
 
-    fn addr_index(ip: IpAddr, host: u32) -> usize {
+    fn addr_index(&self, ip: IpAddr, host: u32) -> usize {
         let bits: u128 = match ip {
             IpAddr::V4(v4) => u128::from(u32::from(v4)),
             IpAddr::V6(v6) => u128::from(v6),
         };
         let folded = (bits as u64) ^ ((bits >> 64) as u64) ^ u64::from(host);
-        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (ADDR_SLOTS - 1)
+        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (self.held.len() - 1)
     }
 
     /// The connection of `pid`, started afresh when its slot held another or a stale one.
     fn conn(&mut self, pid: u32, host: u32, secs: Option<i64>) -> &mut Conn {
-        let slot = &mut self.conns[Self::conn_index(pid, host)];
+        let index = self.conn_index(pid, host);
+        let slot = &mut self.conns[index];
         let same = slot.pid1 == pid.wrapping_add(1) && slot.host == host;
         if !same || !fresh(slot.secs, secs) {
             *slot = Conn {
@@ -207,7 +219,8 @@ impl Connections {
 
     /// PAM's held lines of `ip`, started afresh when its slot held another or a stale one.
     fn held(&mut self, ip: IpAddr, host: u32, secs: Option<i64>) -> &mut Held {
-        let slot = &mut self.held[Self::addr_index(ip, host)];
+        let index = self.addr_index(ip, host);
+        let slot = &mut self.held[index];
         if slot.ip != Some(ip) || slot.host != host || !fresh(slot.secs, secs) {
             *slot = Held {
                 ip: Some(ip),
@@ -227,7 +240,8 @@ impl Connections {
         if line.ends_connection
             && let Some(pid) = line.pid
         {
-            let slot = &mut self.conns[Self::conn_index(pid, line.host)];
+            let index = self.conn_index(pid, line.host);
+            let slot = &mut self.conns[index];
             if slot.pid1 == pid.wrapping_add(1) && slot.host == line.host {
                 let was_open = slot.try_open;
                 *slot = Conn::default();

@@ -133,6 +133,17 @@ impl Parser {
         }
     }
 
+    /// A parser for one line or a few lines of one connection (a Wazuh alert's `full_log`):
+    /// the same reading, with tables of one slot instead of the ones a log reader keeps
+    /// (a megabyte, a millisecond of a one-alert process's life).
+    pub fn for_one_line(now: Timestamp) -> Self {
+        Parser {
+            clock: Clock::new(now),
+            pids: PidTable::with_slots(1),
+            connections: Connections::with_slots(1, 1),
+        }
+    }
+
     /// Moves the reference instant for year-less stamps on: a long-running reader (`watch`)
     /// calls this now and then, so December's lines stay this year's.
     pub fn set_now(&mut self, now: Timestamp) {

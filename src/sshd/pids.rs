@@ -58,8 +58,16 @@ impl std::fmt::Debug for PidTable {
 
 impl Default for PidTable {
     fn default() -> Self {
+        PidTable::with_slots(SLOTS)
+    }
+}
+
+impl PidTable {
+    /// A table of `slots` connections (a power of two; see `Connections::with_slots`).
+    pub(crate) fn with_slots(slots: usize) -> Self {
+        debug_assert!(slots.is_power_of_two());
         PidTable {
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            slots: vec![Slot::default(); slots].into_boxed_slice(),
         }
     }
 }
@@ -75,12 +83,14 @@ pub fn host_key(host: Option<&str>) -> u32 {
 }
 
 impl PidTable {
-    fn index(pid: u32, host: u32) -> usize {
-        (pid ^ host.rotate_left(13)).wrapping_mul(0x9e37_79b9) as usize >> 19 & (SLOTS - 1)
+    fn index(&self, pid: u32, host: u32) -> usize {
+        (pid ^ host.rotate_left(13)).wrapping_mul(0x9e37_79b9) as usize >> 19
+            & (self.slots.len() - 1)
     }
 
     fn slot(&mut self, pid: u32, host: u32) -> &mut Slot {
-        &mut self.slots[Self::index(pid, host)]
+        let index = self.index(pid, host);
+        &mut self.slots[index]
     }
 
     /// Records the client of connection `pid` (keeps an earlier pending mark).
@@ -123,7 +133,7 @@ impl PidTable {
 
     /// What is known of connection `pid`, if recent enough.
     pub fn get(&self, pid: u32, host: u32, secs: Option<i64>) -> Option<Known> {
-        let slot = &self.slots[Self::index(pid, host)];
+        let slot = &self.slots[self.index(pid, host)];
         if slot.pid1 != pid.wrapping_add(1) || slot.host != host {
             return None;
         }

@@ -383,3 +383,27 @@ fn max_startups_drop_with_brackets() {
         )
     );
 }
+
+#[test]
+fn a_one_line_parser_reads_every_line_as_a_log_reader_does() {
+    let now = "2026-11-28T12:00:00Z".parse().unwrap();
+    let lines = [
+        "Mar  1 10:00:00 srv01 sshd[123]: Failed password for root from 203.0.113.1 port 50022 ssh2",
+        "Mar  1 10:00:00 srv01 sshd[124]: Failed password for invalid user admin from 2001:db8::7 port 4 ssh2",
+        "Mar  1 10:00:00 srv01 sshd[125]: Invalid user x 198.51.100.7 from 203.0.113.9 port 22",
+        "Mar  1 10:00:00 srv01 sshd[126]: Accepted publickey for deploy from 203.0.113.2 port 1 ssh2: ED25519 SHA256:abc",
+        "Mar  1 10:00:00 srv01 sshd[127]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.3  user=root",
+        "Mar  1 10:00:00 srv01 sshd[128]: Connection closed by authenticating user root 203.0.113.4 port 5 [preauth]",
+        "Mar  1 10:00:00 srv01 sshd[129]: Did not receive identification string from 203.0.113.5 port 6",
+        "2026-11-28T11:59:00.123456+00:00 srv01 sshd-session[130]: Disconnected from invalid user a 203.0.113.6 port 7 [preauth]",
+        "Mar  1 10:00:00 srv01 sshd[131]: Server listening on 0.0.0.0 port 22.",
+        "not a log line at all",
+    ];
+    for line in lines {
+        assert_eq!(
+            Parser::for_one_line(now).parse_line(line),
+            Parser::new(now).parse_line(line),
+            "{line}"
+        );
+    }
+}

@@ -250,7 +250,7 @@ impl Alert {
             self.text(&["data", "abuseipdb", "source", "full_log"]),
         ];
         let parsed = logs.into_iter().flatten().find_map(|log| {
-            crate::sshd::Parser::new(jiff::Timestamp::now())
+            crate::sshd::Parser::for_one_line(jiff::Timestamp::now())
                 .parse_line(&log)
                 .or_else(|| crate::sshd::parse_message(&log))
         });
