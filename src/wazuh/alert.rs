@@ -228,8 +228,9 @@ impl Alert {
     /// The attempt this alert reports, of its `data.srcip` when its log names no address;
     /// `None` when it has no address at all. See [`Alert::attempt_with`].
     pub fn attempt(&self) -> Option<Attempt> {
-        let srcip = self.read_attempt().srcip.or(self.srcip())?;
-        Some(self.attempt_with(srcip))
+        let mut attempt = self.read_attempt();
+        attempt.srcip = Some(attempt.srcip.or(self.srcip())?);
+        Some(attempt)
     }
 
     /// The attempt this alert reports: its `full_log`, else the enrichment alert's
