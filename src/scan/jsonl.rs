@@ -36,50 +36,9 @@ impl EventBuffer {
             json_str(&mut self.file_json, file);
         }
         let out = &mut self.buf;
-        let srcip = a.srcip.map(addr::canonical);
         out.extend_from_slice(b"{\"file\":");
         out.extend_from_slice(&self.file_json);
-        out.extend_from_slice(b",\"line\":");
-        json_u64(out, line);
-        out.extend_from_slice(b",\"time\":");
-        match a.time {
-            // jiff's Display of a Timestamp is RFC 3339 in UTC ("2026-03-01T10:00:00Z").
-            Some(t) => {
-                let _ = write!(out, "\"{t}\"");
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"host\":");
-        json_opt_str(out, a.host);
-        out.extend_from_slice(b",\"pid\":");
-        json_opt_u64(out, a.pid.map(u64::from));
-        out.extend_from_slice(b",\"kind\":\"");
-        out.extend_from_slice(a.kind.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"outcome\":\"");
-        out.extend_from_slice(a.outcome.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"srcip\":");
-        match srcip {
-            Some(ip) => {
-                let _ = write!(out, "\"{ip}\"");
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"srcport\":");
-        json_opt_u64(out, a.srcport.map(u64::from));
-        out.extend_from_slice(b",\"user\":");
-        json_opt_str(out, a.user);
-        let public = srcip.is_some_and(addr::is_public);
-        out.extend_from_slice(if public {
-            b",\"public\":true"
-        } else {
-            b",\"public\":false"
-        });
-        out.extend_from_slice(b",\"wazuh_rule\":");
-        json_opt_u64(out, a.wazuh_rule.map(u64::from));
-        // Added after the contract's first fields: what the line adds to its address's
-        // ATTEMPTS once its connection is accounted for (`sshd::connection`).
-        out.extend_from_slice(b",\"attempts\":");
-        json_u64(out, u64::from(a.attempts));
+        write_fields(out, line, a);
         out.extend_from_slice(extra.as_bytes());
         out.extend_from_slice(b"}\n");
     }
@@ -97,6 +56,74 @@ impl EventBuffer {
         self.buf.clear();
         Ok(())
     }
+}
+
+/// One event line appended to `out`, as [`EventBuffer`] writes it, then `members` (name and
+/// text, written as JSON strings) before the closing brace: `repute watch`'s events (its
+/// `source`, the journal's `cursor`), so that both commands write the contract with one writer.
+pub fn write_event(
+    out: &mut Vec<u8>,
+    file: &str,
+    line: u64,
+    a: &AttemptRef<'_>,
+    members: &[(&str, &str)],
+) {
+    out.extend_from_slice(b"{\"file\":");
+    json_str(out, file);
+    write_fields(out, line, a);
+    for (name, value) in members {
+        out.push(b',');
+        json_str(out, name);
+        out.push(b':');
+        json_str(out, value);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// The contract's fields after `file`, each with its leading comma.
+fn write_fields(out: &mut Vec<u8>, line: u64, a: &AttemptRef<'_>) {
+    let srcip = a.srcip.map(addr::canonical);
+    out.extend_from_slice(b",\"line\":");
+    json_u64(out, line);
+    out.extend_from_slice(b",\"time\":");
+    match a.time {
+        // jiff's Display of a Timestamp is RFC 3339 in UTC ("2026-03-01T10:00:00Z").
+        Some(t) => {
+            let _ = write!(out, "\"{t}\"");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"host\":");
+    json_opt_str(out, a.host);
+    out.extend_from_slice(b",\"pid\":");
+    json_opt_u64(out, a.pid.map(u64::from));
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(a.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"outcome\":\"");
+    out.extend_from_slice(a.outcome.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"srcip\":");
+    match srcip {
+        Some(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"srcport\":");
+    json_opt_u64(out, a.srcport.map(u64::from));
+    out.extend_from_slice(b",\"user\":");
+    json_opt_str(out, a.user);
+    let public = srcip.is_some_and(addr::is_public);
+    out.extend_from_slice(if public {
+        b",\"public\":true"
+    } else {
+        b",\"public\":false"
+    });
+    out.extend_from_slice(b",\"wazuh_rule\":");
+    json_opt_u64(out, a.wazuh_rule.map(u64::from));
+    // Added after the contract's first fields: what the line adds to its address's
+    // ATTEMPTS once its connection is accounted for (`sshd::connection`).
+    out.extend_from_slice(b",\"attempts\":");
+    json_u64(out, u64::from(a.attempts));
 }
 
 /// A JSON string. User names come from attackers: anything that needs escaping goes
@@ -312,5 +339,78 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["time"].is_null() && value["srcip"].is_null() && value["user"].is_null());
         assert_eq!(value["public"], false);
+    }
+
+    /// `repute watch`'s events: the contract's fields, then `source` and the journal's
+    /// `cursor`, as serde writes the same object.
+    #[test]
+    fn watch_events_are_the_contract_and_their_members() {
+        #[derive(Serialize)]
+        struct WatchEvent<'a> {
+            #[serde(flatten)]
+            event: SerdeEvent<'a>,
+            source: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cursor: Option<&'a str>,
+        }
+        let attempt = Attempt {
+            time: Some("2026-03-01T10:00:00.5Z".parse().unwrap()),
+            host: Some("srv\"01".to_string()),
+            pid: Some(7),
+            kind: Kind::InvalidUser,
+            outcome: Outcome::Failure,
+            srcip: Some("::ffff:45.155.205.233".parse().unwrap()),
+            srcport: Some(22),
+            user: Some("tab\tnl\n\u{1}".to_string()),
+            wazuh_rule: Some(5710),
+            origin: Origin::Unknown,
+        };
+        let event = AttemptRef {
+            time: attempt.time,
+            host: attempt.host.as_deref(),
+            pid: attempt.pid,
+            kind: attempt.kind,
+            outcome: attempt.outcome,
+            srcip: attempt.srcip,
+            srcport: attempt.srcport,
+            user: attempt.user.as_deref(),
+            wazuh_rule: attempt.wazuh_rule,
+            attempts: 1,
+        };
+        let srcip = attempt.srcip.map(addr::canonical);
+        for (file, source, cursor) in [
+            ("/var/log/auth.log", "file", None),
+            ("journal", "journal", Some("s=ab\"c;i=1\u{7f}")),
+        ] {
+            let mut by_hand = Vec::new();
+            let members: &[(&str, &str)] = match cursor {
+                Some(c) => &[("source", source), ("cursor", c)],
+                None => &[("source", source)],
+            };
+            super::write_event(&mut by_hand, file, 9, &event, members);
+            let oracle = WatchEvent {
+                event: SerdeEvent {
+                    file,
+                    line: 9,
+                    time: attempt.time.map(|t| t.to_string()),
+                    host: attempt.host.as_deref(),
+                    pid: attempt.pid,
+                    kind: attempt.kind,
+                    outcome: attempt.outcome,
+                    srcip,
+                    srcport: attempt.srcport,
+                    user: attempt.user.as_deref(),
+                    public: srcip.is_some_and(addr::is_public),
+                    wazuh_rule: attempt.wazuh_rule,
+                    attempts: 1,
+                },
+                source,
+                cursor,
+            };
+            assert_eq!(
+                String::from_utf8(by_hand).unwrap(),
+                serde_json::to_string(&oracle).unwrap() + "\n"
+            );
+        }
     }
 }

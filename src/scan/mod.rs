@@ -29,7 +29,7 @@
 mod chunks;
 pub mod csv;
 pub mod enrich;
-mod jsonl;
+pub(crate) mod jsonl;
 mod lines;
 mod open;
 mod summary;

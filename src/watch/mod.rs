@@ -558,28 +558,6 @@ fn journal_round(
     Ok(count)
 }
 
-/// One event as `repute scan --format jsonl` writes it, plus `source` (and the journal
-/// `cursor`).
-#[derive(Serialize)]
-struct EventRecord<'a> {
-    file: &'a str,
-    line: u64,
-    time: Option<String>,
-    host: Option<&'a str>,
-    pid: Option<u32>,
-    kind: Kind,
-    outcome: Outcome,
-    srcip: Option<IpAddr>,
-    srcport: Option<u16>,
-    user: Option<&'a str>,
-    public: bool,
-    wazuh_rule: Option<u32>,
-    attempts: u32,
-    source: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<&'a str>,
-}
-
 /// A decision, as `--format jsonl` writes it.
 #[derive(Serialize)]
 struct DecisionRecord<'a> {
@@ -638,25 +616,13 @@ impl Core {
         let srcip = ev.srcip.map(addr::canonical);
         let public = srcip.is_some_and(addr::is_public);
         if self.format == OutputFormat::Jsonl {
-            let record = EventRecord {
-                file,
-                line,
-                time: ev.time.map(|t| t.to_string()),
-                host: ev.host,
-                pid: ev.pid,
-                kind: ev.kind,
-                outcome: ev.outcome,
-                srcip,
-                srcport: ev.srcport,
-                user: ev.user,
-                public,
-                wazuh_rule: ev.wazuh_rule,
-                attempts: ev.attempts,
-                source,
-                cursor,
+            let with_cursor = [("source", source), ("cursor", cursor.unwrap_or_default())];
+            let members = if cursor.is_some() {
+                &with_cursor[..]
+            } else {
+                &with_cursor[..1]
             };
-            serde_json::to_writer(&mut self.pending, &record)?;
-            self.pending.push(b'\n');
+            crate::scan::jsonl::write_event(&mut self.pending, file, line, ev, members);
             self.write_when_full()?;
         }
         if let (Some(reports), Some(ip), true) = (self.reports.as_mut(), srcip, public) {
